@@ -1,0 +1,3 @@
+//! The `siamese` command.
+
+fn main() {}

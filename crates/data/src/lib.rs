@@ -1,0 +1,1 @@
+//! siamese-data: see ARCHITECTURE.md.

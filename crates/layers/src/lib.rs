@@ -1,0 +1,1 @@
+//! siamese-layers: see ARCHITECTURE.md.

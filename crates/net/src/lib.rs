@@ -1,0 +1,1 @@
+//! siamese-net: see ARCHITECTURE.md.

@@ -1,0 +1,1 @@
+//! siamese-solver: see ARCHITECTURE.md.

@@ -1,0 +1,3 @@
+//! The `siamese-tui` command.
+
+fn main() {}
