@@ -13,6 +13,16 @@ pub enum LayerError {
     /// A weights file that does not fit the net, or is not a NetParameter.
     #[error("{path}: {message}")]
     Weights { path: String, message: String },
+    /// A Data layer's database could not be read.
+    #[error("layer \"{layer}\": {source}")]
+    Data {
+        layer: String,
+        #[source]
+        source: siamese_data::DataError,
+    },
+    /// The net definition (or a V1 weights file) could not be turned into a net.
+    #[error(transparent)]
+    Net(#[from] siamese_net::NetError),
     /// Reading or writing a file.
     #[error("{path}: {source}")]
     Io {

@@ -3,14 +3,18 @@
 
 pub mod backend;
 mod blob;
+mod caffemodel;
 mod error;
 pub mod filler;
 pub mod layers;
+mod net;
 
 #[cfg(test)]
 mod gradient_check;
 
 pub use backend::{Backend, CpuBackend};
 pub use blob::Blob;
+pub use caffemodel::{blob_to_proto, copy_proto_into, proto_fits, proto_shape};
 pub use error::LayerError;
 pub use layers::Layer;
+pub use net::{LAYER_TYPES, LearnableParam, Net};

@@ -4,6 +4,7 @@
 mod accuracy;
 mod contrastive_loss;
 mod convolution;
+mod data;
 mod dropout;
 mod euclidean_loss;
 mod inner_product;
@@ -17,6 +18,7 @@ mod split;
 pub use accuracy::Accuracy;
 pub use contrastive_loss::ContrastiveLoss;
 pub use convolution::Convolution;
+pub use data::DataLayer;
 pub use dropout::Dropout;
 pub use euclidean_loss::EuclideanLoss;
 pub use inner_product::InnerProduct;
