@@ -4,6 +4,7 @@
 pub mod backend;
 mod blob;
 mod caffemodel;
+pub mod embed;
 mod error;
 pub mod filler;
 pub mod layers;

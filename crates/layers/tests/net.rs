@@ -394,10 +394,15 @@ fn deploy_net_reproduces_train_features() {
     let weights = dir.path().join("train.caffemodel");
     train.save_caffemodel(&weights).unwrap();
 
-    let deploy_param = load_net(&reference("v2/mnist_siamese.prototxt").unwrap()).unwrap();
+    let mut deploy_param = load_net(&reference("v2/mnist_siamese.prototxt").unwrap()).unwrap();
+    siamese_layers::embed::cap_input_batch(&mut deploy_param, 8);
     let deploy_spec = NetSpec::build(&deploy_param, Phase::Test, None).unwrap();
     let mut deploy = Net::new(&deploy_spec, 0).unwrap();
-    assert_eq!(deploy.blob("data").unwrap().shape, [10000, 1, 28, 28]);
+    assert_eq!(
+        deploy.blob("data").unwrap().shape,
+        [8, 1, 28, 28],
+        "10000 capped to 8"
+    );
     deploy.load_caffemodel(&weights).unwrap();
     deploy.reshape_input("data", &[5, 1, 28, 28]).unwrap();
     let images = &train.blob("data").unwrap().data[..5 * 784];
@@ -428,4 +433,54 @@ fn deploy_net_reproduces_train_features() {
 #[test]
 fn layer_types_agree_with_the_net_crate() {
     assert_eq!(siamese_layers::LAYER_TYPES, siamese_net::SUPPORTED_TYPES);
+}
+
+/// `embed_images` batches through the Input (declared 10000, capped to 4, used in batches of
+/// 3 with a partial last one) and gives the same features as one image at a time.
+#[test]
+fn embedding_batches_through_the_input_layer() {
+    let Some(model) = reference("v2/mnist_siamese.prototxt") else {
+        return;
+    };
+    let mut param = load_net(&model).unwrap();
+    siamese_layers::embed::cap_input_batch(&mut param, 4);
+    let spec = NetSpec::build(&param, Phase::Test, None).unwrap();
+    let mut net = Net::new(&spec, 0).unwrap();
+    assert_eq!(net.blob("data").unwrap().shape, [4, 1, 28, 28]);
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    for p in net.learnable_params_mut() {
+        p.blob
+            .data
+            .iter_mut()
+            .for_each(|v| *v = rng.random_range(-0.1..0.1));
+    }
+    let images = siamese_data::idx::IdxImages {
+        count: 7,
+        rows: 28,
+        cols: 28,
+        pixels: (0..7 * 784).map(|_| rng.random::<u8>()).collect(),
+    };
+    let all = siamese_layers::embed::embed_images(&mut net, &images, 7, 1.0 / 256.0, 3).unwrap();
+    assert_eq!((all.output.as_str(), all.dim, all.len()), ("feat", 2, 7));
+    let one = siamese_layers::embed::embed_images(&mut net, &images, 5, 1.0 / 256.0, 1).unwrap();
+    assert_eq!(one.len(), 5);
+    for i in 0..5 {
+        for (a, b) in all.row(i).iter().zip(one.row(i)) {
+            assert!(
+                (a - b).abs() <= 1e-5 * a.abs().max(1.0),
+                "image {i}: {a} vs {b}"
+            );
+        }
+    }
+    let small = siamese_data::idx::IdxImages {
+        count: 1,
+        rows: 14,
+        cols: 14,
+        pixels: vec![0; 196],
+    };
+    let err = siamese_layers::embed::embed_images(&mut net, &small, 1, 1.0, 8).unwrap_err();
+    assert!(
+        err.to_string().contains("does not take 14×14 images"),
+        "{err}"
+    );
 }
