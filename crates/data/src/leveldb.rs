@@ -133,7 +133,9 @@ fn fill(
             db.write(std::mem::take(&mut batch), false)?;
         }
     }
-    db.write(batch, false)?;
+    if batch.count() > 0 {
+        db.write(batch, false)?;
+    }
     // Moves the memtable into sorted tables, so readers need not replay a large log.
     db.compact_range(b"", &[0xff; 16])?;
     db.close()?;
@@ -255,14 +257,14 @@ fn read_raw(path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>, DataError> {
         .map_err(|e| reason(e.to_string()))?;
     if records.is_empty() && stored > 0 {
         return Err(reason(format!(
-            "corrupted database (no record readable from {stored} bytes of tables and logs)"
+            "corrupted database (no record readable from {stored} bytes of tables)"
         )));
     }
     Ok(records)
 }
 
 /// Copies the files LevelDB needs (not LOCK, nor the LOG text files); returns the bytes of
-/// table and log files, which hold the records.
+/// table files, which cannot be there with no record unless the database is corrupted.
 fn copy_db_files(from: &Path, to: &Path) -> Result<u64, DataError> {
     let entries = std::fs::read_dir(from).map_err(|e| DataError::io(from, e))?;
     let mut stored = 0;
@@ -277,7 +279,7 @@ fn copy_db_files(from: &Path, to: &Path) -> Result<u64, DataError> {
         if source.is_file() {
             let bytes =
                 std::fs::copy(&source, to.join(&name)).map_err(|e| DataError::io(&source, e))?;
-            if [".ldb", ".sst", ".log"]
+            if [".ldb", ".sst"]
                 .iter()
                 .any(|ext| name_text.ends_with(ext))
             {
