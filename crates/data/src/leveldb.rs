@@ -348,6 +348,18 @@ mod tests {
         assert_eq!(names, ["db"]);
     }
 
+    /// tests/fixtures/cpp_leveldb_50 was written by C++ LevelDB 1.23 (Debian libleveldb,
+    /// default options: snappy blocks): records 0..40 in a table, 40..50 in the log, each
+    /// the `datum(i)` above, hand-encoded, keys "%08d" as Caffe writes them.
+    #[test]
+    fn reads_a_database_written_by_cpp_leveldb_untouched() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cpp_leveldb_50");
+        let before = hash_files(&path);
+        let db = DatumDb::open(&path).unwrap();
+        assert_eq!(db.into_records(), records(50));
+        assert_eq!(hash_files(&path), before);
+    }
+
     #[test]
     fn existing_output_needs_force() {
         let dir = tempfile::tempdir().unwrap();
