@@ -6,6 +6,7 @@ mod download;
 mod mnist;
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -39,9 +40,20 @@ enum Command {
     CreateMnistDb(mnist::ConvertArgs),
 }
 
-fn main() -> Result<()> {
+/// Errors print on one line (`{:#}` joins the causes) and exit with status 1.
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     let root = workspace_root();
-    match Cli::parse().command {
+    match cli.command {
         Command::Codegen { check } => codegen::run(check),
         Command::GetMnist(args) => mnist::get_mnist(&args, &root),
         Command::CreateSiameseDb { input, pairs } => mnist::create_siamese(&input, &pairs, &root),

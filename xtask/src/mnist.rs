@@ -204,6 +204,7 @@ fn conversion_plan(args: &ConvertArgs, root: &Path, prefix: &str) -> Result<Vec<
         let dbs: Vec<_> = plan.iter().map(|(_, _, db)| db.clone()).collect();
         refuse_existing(&dbs)?;
     }
+    std::fs::create_dir_all(&out).with_context(|| format!("{}: cannot create folder", out.display()))?;
     Ok(plan)
 }
 

@@ -3,6 +3,8 @@
 
 mod db;
 
+use std::process::ExitCode;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
@@ -19,8 +21,19 @@ enum Command {
     Db(db::DbArgs),
 }
 
-fn main() -> Result<()> {
-    match Cli::parse().command {
+/// Errors print on one line (`{:#}` joins the causes) and exit with status 1.
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
         Command::Db(args) => db::run(args),
     }
 }

@@ -1,6 +1,6 @@
 //! Runs the `siamese` binary's `db dump` on a LevelDB made from the embedded MNIST sample.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use sha2::{Digest, Sha256};
@@ -44,7 +44,6 @@ fn dump_of_a_missing_database_is_a_one_line_error() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(
         err.trim_end(),
-        "Error: /nonexistent/siamese_train_leveldb: LevelDB: no such folder, expected a LevelDB folder"
+        "error: /nonexistent/siamese_train_leveldb: LevelDB: no such folder, expected a LevelDB folder"
     );
-    assert!(Path::new("/nonexistent").metadata().is_err());
 }

@@ -7,12 +7,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// The operating system refused a read, write, rename or directory listing.
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// (The cause is part of the one-line message, not a separate `source()`.)
+    #[error("{}: {error}", path.display())]
+    Io { path: PathBuf, error: std::io::Error },
     /// The file starts like gzip (1f 8b) but does not decompress.
     #[error("{}: bad gzip data ({reason}), expected a gzip-compressed IDX file", path.display())]
     Gzip { path: PathBuf, reason: String },
@@ -77,10 +74,15 @@ pub enum DataError {
 }
 
 impl DataError {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> DataError {
+    pub(crate) fn io(path: impl Into<PathBuf>, error: std::io::Error) -> DataError {
+        // Keep only the OS's words: some wrappers (tempfile) append their own path.
+        let error = match error.raw_os_error() {
+            Some(code) => std::io::Error::from_raw_os_error(code),
+            None => error,
+        };
         DataError::Io {
             path: path.into(),
-            source,
+            error,
         }
     }
 }
