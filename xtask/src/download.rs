@@ -75,8 +75,9 @@ pub fn download(
             }
             match fetch(&url, &part, opts) {
                 Ok(sha) if sha == file.sha256 => {
-                    std::fs::rename(&part, &dest)
-                        .with_context(|| format!("renaming {} to {}", part.display(), dest.display()))?;
+                    std::fs::rename(&part, &dest).with_context(|| {
+                        format!("renaming {} to {}", part.display(), dest.display())
+                    })?;
                     return Ok(dest);
                 }
                 Ok(sha) => {
@@ -187,7 +188,8 @@ pub fn part_path(path: &Path) -> PathBuf {
 pub fn sha256_file(path: &Path) -> Result<String> {
     let mut file = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
     let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher).with_context(|| format!("{}: cannot read", path.display()))?;
+    std::io::copy(&mut file, &mut hasher)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
     Ok(hex::encode(hasher.finalize()))
 }
 
@@ -240,9 +242,15 @@ mod tests {
                 break;
             }
         }
-        let path = request_line.split_whitespace().nth(1).unwrap_or("").to_string();
+        let path = request_line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("")
+            .to_string();
         let mut stream = stream;
-        let head = |len: usize| format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n");
+        let head = |len: usize| {
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n")
+        };
         match routes.iter().find(|(p, _)| *p == path).map(|(_, r)| r) {
             Some(Reply::Body(body)) => {
                 let _ = stream.write_all(head(body.len()).as_bytes());
@@ -253,7 +261,9 @@ mod tests {
                 let _ = stream.write_all(&body[..body.len() / 2]);
             }
             None => {
-                let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                let _ = stream.write_all(
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
             }
         }
         let _ = stream.flush();
@@ -333,9 +343,17 @@ mod tests {
         let corrupt = serve(vec![(PATH, Reply::Body(bad.clone()))]);
         let dir = tempfile::tempdir().unwrap();
         let file = remote(&body);
-        let err = download(&file, &[corrupt.clone()], dir.path(), &quick()).unwrap_err().to_string();
+        let err = download(&file, &[corrupt.clone()], dir.path(), &quick())
+            .unwrap_err()
+            .to_string();
         let bad_sha = hex::encode(Sha256::digest(&bad));
-        assert!(err.contains(&format!("{corrupt}train-labels-idx1-ubyte.gz: SHA-256 {bad_sha}, expected {}", file.sha256)), "{err}");
+        assert!(
+            err.contains(&format!(
+                "{corrupt}train-labels-idx1-ubyte.gz: SHA-256 {bad_sha}, expected {}",
+                file.sha256
+            )),
+            "{err}"
+        );
         assert!(!err.contains("no network"), "{err}");
         assert!(!err.contains('\n'), "{err}");
         assert!(names(dir.path()).is_empty());
@@ -346,9 +364,16 @@ mod tests {
         let body = payload();
         let dropping = serve(vec![(PATH, Reply::DropHalfway(body.clone()))]);
         let dir = tempfile::tempdir().unwrap();
-        let err = download(&remote(&body), &[dropping.clone()], dir.path(), &quick()).unwrap_err().to_string();
+        let err = download(&remote(&body), &[dropping.clone()], dir.path(), &quick())
+            .unwrap_err()
+            .to_string();
         // Two attempts (retries: 1), both cut short.
-        assert_eq!(err.matches(&format!("{dropping}train-labels-idx1-ubyte.gz: ")).count(), 2, "{err}");
+        assert_eq!(
+            err.matches(&format!("{dropping}train-labels-idx1-ubyte.gz: "))
+                .count(),
+            2,
+            "{err}"
+        );
         assert!(err.contains("50000"), "{err}");
         assert!(names(dir.path()).is_empty());
         let good = serve(vec![(PATH, Reply::Body(body.clone()))]);
@@ -370,7 +395,9 @@ mod tests {
         let body = payload();
         let empty = serve(vec![]);
         let dir = tempfile::tempdir().unwrap();
-        let err = download(&remote(&body), &[empty], dir.path(), &quick()).unwrap_err().to_string();
+        let err = download(&remote(&body), &[empty], dir.path(), &quick())
+            .unwrap_err()
+            .to_string();
         assert_eq!(err.matches("HTTP 404").count(), 1, "{err}");
     }
 
@@ -378,9 +405,14 @@ mod tests {
     fn no_network_names_from_and_the_sample() {
         let body = payload();
         let dir = tempfile::tempdir().unwrap();
-        let err = download(&remote(&body), &[dead_mirror(), dead_mirror()], dir.path(), &quick())
-            .unwrap_err()
-            .to_string();
+        let err = download(
+            &remote(&body),
+            &[dead_mirror(), dead_mirror()],
+            dir.path(),
+            &quick(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("(no network?)"), "{err}");
         assert!(err.contains("--from DIR"), "{err}");
         assert!(err.contains("data/mnist-sample"), "{err}");

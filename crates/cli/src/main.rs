@@ -2,6 +2,7 @@
 //! main.rs only declares the commands and dispatches; each command lives in its own module.
 
 mod db;
+mod embed;
 
 use std::process::ExitCode;
 
@@ -9,7 +10,11 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "siamese", version, about = "Train and inspect Caffe's siamese MNIST example")]
+#[command(
+    name = "siamese",
+    version,
+    about = "Train and inspect Caffe's siamese MNIST example"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -19,6 +24,8 @@ struct Cli {
 enum Command {
     /// Inspect Caffe Datum LevelDBs.
     Db(db::DbArgs),
+    /// Run a deploy net over IDX images and write its last output as CSV.
+    Embed(embed::EmbedArgs),
 }
 
 /// Errors print on one line (`{:#}` joins the causes) and exit with status 1.
@@ -35,5 +42,6 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Db(args) => db::run(args),
+        Command::Embed(args) => embed::run(args),
     }
 }

@@ -279,10 +279,7 @@ fn copy_db_files(from: &Path, to: &Path) -> Result<u64, DataError> {
         if source.is_file() {
             let bytes =
                 std::fs::copy(&source, to.join(&name)).map_err(|e| DataError::io(&source, e))?;
-            if [".ldb", ".sst"]
-                .iter()
-                .any(|ext| name_text.ends_with(ext))
-            {
+            if [".ldb", ".sst"].iter().any(|ext| name_text.ends_with(ext)) {
                 stored += bytes;
             }
         }
