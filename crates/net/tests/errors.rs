@@ -128,7 +128,8 @@ fn permissive_sharing_checks_counts_only() {
     let c = "layer { name: \"b\" type: \"InnerProduct\" bottom: \"x\" top: \"b\" param { name: \"w\" share_mode: PERMISSIVE } inner_product_param { num_output: 5 bias_term: false } }";
     let net = build(&format!("{a}{b}")).unwrap();
     assert_eq!(net.params.len(), 1);
-    assert_eq!(net.params[0].users, [(1, 0), (2, 0)]);
+    // Layer 1 is the Split that Caffe inserts for the two readers of x.
+    assert_eq!(net.params[0].users, [(2, 0), (3, 0)]);
     check(&format!("{a}{c}"), &["shared parameter 'w'", "[4, 64]", "[5, 64]"]);
 }
 
