@@ -38,7 +38,8 @@ pub fn probe_datum_shape(path: &Path) -> Result<[usize; 3], String> {
     let mut db = DB::open(copy.path(), options).map_err(|e| format!("not a LevelDB: {e}"))?;
     let mut iter = db.new_iter().map_err(|e| e.to_string())?;
     let (_key, value) = iter.next().ok_or("the database is empty")?;
-    let datum = Datum::decode(value.as_slice()).map_err(|e| format!("first record is not a Datum: {e}"))?;
+    let datum =
+        Datum::decode(value.as_slice()).map_err(|e| format!("first record is not a Datum: {e}"))?;
     if datum.encoded() {
         return Err("first record is an encoded image (not supported)".into());
     }
@@ -60,7 +61,8 @@ pub fn probe_datum_shape(path: &Path) -> Result<[usize; 3], String> {
 pub(crate) fn write_test_db(path: &Path, datums: &[Datum]) {
     let mut db = DB::open(path, Options::default()).unwrap();
     for (i, d) in datums.iter().enumerate() {
-        db.put(format!("{i:08}").as_bytes(), &d.encode_to_vec()).unwrap();
+        db.put(format!("{i:08}").as_bytes(), &d.encode_to_vec())
+            .unwrap();
     }
     db.flush().unwrap();
 }
@@ -82,16 +84,25 @@ mod tests {
             ..Default::default()
         };
         write_test_db(&db, &[datum]);
-        let before: Vec<_> = std::fs::read_dir(&db).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let before: Vec<_> = std::fs::read_dir(&db)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(probe_datum_shape(&db), Ok([2, 3, 4]));
-        let after: Vec<_> = std::fs::read_dir(&db).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let after: Vec<_> = std::fs::read_dir(&db)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(before, after);
     }
 
     #[test]
     fn missing_and_empty_sources_are_errors() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(probe_datum_shape(&dir.path().join("nope")), Err("not found".into()));
+        assert_eq!(
+            probe_datum_shape(&dir.path().join("nope")),
+            Err("not found".into())
+        );
         let db = dir.path().join("empty");
         write_test_db(&db, &[]);
         assert_eq!(probe_datum_shape(&db), Err("the database is empty".into()));

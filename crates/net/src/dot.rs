@@ -10,7 +10,11 @@ use crate::{LayerSpec, NetSpec};
 pub fn render(net: &NetSpec) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "digraph {} {{", quote(&net.name));
-    let _ = writeln!(out, "  graph [rankdir=LR, label={}];", quote(&format!("{} ({})", net.name, net.phase.as_str_name())));
+    let _ = writeln!(
+        out,
+        "  graph [rankdir=LR, label={}];",
+        quote(&format!("{} ({})", net.name, net.phase.as_str_name()))
+    );
     let _ = writeln!(out, "  node [fontname=\"Helvetica\", fontsize=10];");
     for (b, blob) in net.blobs.iter().enumerate() {
         let shape = blob.shape.as_deref().map_or("?".into(), fmt_shape);
@@ -21,7 +25,8 @@ pub fn render(net: &NetSpec) -> String {
         );
     }
     for (li, layer) in net.layers.iter().enumerate() {
-        let in_place = layer.tops.len() == 1 && layer.bottoms.len() == 1 && layer.tops == layer.bottoms;
+        let in_place =
+            layer.tops.len() == 1 && layer.bottoms.len() == 1 && layer.tops == layer.bottoms;
         let color = match layer.kind.as_str() {
             "Convolution" => "#FF5050",
             "Pooling" => "#FF9900",
@@ -36,7 +41,11 @@ pub fn render(net: &NetSpec) -> String {
         }
         for (slot, &pid) in layer.params.iter().enumerate() {
             let p = &net.params[pid];
-            let shape = if p.is_shaped() { fmt_shape(&p.shape) } else { "?".into() };
+            let shape = if p.is_shaped() {
+                fmt_shape(&p.shape)
+            } else {
+                "?".into()
+            };
             let which = ["weight", "bias"].get(slot).copied().unwrap_or("param");
             match &p.name {
                 Some(name) if p.users.len() > 1 => {
@@ -90,8 +99,14 @@ fn settings(layer: &LayerSpec) -> Vec<String> {
                 (None, None) => v.iter().map(u32::to_string).collect::<Vec<_>>().join("x"),
                 (h, w) => format!("{}x{}", h.unwrap_or(0), w.unwrap_or(0)),
             };
-            lines.push(format!("kernel size: {}", list(&c.kernel_size, c.kernel_h, c.kernel_w, 0)));
-            lines.push(format!("stride: {}", list(&c.stride, c.stride_h, c.stride_w, 1)));
+            lines.push(format!(
+                "kernel size: {}",
+                list(&c.kernel_size, c.kernel_h, c.kernel_w, 0)
+            ));
+            lines.push(format!(
+                "stride: {}",
+                list(&c.stride, c.stride_h, c.stride_w, 1)
+            ));
             lines.push(format!("pad: {}", list(&c.pad, c.pad_h, c.pad_w, 0)));
             lines.push(format!("num output: {}", c.num_output()));
             if c.group() != 1 {
@@ -104,7 +119,12 @@ fn settings(layer: &LayerSpec) -> Vec<String> {
             if q.global_pooling() {
                 lines.push("global".into());
             } else {
-                lines.push(format!("kernel size: {}", q.kernel_size.map_or(format!("{}x{}", q.kernel_h(), q.kernel_w()), |k| k.to_string())));
+                lines.push(format!(
+                    "kernel size: {}",
+                    q.kernel_size
+                        .map_or(format!("{}x{}", q.kernel_h(), q.kernel_w()), |k| k
+                            .to_string())
+                ));
                 lines.push(format!("stride: {}", q.stride()));
                 lines.push(format!("pad: {}", q.pad()));
             }

@@ -160,8 +160,7 @@ mod tests {
 
     #[test]
     fn unknown_field_names_field_and_place() {
-        let (line, col, message, excerpt) =
-            syntax("layer {\n  name: \"a\"\n  kernel_sise: 5\n}\n");
+        let (line, col, message, excerpt) = syntax("layer {\n  name: \"a\"\n  kernel_sise: 5\n}\n");
         assert_eq!((line, col), (3, 3));
         assert!(message.contains("kernel_sise"), "{message}");
         assert!(message.contains("caffe.LayerParameter"), "{message}");
@@ -170,22 +169,33 @@ mod tests {
 
     #[test]
     fn unknown_enum_value_names_value_and_place() {
-        let (line, col, message, _) =
-            syntax("layer { pooling_param {\n pool: MAXIMUM } }");
+        let (line, col, message, _) = syntax("layer { pooling_param {\n pool: MAXIMUM } }");
         assert_eq!((line, col), (2, 8));
-        assert!(message.contains("MAXIMUM") && message.contains("PoolMethod"), "{message}");
+        assert!(
+            message.contains("MAXIMUM") && message.contains("PoolMethod"),
+            "{message}"
+        );
     }
 
     #[test]
     fn out_of_range_number_is_an_error() {
         let (line, _, message, _) = syntax("layer {\n convolution_param { num_output: -3 } }");
         assert_eq!(line, 2);
-        assert!(message.contains("-3") || message.contains("out of range") || message.contains("expected"), "{message}");
+        assert!(
+            message.contains("-3")
+                || message.contains("out of range")
+                || message.contains("expected"),
+            "{message}"
+        );
     }
 
     #[test]
     fn solver_parses_and_upgrades_solver_type() {
-        let s = parse_solver_text("base_lr: 0.01 lr_policy: \"inv\" solver_type: NESTEROV", "s").unwrap();
+        let s = parse_solver_text(
+            "base_lr: 0.01 lr_policy: \"inv\" solver_type: NESTEROV",
+            "s",
+        )
+        .unwrap();
         assert_eq!(s.base_lr(), 0.01);
         assert_eq!(s.r#type(), "Nesterov");
         assert!(s.solver_type.is_none());

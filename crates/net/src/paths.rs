@@ -57,7 +57,11 @@ pub fn resolve_solver_paths(solver: &SolverParameter, solver_file: &Path) -> Sol
     SolverPaths {
         net: solver.net.as_deref().map(|n| resolve_in(n, base)),
         train_net: solver.train_net.as_deref().map(|n| resolve_in(n, base)),
-        test_nets: solver.test_net.iter().map(|n| resolve_in(n, base)).collect(),
+        test_nets: solver
+            .test_net
+            .iter()
+            .map(|n| resolve_in(n, base))
+            .collect(),
         snapshot_prefix,
     }
 }
@@ -77,9 +81,15 @@ mod tests {
             dir.path().join("sub/net.prototxt")
         );
         // Found from the current folder (the crate folder in tests): kept as written.
-        assert_eq!(resolve_path("Cargo.toml", &referrer), PathBuf::from("Cargo.toml"));
+        assert_eq!(
+            resolve_path("Cargo.toml", &referrer),
+            PathBuf::from("Cargo.toml")
+        );
         // Found nowhere: as written.
-        assert_eq!(resolve_path("nowhere/x", &referrer), PathBuf::from("nowhere/x"));
+        assert_eq!(
+            resolve_path("nowhere/x", &referrer),
+            PathBuf::from("nowhere/x")
+        );
     }
 
     #[test]

@@ -56,7 +56,11 @@ impl Rule<'_> {
         NetError::layer(self.layer.name(), self.kind, message)
     }
 
-    fn counts(&self, bottoms: usize, tops: std::ops::RangeInclusive<usize>) -> Result<(), NetError> {
+    fn counts(
+        &self,
+        bottoms: usize,
+        tops: std::ops::RangeInclusive<usize>,
+    ) -> Result<(), NetError> {
         let (nb, nt) = (self.layer.bottom.len(), self.layer.top.len());
         if nb != bottoms {
             return Err(self.err(format!("needs {bottoms} bottom(s), has {nb}")));
@@ -97,9 +101,23 @@ impl Rule<'_> {
 /// Number of parameter blobs a layer has (Caffe order: weight, then bias).
 pub(crate) fn param_blob_count(layer: &LayerParameter) -> usize {
     match layer.r#type() {
-        "Convolution" => 1 + usize::from(layer.convolution_param.clone().unwrap_or_default().bias_term()),
+        "Convolution" => {
+            1 + usize::from(
+                layer
+                    .convolution_param
+                    .clone()
+                    .unwrap_or_default()
+                    .bias_term(),
+            )
+        }
         "InnerProduct" => {
-            1 + usize::from(layer.inner_product_param.clone().unwrap_or_default().bias_term())
+            1 + usize::from(
+                layer
+                    .inner_product_param
+                    .clone()
+                    .unwrap_or_default()
+                    .bias_term(),
+            )
         }
         _ => 0,
     }
@@ -124,7 +142,10 @@ pub(crate) fn infer(
         if nt > 1 {
             tops.push(extra);
         }
-        Inferred { tops, params: vec![] }
+        Inferred {
+            tops,
+            params: vec![],
+        }
     };
     match kind {
         "Data" => data(&r, data_shape),
@@ -140,7 +161,11 @@ pub(crate) fn infer(
         "ReLU" | "Dropout" => {
             r.counts(1, 1..=1)?;
             if kind == "Dropout" {
-                let ratio = layer.dropout_param.clone().unwrap_or_default().dropout_ratio();
+                let ratio = layer
+                    .dropout_param
+                    .clone()
+                    .unwrap_or_default()
+                    .dropout_ratio();
                 if !(0.0..1.0).contains(&ratio) {
                     return Err(r.err(format!("dropout_ratio {ratio} must be in [0, 1)")));
                 }
@@ -211,11 +236,18 @@ fn data(r: &Rule, data_shape: Option<[usize; 3]>) -> Result<Inferred, NetError> 
     if batch == 0 {
         return Err(r.err("data_param.batch_size must be positive"));
     }
-    let crop = r.layer.transform_param.clone().unwrap_or_default().crop_size() as usize;
+    let crop = r
+        .layer
+        .transform_param
+        .clone()
+        .unwrap_or_default()
+        .crop_size() as usize;
     let top = match data_shape {
         Some([c, h, w]) if crop > 0 => {
             if crop > h || crop > w {
-                return Err(r.err(format!("crop_size {crop} is larger than the {h}x{w} records")));
+                return Err(r.err(format!(
+                    "crop_size {crop} is larger than the {h}x{w} records"
+                )));
             }
             Some(r.checked(vec![batch, c, crop, crop])?)
         }
@@ -226,7 +258,10 @@ fn data(r: &Rule, data_shape: Option<[usize; 3]>) -> Result<Inferred, NetError> 
     if r.layer.top.len() > 1 {
         tops.push(Some(vec![batch]));
     }
-    Ok(Inferred { tops, params: vec![] })
+    Ok(Inferred {
+        tops,
+        params: vec![],
+    })
 }
 
 fn input(r: &Rule) -> Result<Inferred, NetError> {
@@ -244,23 +279,35 @@ fn input(r: &Rule) -> Result<Inferred, NetError> {
         let dims = &shapes[if shapes.len() == 1 { 0 } else { i }].dim;
         let shape = dims
             .iter()
-            .map(|&d| usize::try_from(d).map_err(|_| r.err(format!("negative dimension {d} in input shape"))))
+            .map(|&d| {
+                usize::try_from(d)
+                    .map_err(|_| r.err(format!("negative dimension {d} in input shape")))
+            })
             .collect::<Result<Shape, _>>()?;
         tops.push(Some(r.checked(shape)?));
     }
-    Ok(Inferred { tops, params: vec![] })
+    Ok(Inferred {
+        tops,
+        params: vec![],
+    })
 }
 
 fn slice(r: &Rule, bottom: &Option<Shape>) -> Result<Inferred, NetError> {
     let nt = r.layer.top.len();
     let Some(b) = bottom else {
-        return Ok(Inferred { tops: vec![None; nt], params: vec![] });
+        return Ok(Inferred {
+            tops: vec![None; nt],
+            params: vec![],
+        });
     };
     let p = r.layer.slice_param.clone().unwrap_or_default();
     let axis = if p.slice_dim.is_some() {
         let d = p.slice_dim() as usize;
         if d >= b.len() {
-            return Err(r.err(format!("slice_dim {d} is out of range for {}", fmt_shape(b))));
+            return Err(r.err(format!(
+                "slice_dim {d} is out of range for {}",
+                fmt_shape(b)
+            )));
         }
         d
     } else {
@@ -303,7 +350,10 @@ fn slice(r: &Rule, bottom: &Option<Shape>) -> Result<Inferred, NetError> {
             Some(t)
         })
         .collect();
-    Ok(Inferred { tops, params: vec![] })
+    Ok(Inferred {
+        tops,
+        params: vec![],
+    })
 }
 
 /// `Some(dims)` from the repeated field, the `_h`/`_w` pair, or a default.
@@ -317,7 +367,9 @@ fn spatial(
 ) -> Result<Vec<usize>, NetError> {
     if hw.0.is_some() || hw.1.is_some() {
         if n != 2 {
-            return Err(r.err(format!("{what}_h/{what}_w need 2 spatial axes, the input has {n}")));
+            return Err(r.err(format!(
+                "{what}_h/{what}_w need 2 spatial axes, the input has {n}"
+            )));
         }
         if !repeated.is_empty() {
             return Err(r.err(format!("give either {what} or {what}_h/{what}_w, not both")));
@@ -335,7 +387,13 @@ fn spatial(
 }
 
 /// Output length of a convolution window sweep; `None` when the window does not fit.
-fn conv_out(input: usize, kernel: usize, stride: usize, pad: usize, dilation: usize) -> Option<usize> {
+fn conv_out(
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    pad: usize,
+    dilation: usize,
+) -> Option<usize> {
     let extent = (dilation as u128) * (kernel as u128 - 1) + 1;
     let padded = input as u128 + 2 * pad as u128;
     (padded >= extent).then(|| ((padded - extent) / stride as u128 + 1) as usize)
@@ -367,8 +425,22 @@ fn convolution(r: &Rule, bottoms: &[Option<Shape>]) -> Result<Inferred, NetError
     if n_spatial == 0 {
         return Err(r.err(format!("needs spatial axes after the channel axis {axis}")));
     }
-    let kernel = spatial(r, "kernel", &p.kernel_size, (p.kernel_h, p.kernel_w), None, n_spatial)?;
-    let stride = spatial(r, "stride", &p.stride, (p.stride_h, p.stride_w), Some(1), n_spatial)?;
+    let kernel = spatial(
+        r,
+        "kernel",
+        &p.kernel_size,
+        (p.kernel_h, p.kernel_w),
+        None,
+        n_spatial,
+    )?;
+    let stride = spatial(
+        r,
+        "stride",
+        &p.stride,
+        (p.stride_h, p.stride_w),
+        Some(1),
+        n_spatial,
+    )?;
     let pad = spatial(r, "pad", &p.pad, (p.pad_h, p.pad_w), Some(0), n_spatial)?;
     let dilation = spatial(r, "dilation", &p.dilation, (None, None), Some(1), n_spatial)?;
     if kernel.contains(&0) || stride.contains(&0) || dilation.contains(&0) {
@@ -387,7 +459,10 @@ fn convolution(r: &Rule, bottoms: &[Option<Shape>]) -> Result<Inferred, NetError
     let Some(b) = b else {
         let mut params = vec![None];
         params.extend(bias);
-        return Ok(Inferred { tops: vec![None; nb], params });
+        return Ok(Inferred {
+            tops: vec![None; nb],
+            params,
+        });
     };
     let channels = b[axis];
     if channels % group != 0 {
@@ -413,7 +488,10 @@ fn convolution(r: &Rule, bottoms: &[Option<Shape>]) -> Result<Inferred, NetError
     let mut params = vec![Some(r.checked(weight)?)];
     params.extend(bias);
     let top = r.checked(top)?;
-    Ok(Inferred { tops: vec![Some(top); nb], params })
+    Ok(Inferred {
+        tops: vec![Some(top); nb],
+        params,
+    })
 }
 
 fn pooling(r: &Rule, bottoms: &[Option<Shape>]) -> Result<Inferred, NetError> {
@@ -427,7 +505,11 @@ fn pooling(r: &Rule, bottoms: &[Option<Shape>]) -> Result<Inferred, NetError> {
         return Err(r.err("a second (mask) top needs MAX pooling"));
     }
     let has_kernel = p.kernel_size.is_some() || p.kernel_h.is_some() || p.kernel_w.is_some();
-    let pick = |one: Option<u32>, h: Option<u32>, w: Option<u32>, what: &str, default: Option<u32>| {
+    let pick = |one: Option<u32>,
+                h: Option<u32>,
+                w: Option<u32>,
+                what: &str,
+                default: Option<u32>| {
         match (one, h, w) {
             (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
                 Err(r.err(format!("give either {what} or {what}_h/{what}_w, not both")))
@@ -450,7 +532,10 @@ fn pooling(r: &Rule, bottoms: &[Option<Shape>]) -> Result<Inferred, NetError> {
         if !p.global_pooling() {
             pick(p.kernel_size, p.kernel_h, p.kernel_w, "kernel_size", None)?;
         }
-        return Ok(Inferred { tops: vec![None; nt], params: vec![] });
+        return Ok(Inferred {
+            tops: vec![None; nt],
+            params: vec![],
+        });
     };
     if b.len() != 4 {
         return Err(r.err(format!("needs a 4-D input, got {}", fmt_shape(b))));
@@ -471,7 +556,9 @@ fn pooling(r: &Rule, bottoms: &[Option<Shape>]) -> Result<Inferred, NetError> {
         return Err(r.err("kernel size must be positive"));
     }
     if pad[0] >= kernel[0] || pad[1] >= kernel[1] {
-        return Err(r.err(format!("pad {pad:?} must be smaller than the kernel {kernel:?}")));
+        return Err(r.err(format!(
+            "pad {pad:?} must be smaller than the kernel {kernel:?}"
+        )));
     }
     let pooled = |input: usize, k: usize, s: usize, p: usize| -> Result<usize, NetError> {
         let (input, k, s, p) = (input as u128, k as u128, s as u128, p as u128);
@@ -494,7 +581,10 @@ fn pooling(r: &Rule, bottoms: &[Option<Shape>]) -> Result<Inferred, NetError> {
         pooled(h, kernel[0], stride[0], pad[0])?,
         pooled(w, kernel[1], stride[1], pad[1])?,
     ];
-    Ok(Inferred { tops: vec![Some(top); nt], params: vec![] })
+    Ok(Inferred {
+        tops: vec![Some(top); nt],
+        params: vec![],
+    })
 }
 
 fn inner_product(r: &Rule, bottoms: &[Option<Shape>]) -> Result<Inferred, NetError> {
@@ -508,16 +598,26 @@ fn inner_product(r: &Rule, bottoms: &[Option<Shape>]) -> Result<Inferred, NetErr
     let Some(b) = &bottoms[0] else {
         let mut params = vec![None];
         params.extend(bias);
-        return Ok(Inferred { tops: vec![None], params });
+        return Ok(Inferred {
+            tops: vec![None],
+            params,
+        });
     };
     let axis = r.axis(p.axis(), b)?;
     let k = count(&b[axis..]).ok_or_else(|| r.err("input is too large"))?;
     let mut top = b[..axis].to_vec();
     top.push(n);
-    let weight = if p.transpose() { vec![k, n] } else { vec![n, k] };
+    let weight = if p.transpose() {
+        vec![k, n]
+    } else {
+        vec![n, k]
+    };
     let mut params = vec![Some(r.checked(weight)?)];
     params.extend(bias);
-    Ok(Inferred { tops: vec![Some(r.checked(top)?)], params })
+    Ok(Inferred {
+        tops: vec![Some(r.checked(top)?)],
+        params,
+    })
 }
 
 /// Caffe's check that the labels (bottom 1) have one entry per prediction of bottom 0 along
@@ -576,7 +676,10 @@ mod tests {
     use crate::parse::parse_net_text;
 
     /// Runs the rule of the single layer in `text` on `bottoms`; `Ok(tops, params)` or the error.
-    fn run(text: &str, bottoms: &[Option<Shape>]) -> Result<(Vec<Option<Shape>>, Vec<Option<Shape>>), String> {
+    fn run(
+        text: &str,
+        bottoms: &[Option<Shape>],
+    ) -> Result<(Vec<Option<Shape>>, Vec<Option<Shape>>), String> {
         let net = parse_net_text(text, "t").map_err(|e| e.to_string())?;
         infer(&net.layer[0], bottoms, Some([1, 28, 28]))
             .map(|i| (i.tops, i.params))
@@ -595,51 +698,159 @@ mod tests {
 
     #[test]
     fn convolution_shapes() {
-        let conv = |p: &str| format!("layer {{ name: \"c\" type: \"Convolution\" bottom: \"x\" top: \"y\" convolution_param {{ {p} }} }}");
-        check(&conv("num_output: 20 kernel_size: 5"), &[64, 1, 28, 28], &[64, 20, 24, 24]);
-        check(&conv("num_output: 8 kernel_size: 3 stride: 2 pad: 1"), &[2, 3, 7, 7], &[2, 8, 4, 4]);
-        check(&conv("num_output: 8 kernel_h: 3 kernel_w: 1 stride_h: 2 stride_w: 1 pad_w: 2"), &[1, 3, 9, 9], &[1, 8, 4, 13]);
-        check(&conv("num_output: 4 kernel_size: 3 dilation: 2"), &[1, 2, 9, 9], &[1, 4, 5, 5]);
-        let (_, params) = run(&conv("num_output: 6 kernel_size: 3 group: 2"), &[Some(vec![1, 4, 5, 5])]).unwrap();
+        let conv = |p: &str| {
+            format!(
+                "layer {{ name: \"c\" type: \"Convolution\" bottom: \"x\" top: \"y\" convolution_param {{ {p} }} }}"
+            )
+        };
+        check(
+            &conv("num_output: 20 kernel_size: 5"),
+            &[64, 1, 28, 28],
+            &[64, 20, 24, 24],
+        );
+        check(
+            &conv("num_output: 8 kernel_size: 3 stride: 2 pad: 1"),
+            &[2, 3, 7, 7],
+            &[2, 8, 4, 4],
+        );
+        check(
+            &conv("num_output: 8 kernel_h: 3 kernel_w: 1 stride_h: 2 stride_w: 1 pad_w: 2"),
+            &[1, 3, 9, 9],
+            &[1, 8, 4, 13],
+        );
+        check(
+            &conv("num_output: 4 kernel_size: 3 dilation: 2"),
+            &[1, 2, 9, 9],
+            &[1, 4, 5, 5],
+        );
+        let (_, params) = run(
+            &conv("num_output: 6 kernel_size: 3 group: 2"),
+            &[Some(vec![1, 4, 5, 5])],
+        )
+        .unwrap();
         assert_eq!(params, [Some(vec![6, 2, 3, 3]), Some(vec![6])]);
-        let (_, params) = run(&conv("num_output: 6 kernel_size: 3 bias_term: false"), &[Some(vec![1, 4, 5, 5])]).unwrap();
+        let (_, params) = run(
+            &conv("num_output: 6 kernel_size: 3 bias_term: false"),
+            &[Some(vec![1, 4, 5, 5])],
+        )
+        .unwrap();
         assert_eq!(params, [Some(vec![6, 4, 3, 3])]);
-        check_err(&conv("num_output: 6 kernel_size: 3 group: 4"), &[Some(vec![1, 4, 5, 5])], "divisible by group 4");
-        check_err(&conv("num_output: 6 kernel_size: 7"), &[Some(vec![1, 4, 5, 5])], "does not fit the input [1, 4, 5, 5]");
-        check_err(&conv("num_output: 6"), &[Some(vec![1, 4, 5, 5])], "kernel (or kernel_h and kernel_w) is required");
-        check_err(&conv("num_output: 6 kernel_size: 3 stride: 0"), &[Some(vec![1, 4, 5, 5])], "must be positive");
-        check_err(&conv("num_output: 6 kernel_size: 3 stride_h: 2"), &[Some(vec![1, 4, 5, 5])], "stride [2, 0]");
-        check_err(&conv("num_output: 6 kernel_size: 3 kernel_h: 2 kernel_w: 2"), &[Some(vec![1, 4, 5, 5])], "not both");
+        check_err(
+            &conv("num_output: 6 kernel_size: 3 group: 4"),
+            &[Some(vec![1, 4, 5, 5])],
+            "divisible by group 4",
+        );
+        check_err(
+            &conv("num_output: 6 kernel_size: 7"),
+            &[Some(vec![1, 4, 5, 5])],
+            "does not fit the input [1, 4, 5, 5]",
+        );
+        check_err(
+            &conv("num_output: 6"),
+            &[Some(vec![1, 4, 5, 5])],
+            "kernel (or kernel_h and kernel_w) is required",
+        );
+        check_err(
+            &conv("num_output: 6 kernel_size: 3 stride: 0"),
+            &[Some(vec![1, 4, 5, 5])],
+            "must be positive",
+        );
+        check_err(
+            &conv("num_output: 6 kernel_size: 3 stride_h: 2"),
+            &[Some(vec![1, 4, 5, 5])],
+            "stride [2, 0]",
+        );
+        check_err(
+            &conv("num_output: 6 kernel_size: 3 kernel_h: 2 kernel_w: 2"),
+            &[Some(vec![1, 4, 5, 5])],
+            "not both",
+        );
     }
 
     #[test]
     fn pooling_rounds_up_and_clips_the_last_window() {
-        let pool = |p: &str| format!("layer {{ name: \"p\" type: \"Pooling\" bottom: \"x\" top: \"y\" pooling_param {{ {p} }} }}");
-        check(&pool("pool: MAX kernel_size: 2 stride: 2"), &[64, 20, 24, 24], &[64, 20, 12, 12]);
+        let pool = |p: &str| {
+            format!(
+                "layer {{ name: \"p\" type: \"Pooling\" bottom: \"x\" top: \"y\" pooling_param {{ {p} }} }}"
+            )
+        };
+        check(
+            &pool("pool: MAX kernel_size: 2 stride: 2"),
+            &[64, 20, 24, 24],
+            &[64, 20, 12, 12],
+        );
         // ceil((5 - 2) / 2) + 1 = 3 (Caffe rounds up).
-        check(&pool("pool: MAX kernel_size: 2 stride: 2"), &[1, 1, 5, 5], &[1, 1, 3, 3]);
+        check(
+            &pool("pool: MAX kernel_size: 2 stride: 2"),
+            &[1, 1, 5, 5],
+            &[1, 1, 3, 3],
+        );
         // With pad 1: ceil((4 + 2 - 3) / 2) + 1 = 3; (3-1)*2 = 4 >= 4 + 1? no, stays 3.
-        check(&pool("pool: AVE kernel_size: 3 stride: 2 pad: 1"), &[1, 1, 4, 4], &[1, 1, 3, 3]);
+        check(
+            &pool("pool: AVE kernel_size: 3 stride: 2 pad: 1"),
+            &[1, 1, 4, 4],
+            &[1, 1, 3, 3],
+        );
         // h=5, k=2, s=2, p=1: ceil(5/2)+1 = 4; (4-1)*2 = 6 >= 5+1: clipped to 3.
-        check(&pool("pool: MAX kernel_size: 2 stride: 2 pad: 1"), &[1, 1, 5, 5], &[1, 1, 3, 3]);
-        check(&pool("pool: AVE global_pooling: true"), &[2, 3, 7, 5], &[2, 3, 1, 1]);
-        check(&pool("kernel_h: 2 kernel_w: 3"), &[1, 1, 4, 6], &[1, 1, 3, 4]);
-        check_err(&pool("pool: MAX kernel_size: 2 pad: 2"), &[Some(vec![1, 1, 5, 5])], "smaller than the kernel");
-        check_err(&pool("pool: MAX kernel_size: 9"), &[Some(vec![1, 1, 5, 5])], "larger than the padded input [1, 1, 5, 5]");
-        check_err(&pool("pool: STOCHASTIC kernel_size: 2"), &[Some(vec![1, 1, 5, 5])], "only MAX and AVE");
-        check_err(&pool("kernel_size: 2"), &[Some(vec![1, 25])], "needs a 4-D input, got [1, 25]");
+        check(
+            &pool("pool: MAX kernel_size: 2 stride: 2 pad: 1"),
+            &[1, 1, 5, 5],
+            &[1, 1, 3, 3],
+        );
+        check(
+            &pool("pool: AVE global_pooling: true"),
+            &[2, 3, 7, 5],
+            &[2, 3, 1, 1],
+        );
+        check(
+            &pool("kernel_h: 2 kernel_w: 3"),
+            &[1, 1, 4, 6],
+            &[1, 1, 3, 4],
+        );
+        check_err(
+            &pool("pool: MAX kernel_size: 2 pad: 2"),
+            &[Some(vec![1, 1, 5, 5])],
+            "smaller than the kernel",
+        );
+        check_err(
+            &pool("pool: MAX kernel_size: 9"),
+            &[Some(vec![1, 1, 5, 5])],
+            "larger than the padded input [1, 1, 5, 5]",
+        );
+        check_err(
+            &pool("pool: STOCHASTIC kernel_size: 2"),
+            &[Some(vec![1, 1, 5, 5])],
+            "only MAX and AVE",
+        );
+        check_err(
+            &pool("kernel_size: 2"),
+            &[Some(vec![1, 25])],
+            "needs a 4-D input, got [1, 25]",
+        );
     }
 
     #[test]
     fn inner_product_flattens_trailing_dims() {
-        let ip = |p: &str| format!("layer {{ name: \"i\" type: \"InnerProduct\" bottom: \"x\" top: \"y\" inner_product_param {{ {p} }} }}");
+        let ip = |p: &str| {
+            format!(
+                "layer {{ name: \"i\" type: \"InnerProduct\" bottom: \"x\" top: \"y\" inner_product_param {{ {p} }} }}"
+            )
+        };
         check(&ip("num_output: 500"), &[64, 50, 4, 4], &[64, 500]);
         check(&ip("num_output: 7 axis: 2"), &[2, 3, 4, 5], &[2, 3, 7]);
         let (_, params) = run(&ip("num_output: 500"), &[Some(vec![64, 50, 4, 4])]).unwrap();
         assert_eq!(params, [Some(vec![500, 800]), Some(vec![500])]);
-        let (_, params) = run(&ip("num_output: 3 transpose: true bias_term: false"), &[Some(vec![2, 5])]).unwrap();
+        let (_, params) = run(
+            &ip("num_output: 3 transpose: true bias_term: false"),
+            &[Some(vec![2, 5])],
+        )
+        .unwrap();
         assert_eq!(params, [Some(vec![5, 3])]);
-        check_err(&ip("num_output: 3 axis: 4"), &[Some(vec![2, 5])], "axis 4 is out of range");
+        check_err(
+            &ip("num_output: 3 axis: 4"),
+            &[Some(vec![2, 5])],
+            "axis 4 is out of range",
+        );
     }
 
     #[test]
@@ -647,10 +858,15 @@ mod tests {
         let text = "layer { name: \"s\" type: \"Slice\" bottom: \"x\" top: \"a\" top: \"b\" slice_param { slice_dim: 1 slice_point: 1 } }";
         let (tops, _) = run(text, &[Some(vec![64, 2, 28, 28])]).unwrap();
         assert_eq!(tops, [Some(vec![64, 1, 28, 28]), Some(vec![64, 1, 28, 28])]);
-        let even = "layer { name: \"s\" type: \"Slice\" bottom: \"x\" top: \"a\" top: \"b\" top: \"c\" }";
+        let even =
+            "layer { name: \"s\" type: \"Slice\" bottom: \"x\" top: \"a\" top: \"b\" top: \"c\" }";
         let (tops, _) = run(even, &[Some(vec![2, 6])]).unwrap();
         assert_eq!(tops, vec![Some(vec![2, 2]); 3]);
-        check_err(even, &[Some(vec![2, 5])], "cannot split axis 1 of [2, 5] (5) evenly into 3 tops");
+        check_err(
+            even,
+            &[Some(vec![2, 5])],
+            "cannot split axis 1 of [2, 5] (5) evenly into 3 tops",
+        );
         check_err(text, &[Some(vec![64, 1, 28, 28])], "must increase strictly");
     }
 
@@ -659,17 +875,33 @@ mod tests {
         let sm = "layer { name: \"l\" type: \"SoftmaxWithLoss\" bottom: \"p\" bottom: \"y\" top: \"loss\" }";
         let (tops, _) = run(sm, &[Some(vec![64, 10]), Some(vec![64])]).unwrap();
         assert_eq!(tops, [Some(vec![])]);
-        check_err(sm, &[Some(vec![64, 10]), Some(vec![32])], "labels [32] do not match predictions [64, 10]");
+        check_err(
+            sm,
+            &[Some(vec![64, 10]), Some(vec![32])],
+            "labels [32] do not match predictions [64, 10]",
+        );
         let acc = "layer { name: \"a\" type: \"Accuracy\" bottom: \"p\" bottom: \"y\" top: \"acc\" top: \"per_class\" }";
         let (tops, _) = run(acc, &[Some(vec![64, 10]), Some(vec![64])]).unwrap();
         assert_eq!(tops, [Some(vec![]), Some(vec![10])]);
         let acc_k = "layer { name: \"a\" type: \"Accuracy\" bottom: \"p\" bottom: \"y\" top: \"acc\" accuracy_param { top_k: 11 } }";
-        check_err(acc_k, &[Some(vec![64, 10]), Some(vec![64])], "top_k 11 is more than the 10 classes");
+        check_err(
+            acc_k,
+            &[Some(vec![64, 10]), Some(vec![64])],
+            "top_k 11 is more than the 10 classes",
+        );
         let c = "layer { name: \"c\" type: \"ContrastiveLoss\" bottom: \"a\" bottom: \"b\" bottom: \"s\" top: \"loss\" }";
         let (tops, _) = run(c, &[Some(vec![64, 2]), Some(vec![64, 2]), Some(vec![64])]).unwrap();
         assert_eq!(tops, [Some(vec![])]);
-        check_err(c, &[Some(vec![64, 2]), Some(vec![64, 3]), Some(vec![64])], "[64, 2] vs [64, 3]");
-        check_err(c, &[Some(vec![64, 2]), Some(vec![64, 2]), Some(vec![32])], "[32] for features [64, 2]");
+        check_err(
+            c,
+            &[Some(vec![64, 2]), Some(vec![64, 3]), Some(vec![64])],
+            "[64, 2] vs [64, 3]",
+        );
+        check_err(
+            c,
+            &[Some(vec![64, 2]), Some(vec![64, 2]), Some(vec![32])],
+            "[32] for features [64, 2]",
+        );
         let e = "layer { name: \"e\" type: \"EuclideanLoss\" bottom: \"a\" bottom: \"b\" top: \"loss\" }";
         check_err(e, &[Some(vec![4, 2]), Some(vec![4, 3])], "same size");
     }
@@ -679,16 +911,28 @@ mod tests {
         let d = "layer { name: \"d\" type: \"Data\" top: \"x\" top: \"y\" data_param { batch_size: 64 } }";
         let (tops, _) = run(d, &[]).unwrap();
         assert_eq!(tops, [Some(vec![64, 1, 28, 28]), Some(vec![64])]);
-        check_err("layer { name: \"d\" type: \"Data\" top: \"x\" }", &[], "batch_size must be positive");
+        check_err(
+            "layer { name: \"d\" type: \"Data\" top: \"x\" }",
+            &[],
+            "batch_size must be positive",
+        );
         let i = "layer { name: \"i\" type: \"Input\" top: \"a\" top: \"b\" input_param { shape { dim: 2 dim: 3 } } }";
         let (tops, _) = run(i, &[]).unwrap();
         assert_eq!(tops, [Some(vec![2, 3]), Some(vec![2, 3])]);
-        check_err("layer { name: \"i\" type: \"Input\" top: \"a\" input_param { shape { dim: -2 } } }", &[], "negative dimension -2");
+        check_err(
+            "layer { name: \"i\" type: \"Input\" top: \"a\" input_param { shape { dim: -2 } } }",
+            &[],
+            "negative dimension -2",
+        );
     }
 
     #[test]
     fn unknown_type_lists_supported_ones() {
-        check_err("layer { name: \"x\" type: \"LSTM\" }", &[], "unknown layer type 'LSTM'; supported types: Accuracy, ContrastiveLoss");
+        check_err(
+            "layer { name: \"x\" type: \"LSTM\" }",
+            &[],
+            "unknown layer type 'LSTM'; supported types: Accuracy, ContrastiveLoss",
+        );
     }
 
     #[test]

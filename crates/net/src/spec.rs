@@ -12,7 +12,7 @@ use siamese_proto::{
 use crate::NetError;
 use crate::data_probe::probe_datum_shape;
 use crate::paths::resolve_in;
-use crate::shape::{self, Shape, SUPPORTED_TYPES, count, fmt_shape};
+use crate::shape::{self, SUPPORTED_TYPES, Shape, count, fmt_shape};
 
 /// A net ready to be instantiated: layers in execution order with blob and parameter ids.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,7 +93,11 @@ impl ParamInfo {
 impl NetSpec {
     /// Builds the net of `param` for `phase`; data sources are resolved from the current folder,
     /// falling back to `base_dir` (the folder of the prototxt).
-    pub fn build(param: &NetParameter, phase: Phase, base_dir: Option<&Path>) -> Result<NetSpec, NetError> {
+    pub fn build(
+        param: &NetParameter,
+        phase: Phase,
+        base_dir: Option<&Path>,
+    ) -> Result<NetSpec, NetError> {
         let mut state = param.state.clone().unwrap_or_default();
         state.set_phase(phase);
         let mut kept = Vec::new();
@@ -198,7 +202,10 @@ fn split_blob_name(layer: &str, blob: &str, top: usize, i: usize) -> String {
 
 /// Caffe's InsertSplits: a top read by several bottoms (or read and used as a loss) gets a
 /// Split layer right after its producer, and each reader its own split top.
-fn insert_splits(layers: Vec<LayerParameter>, phase: Phase) -> Result<Vec<LayerParameter>, NetError> {
+fn insert_splits(
+    layers: Vec<LayerParameter>,
+    phase: Phase,
+) -> Result<Vec<LayerParameter>, NetError> {
     type TopIdx = (usize, usize);
     let mut last_top: HashMap<&str, TopIdx> = HashMap::new();
     let mut source: HashMap<TopIdx, TopIdx> = HashMap::new();
@@ -207,12 +214,14 @@ fn insert_splits(layers: Vec<LayerParameter>, phase: Phase) -> Result<Vec<LayerP
     let mut produced: Vec<&str> = Vec::new();
     for (i, layer) in layers.iter().enumerate() {
         for (j, bottom) in layer.bottom.iter().enumerate() {
-            let top = *last_top.get(bottom.as_str()).ok_or_else(|| NetError::MissingBottom {
-                layer: layer.name().to_string(),
-                bottom: bottom.clone(),
-                phase: phase.as_str_name().to_string(),
-                available: produced.iter().map(|s| s.to_string()).collect(),
-            })?;
+            let top = *last_top
+                .get(bottom.as_str())
+                .ok_or_else(|| NetError::MissingBottom {
+                    layer: layer.name().to_string(),
+                    bottom: bottom.clone(),
+                    phase: phase.as_str_name().to_string(),
+                    available: produced.iter().map(|s| s.to_string()).collect(),
+                })?;
             source.insert((i, j), top);
             *readers.entry(top).or_default() += 1;
         }
@@ -252,7 +261,9 @@ fn insert_splits(layers: Vec<LayerParameter>, phase: Phase) -> Result<Vec<LayerP
                     name: Some(split_layer_name(layer.name(), &blob, j)),
                     r#type: Some("Split".into()),
                     bottom: vec![blob.clone()],
-                    top: (0..n).map(|k| split_blob_name(layer.name(), &blob, j, k)).collect(),
+                    top: (0..n)
+                        .map(|k| split_blob_name(layer.name(), &blob, j, k))
+                        .collect(),
                     loss_weight: if w != 0.0 {
                         (0..n).map(|k| if k == 0 { w } else { 0.0 }).collect()
                     } else {
@@ -312,8 +323,10 @@ impl Builder<'_> {
             bottoms.push(id);
         }
         let (data_source, data_shape) = self.data_source(&layer);
-        let bottom_shapes: Vec<Option<Shape>> =
-            bottoms.iter().map(|&b| self.spec.blobs[b].shape.clone()).collect();
+        let bottom_shapes: Vec<Option<Shape>> = bottoms
+            .iter()
+            .map(|&b| self.spec.blobs[b].shape.clone())
+            .collect();
         let inferred = shape::infer(&layer, &bottom_shapes, data_shape)?;
         let mut tops = Vec::with_capacity(layer.top.len());
         for (j, name) in layer.top.iter().enumerate() {
@@ -344,7 +357,8 @@ impl Builder<'_> {
                     shape: top_shape,
                 });
                 let id = self.spec.blobs.len() - 1;
-                self.producers.insert(name.clone(), (id, layer.name().to_string()));
+                self.producers
+                    .insert(name.clone(), (id, layer.name().to_string()));
                 id
             };
             self.available.insert(id);
@@ -368,7 +382,9 @@ impl Builder<'_> {
     fn available_names(&self) -> Vec<String> {
         let mut ids: Vec<_> = self.available.iter().copied().collect();
         ids.sort_unstable();
-        ids.into_iter().map(|id| self.spec.blobs[id].name.clone()).collect()
+        ids.into_iter()
+            .map(|id| self.spec.blobs[id].name.clone())
+            .collect()
     }
 
     /// Resolves and probes a Data layer's source; unreadable sources become warnings.
@@ -393,10 +409,14 @@ impl Builder<'_> {
         match probed {
             Ok(shape) => (Some(path), Some(shape)),
             Err(why) => {
+                let resolved = if path == Path::new(source) {
+                    String::new()
+                } else {
+                    format!(" ({})", path.display())
+                };
                 self.spec.warnings.push(format!(
-                    "layer '{}': data source '{source}' ({}): {why}; shapes that depend on it are unknown",
-                    layer.name(),
-                    path.display()
+                    "layer '{}': data source '{source}'{resolved}: {why}; shapes that depend on it are unknown",
+                    layer.name()
                 ));
                 (Some(path), None)
             }
@@ -416,7 +436,10 @@ impl Builder<'_> {
             return Err(NetError::layer(
                 layer.name(),
                 kind,
-                format!("{} param specs given, but the layer has {n} parameter blob(s)", layer.param.len()),
+                format!(
+                    "{} param specs given, but the layer has {n} parameter blob(s)",
+                    layer.param.len()
+                ),
             ));
         }
         let default_spec = ParamSpec::default();
@@ -424,7 +447,9 @@ impl Builder<'_> {
         for (slot, shape) in shapes.into_iter().enumerate().take(n) {
             let spec = layer.param.get(slot).unwrap_or(&default_spec);
             let name = spec.name.clone().filter(|s| !s.is_empty());
-            let shared = name.as_ref().and_then(|n| self.param_by_name.get(n).copied());
+            let shared = name
+                .as_ref()
+                .and_then(|n| self.param_by_name.get(n).copied());
             let id = match shared {
                 None => {
                     self.spec.params.push(ParamInfo {
@@ -437,7 +462,8 @@ impl Builder<'_> {
                         decay_mult: spec.decay_mult(),
                         filler: Some(filler(layer, slot)),
                     });
-                    self.param_has.push((spec.lr_mult.is_some(), spec.decay_mult.is_some()));
+                    self.param_has
+                        .push((spec.lr_mult.is_some(), spec.decay_mult.is_some()));
                     let id = self.spec.params.len() - 1;
                     if let Some(name) = name {
                         self.param_by_name.insert(name, id);
@@ -471,7 +497,11 @@ impl Builder<'_> {
                 p.shape = shape;
             } else {
                 let permissive = spec.share_mode() == DimCheckMode::Permissive;
-                let fits = if permissive { count(&p.shape) == count(&shape) } else { p.shape == shape };
+                let fits = if permissive {
+                    count(&p.shape) == count(&shape)
+                } else {
+                    p.shape == shape
+                };
                 if !fits {
                     return Err(NetError::SharedParamMismatch {
                         name,
@@ -486,13 +516,27 @@ impl Builder<'_> {
         p.users.push((li, slot));
         let has = &mut self.param_has[id];
         for (given, value, has_it, what) in [
-            (spec.lr_mult.is_some(), spec.lr_mult(), &mut has.0, "lr_mult"),
-            (spec.decay_mult.is_some(), spec.decay_mult(), &mut has.1, "decay_mult"),
+            (
+                spec.lr_mult.is_some(),
+                spec.lr_mult(),
+                &mut has.0,
+                "lr_mult",
+            ),
+            (
+                spec.decay_mult.is_some(),
+                spec.decay_mult(),
+                &mut has.1,
+                "decay_mult",
+            ),
         ] {
             if !given {
                 continue;
             }
-            let current = if what == "lr_mult" { &mut p.lr_mult } else { &mut p.decay_mult };
+            let current = if what == "lr_mult" {
+                &mut p.lr_mult
+            } else {
+                &mut p.decay_mult
+            };
             if *has_it && *current != value {
                 return Err(NetError::Invalid(format!(
                     "shared parameter '{name}': layer '{}' gives {what} {value}, but {} was already given (layer '{owner_layer}')",
@@ -513,14 +557,20 @@ fn show(s: &Option<Shape>) -> String {
 
 fn filler(layer: &LayerParameter, slot: usize) -> FillerParameter {
     let f = match layer.r#type() {
-        "Convolution" => layer
-            .convolution_param
-            .as_ref()
-            .and_then(|c| if slot == 0 { c.weight_filler.clone() } else { c.bias_filler.clone() }),
-        "InnerProduct" => layer
-            .inner_product_param
-            .as_ref()
-            .and_then(|c| if slot == 0 { c.weight_filler.clone() } else { c.bias_filler.clone() }),
+        "Convolution" => layer.convolution_param.as_ref().and_then(|c| {
+            if slot == 0 {
+                c.weight_filler.clone()
+            } else {
+                c.bias_filler.clone()
+            }
+        }),
+        "InnerProduct" => layer.inner_product_param.as_ref().and_then(|c| {
+            if slot == 0 {
+                c.weight_filler.clone()
+            } else {
+                c.bias_filler.clone()
+            }
+        }),
         _ => None,
     };
     f.unwrap_or_default()
@@ -534,7 +584,10 @@ fn loss_weights(layer: &LayerParameter, kind: &str) -> Result<Vec<f32>, NetError
             return Err(NetError::layer(
                 layer.name(),
                 kind,
-                format!("{} loss_weight(s) for {nt} top(s); give none or one per top", layer.loss_weight.len()),
+                format!(
+                    "{} loss_weight(s) for {nt} top(s); give none or one per top",
+                    layer.loss_weight.len()
+                ),
             ));
         }
         return Ok(layer.loss_weight.clone());

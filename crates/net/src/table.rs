@@ -39,9 +39,15 @@ pub fn render(net: &NetSpec) -> String {
             let p = &net.params[pid];
             let label = match &p.name {
                 Some(name) => name.clone(),
-                None => ["weight", "bias"].get(slot).map_or(slot.to_string(), |s| s.to_string()),
+                None => ["weight", "bias"]
+                    .get(slot)
+                    .map_or(slot.to_string(), |s| s.to_string()),
             };
-            let shape = if p.is_shaped() { fmt_shape(&p.shape) } else { "?".into() };
+            let shape = if p.is_shaped() {
+                fmt_shape(&p.shape)
+            } else {
+                "?".into()
+            };
             let shared = if p.users.len() > 1 { " (shared)" } else { "" };
             params.push(format!("{label} {shape}{shared}"));
             if p.owner == (li, slot) {
@@ -83,10 +89,16 @@ pub fn render(net: &NetSpec) -> String {
         out.push_str(line.trim_end());
         out.push('\n');
     }
-    let outputs: Vec<&str> = net.outputs.iter().map(|&b| net.blobs[b].name.as_str()).collect();
+    let outputs: Vec<&str> = net
+        .outputs
+        .iter()
+        .map(|&b| net.blobs[b].name.as_str())
+        .collect();
     out.push_str(&format!("outputs: {}\n", outputs.join(", ")));
     let shared = net.params.iter().filter(|p| p.users.len() > 1).count();
-    let total = net.param_count().map_or("unknown (some shapes are unknown)".into(), thousands);
+    let total = net
+        .param_count()
+        .map_or("unknown (some shapes are unknown)".into(), thousands);
     out.push_str(&format!(
         "distinct parameters: {total} in {} blobs ({shared} shared by name)\n",
         net.params.len()

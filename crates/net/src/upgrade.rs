@@ -285,7 +285,11 @@ mod tests {
         let l = one("layers { type: CONVOLUTION blobs_lr: 1 blobs_lr: 2 }");
         let lr: Vec<_> = l.param.iter().map(|p| p.lr_mult).collect();
         assert_eq!(lr, [Some(1.0), Some(2.0)]);
-        assert!(l.param.iter().all(|p| p.name.is_none() && p.decay_mult.is_none()));
+        assert!(
+            l.param
+                .iter()
+                .all(|p| p.name.is_none() && p.decay_mult.is_none())
+        );
     }
 
     #[test]
@@ -341,7 +345,10 @@ mod tests {
         assert_eq!(net.layer[0].name(), "input");
         assert_eq!(net.layer[0].r#type(), "Input");
         assert_eq!(net.layer[0].top, ["data"]);
-        assert_eq!(net.layer[0].input_param.as_ref().unwrap().shape[0].dim, [10, 1, 28, 28]);
+        assert_eq!(
+            net.layer[0].input_param.as_ref().unwrap().shape[0].dim,
+            [10, 1, 28, 28]
+        );
         assert_eq!(net.layer[1].name(), "r");
         assert!(net.input.is_empty() && net.input_dim.is_empty());
     }

@@ -29,7 +29,10 @@ fn conv(name: &str, bottom: &str, top: &str, out: u32, kernel: u32, w: &str) -> 
 
 #[test]
 fn missing_bottom_names_layer_and_blob() {
-    check(&conv("c", "y", "z", 2, 3, "w"), &["layer 'c'", "bottom 'y'", "TRAIN", "available: x"]);
+    check(
+        &conv("c", "y", "z", 2, 3, "w"),
+        &["layer 'c'", "bottom 'y'", "TRAIN", "available: x"],
+    );
 }
 
 #[test]
@@ -41,7 +44,16 @@ fn duplicate_top_names_both_layers() {
 #[test]
 fn shared_param_with_other_shape_names_layers_and_shapes() {
     let text = conv("c1", "x", "a", 2, 3, "w") + &conv("c2", "x", "b", 2, 5, "w");
-    check(&text, &["shared parameter 'w'", "'c1'", "[2, 1, 3, 3]", "'c2'", "[2, 1, 5, 5]"]);
+    check(
+        &text,
+        &[
+            "shared parameter 'w'",
+            "'c1'",
+            "[2, 1, 3, 3]",
+            "'c2'",
+            "[2, 1, 5, 5]",
+        ],
+    );
 }
 
 #[test]
@@ -53,12 +65,18 @@ fn shared_param_with_other_lr_mult_is_an_error() {
 
 #[test]
 fn shape_that_does_not_fit_names_layer_and_shape() {
-    check(&conv("big", "x", "z", 2, 9, "w"), &["layer 'big' (Convolution)", "[4, 1, 8, 8]"]);
+    check(
+        &conv("big", "x", "z", 2, 9, "w"),
+        &["layer 'big' (Convolution)", "[4, 1, 8, 8]"],
+    );
 }
 
 #[test]
 fn unknown_type_lists_supported_types() {
-    check("layer { name: \"l\" type: \"LRN\" bottom: \"x\" top: \"y\" }", &["layer 'l'", "'LRN'", "Convolution", "SoftmaxWithLoss"]);
+    check(
+        "layer { name: \"l\" type: \"LRN\" bottom: \"x\" top: \"y\" }",
+        &["layer 'l'", "'LRN'", "Convolution", "SoftmaxWithLoss"],
+    );
 }
 
 #[test]
@@ -86,7 +104,12 @@ fn phase_rules_follow_caffe() {
                 layer { name: \"lvl\" type: \"ReLU\" bottom: \"x\" top: \"x\" include { min_level: 1 } }";
     let param = parse_net_text(&format!("{INPUT}{text}"), "t").unwrap();
     let names = |phase| -> Vec<String> {
-        NetSpec::build(&param, phase, None).unwrap().layers.into_iter().map(|l| l.name).collect()
+        NetSpec::build(&param, phase, None)
+            .unwrap()
+            .layers
+            .into_iter()
+            .map(|l| l.name)
+            .collect()
     };
     assert_eq!(names(Phase::Train), ["in", "tr", "nte"]);
     assert_eq!(names(Phase::Test), ["in", "te"]);
@@ -98,18 +121,33 @@ fn splits_and_loss_weights_follow_caffe() {
                 layer { name: \"l\" type: \"EuclideanLoss\" bottom: \"y\" bottom: \"y\" top: \"loss\" }";
     let net = build(text).unwrap();
     let split = &net.layers[2];
-    assert_eq!((split.name.as_str(), split.kind.as_str()), ("y_ip_0_split", "Split"));
-    let tops: Vec<_> = split.tops.iter().map(|&t| net.blobs[t].name.as_str()).collect();
+    assert_eq!(
+        (split.name.as_str(), split.kind.as_str()),
+        ("y_ip_0_split", "Split")
+    );
+    let tops: Vec<_> = split
+        .tops
+        .iter()
+        .map(|&t| net.blobs[t].name.as_str())
+        .collect();
     assert_eq!(tops, ["y_ip_0_split_0", "y_ip_0_split_1", "y_ip_0_split_2"]);
     // The loss weight moves to the split's first top; the readers get the others.
     assert_eq!(split.loss_weights, [0.5, 0.0, 0.0]);
     assert_eq!(net.layers[1].loss_weights, [0.0]);
     let loss = &net.layers[3];
-    let bottoms: Vec<_> = loss.bottoms.iter().map(|&b| net.blobs[b].name.as_str()).collect();
+    let bottoms: Vec<_> = loss
+        .bottoms
+        .iter()
+        .map(|&b| net.blobs[b].name.as_str())
+        .collect();
     assert_eq!(bottoms, ["y_ip_0_split_1", "y_ip_0_split_2"]);
     assert_eq!(loss.loss_weights, [1.0]);
     assert_eq!(net.blobs[loss.tops[0]].shape, Some(vec![]));
-    let names: Vec<_> = net.outputs.iter().map(|&b| net.blobs[b].name.as_str()).collect();
+    let names: Vec<_> = net
+        .outputs
+        .iter()
+        .map(|&b| net.blobs[b].name.as_str())
+        .collect();
     assert_eq!(names, ["y_ip_0_split_0", "loss"]);
 }
 
@@ -130,13 +168,19 @@ fn permissive_sharing_checks_counts_only() {
     assert_eq!(net.params.len(), 1);
     // Layer 1 is the Split that Caffe inserts for the two readers of x.
     assert_eq!(net.params[0].users, [(2, 0), (3, 0)]);
-    check(&format!("{a}{c}"), &["shared parameter 'w'", "[4, 64]", "[5, 64]"]);
+    check(
+        &format!("{a}{c}"),
+        &["shared parameter 'w'", "[4, 64]", "[5, 64]"],
+    );
 }
 
 /// The reference files, for mutation.
 fn reference_texts() -> Vec<String> {
     let dirs = [
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/caffe-reference"),
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/caffe-reference"
+        ),
         "/work/shared/caffe-reference",
     ];
     let dir = dirs
@@ -144,10 +188,15 @@ fn reference_texts() -> Vec<String> {
         .map(std::path::Path::new)
         .find(|p| p.is_dir())
         .unwrap_or_else(|| panic!("Caffe's reference files are missing; looked in {dirs:?}"));
-    ["v2/mnist_siamese_train_test.prototxt", "v2/lenet_train_test.prototxt", "v1-2014/mnist_siamese_train_test.prototxt", "v2/mnist_siamese.prototxt"]
-        .iter()
-        .map(|f| std::fs::read_to_string(dir.join(f)).unwrap())
-        .collect()
+    [
+        "v2/mnist_siamese_train_test.prototxt",
+        "v2/lenet_train_test.prototxt",
+        "v1-2014/mnist_siamese_train_test.prototxt",
+        "v2/mnist_siamese.prototxt",
+    ]
+    .iter()
+    .map(|f| std::fs::read_to_string(dir.join(f)).unwrap())
+    .collect()
 }
 
 /// Parses and builds in both phases; any outcome but a panic is fine.
@@ -163,10 +212,37 @@ fn parse_and_build(text: &str) {
 }
 
 const TOKENS: &[&str] = &[
-    "{", "}", ":", "\"", "#", "layer", "layers", "0", "-1", "4294967296", "1e40", "MAX", "bottom: \"data\"",
-    "top: \"data\"", "kernel_size: 0", "stride: 0", "num_output: 0", "group: 0", "pad: 9", "slice_point: 0",
-    "axis: -9", "dim: -1", "dim: 0", "type: \"Pooling\"", "type: \"Split\"", "param { name: \"conv1_w\" }",
-    "global_pooling: true", "loss_weight: 2", "include { phase: TEST }", "\u{e9}", "\n",
+    "{",
+    "}",
+    ":",
+    "\"",
+    "#",
+    "layer",
+    "layers",
+    "0",
+    "-1",
+    "4294967296",
+    "1e40",
+    "MAX",
+    "bottom: \"data\"",
+    "top: \"data\"",
+    "kernel_size: 0",
+    "stride: 0",
+    "num_output: 0",
+    "group: 0",
+    "pad: 9",
+    "slice_point: 0",
+    "axis: -9",
+    "dim: -1",
+    "dim: 0",
+    "type: \"Pooling\"",
+    "type: \"Split\"",
+    "param { name: \"conv1_w\" }",
+    "global_pooling: true",
+    "loss_weight: 2",
+    "include { phase: TEST }",
+    "\u{e9}",
+    "\n",
 ];
 
 proptest! {
