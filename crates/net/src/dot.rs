@@ -114,7 +114,7 @@ fn settings(layer: &LayerSpec) -> Vec<String> {
             }
         }
         "Pooling" => {
-            let q = p.pooling_param.clone().unwrap_or_default();
+            let q = p.pooling_param.unwrap_or_default();
             lines.push(format!("pool: {}", q.pool().as_str_name()));
             if q.global_pooling() {
                 lines.push("global".into());
@@ -143,11 +143,11 @@ fn settings(layer: &LayerSpec) -> Vec<String> {
             lines.push(format!("slice points: {:?}", s.slice_point));
         }
         "Dropout" => {
-            let d = p.dropout_param.clone().unwrap_or_default();
+            let d = p.dropout_param.unwrap_or_default();
             lines.push(format!("ratio: {}", d.dropout_ratio()));
         }
         "ContrastiveLoss" => {
-            let c = p.contrastive_loss_param.clone().unwrap_or_default();
+            let c = p.contrastive_loss_param.unwrap_or_default();
             lines.push(format!("margin: {}", c.margin()));
         }
         _ => {}

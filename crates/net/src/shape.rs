@@ -161,11 +161,7 @@ pub(crate) fn infer(
         "ReLU" | "Dropout" => {
             r.counts(1, 1..=1)?;
             if kind == "Dropout" {
-                let ratio = layer
-                    .dropout_param
-                    .clone()
-                    .unwrap_or_default()
-                    .dropout_ratio();
+                let ratio = layer.dropout_param.unwrap_or_default().dropout_ratio();
                 if !(0.0..1.0).contains(&ratio) {
                     return Err(r.err(format!("dropout_ratio {ratio} must be in [0, 1)")));
                 }
@@ -175,7 +171,7 @@ pub(crate) fn infer(
         "Softmax" => {
             r.counts(1, 1..=1)?;
             if let Some(b) = &bottoms[0] {
-                r.axis(layer.softmax_param.clone().unwrap_or_default().axis(), b)?;
+                r.axis(layer.softmax_param.unwrap_or_default().axis(), b)?;
             }
             Ok(same(&bottoms[0]))
         }
@@ -184,13 +180,13 @@ pub(crate) fn infer(
         "InnerProduct" => inner_product(&r, bottoms),
         "SoftmaxWithLoss" => {
             r.counts(2, 1..=2)?;
-            let axis = layer.softmax_param.clone().unwrap_or_default().axis();
+            let axis = layer.softmax_param.unwrap_or_default().axis();
             check_labels(&r, bottoms, axis)?;
             Ok(scalar_tops(bottoms[0].clone()))
         }
         "Accuracy" => {
             r.counts(2, 1..=2)?;
-            let p = layer.accuracy_param.clone().unwrap_or_default();
+            let p = layer.accuracy_param.unwrap_or_default();
             let classes = check_labels(&r, bottoms, p.axis())?;
             if let Some(classes) = classes
                 && p.top_k() as usize > classes
@@ -450,7 +446,7 @@ fn convolution(r: &Rule, bottoms: &[Option<Shape>]) -> Result<Inferred, NetError
     }
     let out = p.num_output() as usize;
     let group = p.group() as usize;
-    if out == 0 || group == 0 || out % group != 0 {
+    if out == 0 || group == 0 || !out.is_multiple_of(group) {
         return Err(r.err(format!(
             "num_output {out} must be positive and divisible by group {group}"
         )));
@@ -496,7 +492,7 @@ fn convolution(r: &Rule, bottoms: &[Option<Shape>]) -> Result<Inferred, NetError
 
 fn pooling(r: &Rule, bottoms: &[Option<Shape>]) -> Result<Inferred, NetError> {
     r.counts(1, 1..=2)?;
-    let p = r.layer.pooling_param.clone().unwrap_or_default();
+    let p = r.layer.pooling_param.unwrap_or_default();
     let method = PoolMethod::try_from(p.pool.unwrap_or(0));
     if !matches!(method, Ok(PoolMethod::Max | PoolMethod::Ave)) {
         return Err(r.err("only MAX and AVE pooling are supported"));
@@ -675,11 +671,10 @@ mod tests {
     use super::*;
     use crate::parse::parse_net_text;
 
+    type Shapes = Vec<Option<Shape>>;
+
     /// Runs the rule of the single layer in `text` on `bottoms`; `Ok(tops, params)` or the error.
-    fn run(
-        text: &str,
-        bottoms: &[Option<Shape>],
-    ) -> Result<(Vec<Option<Shape>>, Vec<Option<Shape>>), String> {
+    fn run(text: &str, bottoms: &[Option<Shape>]) -> Result<(Shapes, Shapes), String> {
         let net = parse_net_text(text, "t").map_err(|e| e.to_string())?;
         infer(&net.layer[0], bottoms, Some([1, 28, 28]))
             .map(|i| (i.tops, i.params))
