@@ -197,8 +197,10 @@ impl Checker<'_> {
 
     /// A toml/serde error, prefixed with the key whose value it is about when that is known.
     fn toml_error(&self, e: &toml::de::Error, table: Option<&DeTable>) -> ExperimentError {
-        let span = e.span();
-        let key = span.as_ref().zip(table).and_then(|(s, t)| key_at(t, s.start));
+        // A missing top-level key comes with an empty span at 0 (or the whole document): no line.
+        let whole = |s: &Range<usize>| s.start == 0 && (s.end == 0 || s.end >= self.text.trim_end().len());
+        let span = e.span().filter(|s| !whole(s));
+        let key = span.as_ref().zip(table).and_then(|(s, t)| key_at(t, s));
         let message = match key {
             Some(key) => format!("{key}: {}", e.message().trim_end()),
             None => e.message().trim_end().to_string(),
@@ -398,18 +400,18 @@ fn suggestion(key: &str, known: &[&str]) -> String {
         .unwrap_or_default()
 }
 
-/// The key (`name` or `[grid] name`) whose entry contains byte `pos`.
-fn key_at(table: &DeTable, pos: usize) -> Option<String> {
-    let contains = |s: Range<usize>| s.start <= pos && pos < s.end.max(s.start + 1);
+/// The key (`name` or `[grid] name`) whose entry (key through value) contains `span`.
+fn key_at(table: &DeTable, span: &Range<usize>) -> Option<String> {
+    let contains = |k: Range<usize>, v: Range<usize>| k.start <= span.start && span.end <= v.end.max(k.end);
     for (key, value) in table {
         if let DeValue::Table(inner) = value.get_ref() {
             for (k, v) in inner {
-                if contains(k.span()) || contains(v.span()) {
+                if contains(k.span(), v.span()) {
                     return Some(format!("[{}] {}", key.get_ref(), k.get_ref()));
                 }
             }
         }
-        if contains(key.span()) || contains(value.span()) {
+        if contains(key.span(), value.span()) {
             return Some(key.get_ref().to_string());
         }
     }
