@@ -117,7 +117,11 @@ pub fn balanced_pairs(labels: &[u8]) -> Vec<(usize, usize)> {
     let n = labels.len();
     let mut pairs = Vec::with_capacity(2 * n);
     for i in 0..n {
-        let next = |same: bool| (1..n).map(|s| (i + s) % n).find(|&j| (labels[j] == labels[i]) == same);
+        let next = |same: bool| {
+            (1..n)
+                .map(|s| (i + s) % n)
+                .find(|&j| (labels[j] == labels[i]) == same)
+        };
         if let Some(j) = next(true) {
             pairs.push((i, j));
         }
@@ -193,14 +197,23 @@ mod tests {
     fn pair_accuracy_with_overlap() {
         // Sorted: 1 similar, 2 dissimilar, 3 similar, 4 and 5 dissimilar. Thresholds 1.5 and
         // 3.5 both get 4 of 5 right; the smaller wins.
-        let pairs = [(5.0, false), (3.0, true), (1.0, true), (2.0, false), (4.0, false)];
+        let pairs = [
+            (5.0, false),
+            (3.0, true),
+            (1.0, true),
+            (2.0, false),
+            (4.0, false),
+        ];
         assert_eq!(pair_accuracy(&pairs), (0.8, 1.5));
     }
 
     #[test]
     fn pair_accuracy_edge_thresholds() {
         // All dissimilar: predicting nothing similar is perfect.
-        assert_eq!(pair_accuracy(&[(1.0, false), (2.0, false)]), (1.0, f32::NEG_INFINITY));
+        assert_eq!(
+            pair_accuracy(&[(1.0, false), (2.0, false)]),
+            (1.0, f32::NEG_INFINITY)
+        );
         // All similar: threshold at the largest distance.
         assert_eq!(pair_accuracy(&[(1.0, true), (2.0, true)]), (1.0, 2.0));
         assert_eq!(pair_accuracy(&[]), (0.0, 0.0));
@@ -226,7 +239,17 @@ mod tests {
         let pairs = balanced_pairs(&labels);
         assert_eq!(
             pairs,
-            vec![(0, 2), (0, 1), (1, 3), (1, 2), (2, 0), (2, 3), (3, 1), (3, 4), (4, 0)]
+            vec![
+                (0, 2),
+                (0, 1),
+                (1, 3),
+                (1, 2),
+                (2, 0),
+                (2, 3),
+                (3, 1),
+                (3, 4),
+                (4, 0)
+            ]
         );
     }
 }

@@ -68,7 +68,10 @@ impl CellFolder {
                 let name = e.file_name().into_string().ok()?;
                 let stem = name.strip_suffix(".solverstate")?;
                 let iter: u32 = stem.rsplit_once("_iter_")?.1.parse().ok()?;
-                (iter <= max_iter).then(|| Resume { iter, solverstate: e.path() })
+                (iter <= max_iter).then(|| Resume {
+                    iter,
+                    solverstate: e.path(),
+                })
             })
             .max_by_key(|r| r.iter)
     }
@@ -95,14 +98,20 @@ impl CellFolder {
         let Ok(mut reader) = csv::Reader::from_path(self.dir.join(LOG_FILE)) else {
             return Vec::new();
         };
-        reader.deserialize::<LogRow>().map_while(Result::ok).filter(|r| r.iter <= upto).collect()
+        reader
+            .deserialize::<LogRow>()
+            .map_while(Result::ok)
+            .filter(|r| r.iter <= upto)
+            .collect()
     }
 
     /// Starts log.csv afresh with `rows`, returning a writer to append to.
     pub fn start_log(&self, rows: &[LogRow]) -> io::Result<csv::Writer<fs::File>> {
         let mut bytes = Vec::new();
         {
-            let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(&mut bytes);
+            let mut w = csv::WriterBuilder::new()
+                .has_headers(false)
+                .from_writer(&mut bytes);
             w.write_record(["iter", "phase", "lr", "loss", "seconds"])?;
             for row in rows {
                 w.serialize(row)?;
@@ -110,21 +119,31 @@ impl CellFolder {
             w.flush()?;
         }
         write_atomic(&self.dir.join(LOG_FILE), &bytes)?;
-        let file = fs::OpenOptions::new().append(true).open(self.dir.join(LOG_FILE))?;
-        Ok(csv::WriterBuilder::new().has_headers(false).from_writer(file))
+        let file = fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.join(LOG_FILE))?;
+        Ok(csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(file))
     }
 
     /// features.csv: `digit,f0,f1,...` for each test image.
     pub fn write_features(&self, features: &[(Vec<f32>, u8)]) -> io::Result<()> {
         let dim = features.first().map_or(0, |(f, _)| f.len());
         let mut w = csv::Writer::from_writer(Vec::new());
-        let header: Vec<String> = std::iter::once("digit".to_string()).chain((0..dim).map(|i| format!("f{i}"))).collect();
+        let header: Vec<String> = std::iter::once("digit".to_string())
+            .chain((0..dim).map(|i| format!("f{i}")))
+            .collect();
         w.write_record(&header)?;
         for (f, digit) in features {
-            let record: Vec<String> = std::iter::once(digit.to_string()).chain(f.iter().map(|x| x.to_string())).collect();
+            let record: Vec<String> = std::iter::once(digit.to_string())
+                .chain(f.iter().map(|x| x.to_string()))
+                .collect();
             w.write_record(&record)?;
         }
-        let bytes = w.into_inner().map_err(|e| io::Error::other(e.to_string()))?;
+        let bytes = w
+            .into_inner()
+            .map_err(|e| io::Error::other(e.to_string()))?;
         write_atomic(&self.dir.join(FEATURES_FILE), &bytes)
     }
 
@@ -134,6 +153,19 @@ impl CellFolder {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
+    }
+
+    /// features.csv as written by [`CellFolder::write_features`]; `None` if absent or bad.
+    pub fn read_features(&self) -> Option<Vec<(Vec<f32>, u8)>> {
+        let mut reader = csv::Reader::from_path(self.dir.join(FEATURES_FILE)).ok()?;
+        let mut features = Vec::new();
+        for record in reader.records() {
+            let record = record.ok()?;
+            let digit: u8 = record.get(0)?.parse().ok()?;
+            let f: Option<Vec<f32>> = record.iter().skip(1).map(|x| x.parse().ok()).collect();
+            features.push((f?, digit));
+        }
+        Some(features)
     }
 
     /// Marks the cell finished.

@@ -19,7 +19,12 @@ pub trait CellTrainer: Send + Sync {
     /// `snapshot_interval` iterations. Call `control.checkpoint()` before each iteration;
     /// on [`Flow::Stop`] write a snapshot and return `Err("stopped at iteration N")`.
     /// On success the final `.caffemodel` is in `job.dir` and named in the outcome.
-    fn run(&self, job: &CellJob, events: &dyn Fn(CellEvent), control: &Control) -> Result<CellOutcome, String>;
+    fn run(
+        &self,
+        job: &CellJob,
+        events: &dyn Fn(CellEvent),
+        control: &Control,
+    ) -> Result<CellOutcome, String>;
 }
 
 /// Everything a trainer needs to run one cell.
@@ -84,15 +89,37 @@ pub struct CellSummary {
 #[derive(Debug, Clone, PartialEq)]
 pub enum CellEvent {
     /// The runner is starting (or resuming) the cell.
-    Started { cell: usize, total_iters: u32, resumed_from: Option<u32> },
+    Started {
+        cell: usize,
+        total_iters: u32,
+        resumed_from: Option<u32>,
+    },
     /// `iter` iterations are done (1..=total); `loss` is the last one's.
-    Train { cell: usize, iter: u32, lr: f32, loss: f32 },
+    Train {
+        cell: usize,
+        iter: u32,
+        lr: f32,
+        loss: f32,
+    },
     /// A test pass after `iter` iterations: the test loss and every named test output.
-    Test { cell: usize, iter: u32, loss: f32, outputs: Vec<(String, f32)> },
+    Test {
+        cell: usize,
+        iter: u32,
+        loss: f32,
+        outputs: Vec<(String, f32)>,
+    },
     /// The 2-D test embedding after `iter` iterations: `(x, y, digit)`.
-    Embedding { cell: usize, iter: u32, points: Vec<(f32, f32, u8)> },
+    Embedding {
+        cell: usize,
+        iter: u32,
+        points: Vec<(f32, f32, u8)>,
+    },
     /// A snapshot written after `iter` iterations.
-    Snapshot { cell: usize, iter: u32, path: PathBuf },
+    Snapshot {
+        cell: usize,
+        iter: u32,
+        path: PathBuf,
+    },
     /// The cell finished; its files and summary row are written.
     Finished { cell: usize, summary: CellSummary },
     /// The cell failed; it will be retried (from its last snapshot) on the next run.
@@ -151,7 +178,11 @@ impl Control {
         while state.paused && !state.stop {
             state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
         }
-        if state.stop { Flow::Stop } else { Flow::Continue }
+        if state.stop {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        }
     }
 
     /// Asks every running cell to snapshot and stop, and no new cell to start.

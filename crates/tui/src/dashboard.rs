@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
+use crate::cell_folder::LogRow;
 use crate::cell_trainer::{CellEvent, CellSummary};
 use crate::grid::Cell;
 
@@ -33,9 +34,16 @@ pub struct CellView {
     /// `(iteration, loss)` of every training iteration and test pass.
     pub train: Vec<(f64, f64)>,
     pub test: Vec<(f64, f64)>,
-    /// The latest 2-D test embedding and the iteration it is from.
-    pub embedding: Option<(u32, Vec<(f32, f32, u8)>)>,
+    /// The latest 2-D test embedding.
+    pub embedding: Option<Embedding>,
     pub summary: Option<CellSummary>,
+}
+
+/// A 2-D test embedding, `(x, y, digit)` per point, after `iter` iterations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embedding {
+    pub iter: u32,
+    pub points: Vec<(f32, f32, u8)>,
 }
 
 /// The panes Tab moves between.
@@ -121,16 +129,23 @@ impl Dashboard {
 
     /// Takes in one event; `now` is when it arrived (for the ETA).
     pub fn apply(&mut self, event: CellEvent, now: Instant) {
-        let Some(view) = self.views.get_mut(event.cell()) else { return };
+        let Some(view) = self.views.get_mut(event.cell()) else {
+            return;
+        };
         match event {
-            CellEvent::Started { total_iters, resumed_from, .. } => {
+            CellEvent::Started {
+                total_iters,
+                resumed_from,
+                ..
+            } => {
                 let from = resumed_from.unwrap_or(0);
                 view.status = Status::Running;
                 view.total = total_iters;
                 view.iter = from;
                 view.started = Some((now, from));
                 view.eta = None;
-                let keep = |points: &mut Vec<(f64, f64)>| points.retain(|(i, _)| *i <= f64::from(from));
+                let keep =
+                    |points: &mut Vec<(f64, f64)>| points.retain(|(i, _)| *i <= f64::from(from));
                 keep(&mut view.train);
                 keep(&mut view.test);
             }
@@ -142,11 +157,17 @@ impl Dashboard {
                     && iter > i0
                 {
                     let per_iter = now.duration_since(t0).as_secs_f64() / f64::from(iter - i0);
-                    view.eta = Some(Duration::from_secs_f64(per_iter * f64::from(view.total.saturating_sub(iter))));
+                    view.eta = Some(Duration::from_secs_f64(
+                        per_iter * f64::from(view.total.saturating_sub(iter)),
+                    ));
                 }
             }
-            CellEvent::Test { iter, loss, .. } => view.test.push((f64::from(iter), f64::from(loss))),
-            CellEvent::Embedding { iter, points, .. } => view.embedding = Some((iter, points)),
+            CellEvent::Test { iter, loss, .. } => {
+                view.test.push((f64::from(iter), f64::from(loss)))
+            }
+            CellEvent::Embedding { iter, points, .. } => {
+                view.embedding = Some(Embedding { iter, points })
+            }
             CellEvent::Snapshot { .. } => {}
             CellEvent::Finished { summary, .. } => {
                 view.status = Status::Done;
@@ -167,6 +188,39 @@ impl Dashboard {
                 view.status = Status::Stopped;
                 view.eta = None;
             }
+        }
+    }
+
+    /// Fills a cell's curves from its log.csv rows (a cell finished or resumed from an
+    /// earlier run) and, when given, its embedding from features.csv (first two components).
+    pub fn load_history(
+        &mut self,
+        cell: usize,
+        rows: &[LogRow],
+        features: Option<Vec<(Vec<f32>, u8)>>,
+    ) {
+        let Some(view) = self.views.get_mut(cell) else {
+            return;
+        };
+        let points = |phase: &str| {
+            rows.iter()
+                .filter(|r| r.phase == phase)
+                .map(|r| (f64::from(r.iter), f64::from(r.loss)))
+                .collect()
+        };
+        view.train = points("train");
+        view.test = points("test");
+        let features = features.unwrap_or_default();
+        let points: Vec<(f32, f32, u8)> = features
+            .iter()
+            .filter(|(f, _)| f.len() >= 2)
+            .map(|(f, d)| (f[0], f[1], *d))
+            .collect();
+        if !points.is_empty() {
+            view.embedding = Some(Embedding {
+                iter: view.iter,
+                points,
+            });
         }
     }
 
@@ -225,7 +279,8 @@ impl Dashboard {
 
     /// How many cells are in each state: (running, done or skipped, failed, queued or stopped).
     pub fn counts(&self) -> (usize, usize, usize, usize) {
-        let count = |f: &dyn Fn(&Status) -> bool| self.views.iter().filter(|v| f(&v.status)).count();
+        let count =
+            |f: &dyn Fn(&Status) -> bool| self.views.iter().filter(|v| f(&v.status)).count();
         (
             count(&|s| *s == Status::Running),
             count(&|s| matches!(s, Status::Done | Status::Skipped)),
@@ -252,7 +307,12 @@ mod tests {
 
     fn board(n: usize) -> Dashboard {
         let cells = (0..n)
-            .map(|index| Cell { index, id: format!("{index:03}"), values: vec![], params: Default::default() })
+            .map(|index| Cell {
+                index,
+                id: format!("{index:03}"),
+                values: vec![],
+                params: Default::default(),
+            })
             .collect();
         Dashboard::new("t".into(), String::new(), cells, 100)
     }
@@ -310,11 +370,41 @@ mod tests {
     fn eta_follows_the_iteration_rate_and_resume_drops_newer_points() {
         let mut d = board(1);
         let t0 = Instant::now();
-        d.apply(CellEvent::Started { cell: 0, total_iters: 100, resumed_from: None }, t0);
-        d.apply(CellEvent::Train { cell: 0, iter: 10, lr: 0.01, loss: 1.0 }, t0 + Duration::from_secs(5));
+        d.apply(
+            CellEvent::Started {
+                cell: 0,
+                total_iters: 100,
+                resumed_from: None,
+            },
+            t0,
+        );
+        d.apply(
+            CellEvent::Train {
+                cell: 0,
+                iter: 10,
+                lr: 0.01,
+                loss: 1.0,
+            },
+            t0 + Duration::from_secs(5),
+        );
         assert_eq!(d.views[0].eta, Some(Duration::from_secs(45)));
-        d.apply(CellEvent::Train { cell: 0, iter: 20, lr: 0.01, loss: 0.5 }, t0 + Duration::from_secs(10));
-        d.apply(CellEvent::Started { cell: 0, total_iters: 100, resumed_from: Some(10) }, t0);
+        d.apply(
+            CellEvent::Train {
+                cell: 0,
+                iter: 20,
+                lr: 0.01,
+                loss: 0.5,
+            },
+            t0 + Duration::from_secs(10),
+        );
+        d.apply(
+            CellEvent::Started {
+                cell: 0,
+                total_iters: 100,
+                resumed_from: Some(10),
+            },
+            t0,
+        );
         assert_eq!(d.views[0].train, vec![(10.0, 1.0)]);
         assert_eq!(d.views[0].iter, 10);
     }

@@ -48,7 +48,15 @@ pub const AXIS_KEYS: &[&str] = &[
     "feature_dim",
     "seed",
 ];
-const LR_POLICIES: &[&str] = &["fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid"];
+const LR_POLICIES: &[&str] = &[
+    "fixed",
+    "step",
+    "exp",
+    "inv",
+    "multistep",
+    "poly",
+    "sigmoid",
+];
 
 /// A checked experiment: everything the runner needs, with defaults filled in.
 #[derive(Debug, Clone, PartialEq)]
@@ -191,14 +199,24 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn error(&self, span: Option<Range<usize>>, message: impl Into<String>) -> ExperimentError {
-        let line = span.map(|s| self.text[..s.start.min(self.text.len())].matches('\n').count() + 1);
-        ExperimentError { file: self.file.to_path_buf(), line, message: message.into() }
+        let line = span.map(|s| {
+            self.text[..s.start.min(self.text.len())]
+                .matches('\n')
+                .count()
+                + 1
+        });
+        ExperimentError {
+            file: self.file.to_path_buf(),
+            line,
+            message: message.into(),
+        }
     }
 
     /// A toml/serde error, prefixed with the key whose value it is about when that is known.
     fn toml_error(&self, e: &toml::de::Error, table: Option<&DeTable>) -> ExperimentError {
         // A missing top-level key comes with an empty span at 0 (or the whole document): no line.
-        let whole = |s: &Range<usize>| s.start == 0 && (s.end == 0 || s.end >= self.text.trim_end().len());
+        let whole =
+            |s: &Range<usize>| s.start == 0 && (s.end == 0 || s.end >= self.text.trim_end().len());
         let span = e.span().filter(|s| !whole(s));
         let key = span.as_ref().zip(table).and_then(|(s, t)| key_at(t, s));
         let message = match key {
@@ -219,7 +237,8 @@ impl Checker<'_> {
                 for (axis, _) in grid {
                     let name = axis.get_ref().as_ref();
                     if !AXIS_KEYS.contains(&name) && name != "repeats" {
-                        let known: Vec<&str> = AXIS_KEYS.iter().copied().chain(["repeats"]).collect();
+                        let known: Vec<&str> =
+                            AXIS_KEYS.iter().copied().chain(["repeats"]).collect();
                         let hint = suggestion(name, &known);
                         let msg = format!("unknown key `{name}` in [grid]{hint}");
                         return Err(self.error(Some(axis.span()), msg));
@@ -241,15 +260,24 @@ impl Checker<'_> {
         let name = match raw.name {
             Some(n) => {
                 let valid = !n.get_ref().is_empty()
-                    && n.get_ref().chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+                    && n.get_ref()
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
                     && !n.get_ref().starts_with('.');
                 if !valid {
-                    let msg = format!("name `{}`: use letters, digits, `.`, `_` and `-` (it names a folder)", n.get_ref());
+                    let msg = format!(
+                        "name `{}`: use letters, digits, `.`, `_` and `-` (it names a folder)",
+                        n.get_ref()
+                    );
                     return Err(self.error(Some(n.span()), msg));
                 }
                 n.into_inner()
             }
-            None => self.file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+            None => self
+                .file
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
         };
         let solver = self.existing_file("solver", raw.solver, DEFAULT_SOLVER)?;
         let net = self.existing_file("net", raw.net, DEFAULT_NET)?;
@@ -261,7 +289,9 @@ impl Checker<'_> {
             None => test_interval,
         };
         let knn_k = match raw.knn_k {
-            Some(k) if *k.get_ref() == 0 => return Err(self.error(Some(k.span()), "knn_k: must be at least 1")),
+            Some(k) if *k.get_ref() == 0 => {
+                return Err(self.error(Some(k.span()), "knn_k: must be at least 1"));
+            }
             Some(k) => k.into_inner(),
             None => 5,
         };
@@ -287,14 +317,27 @@ impl Checker<'_> {
         Ok(value.into_inner())
     }
 
-    fn existing_file(&self, key: &str, given: Option<Spanned<PathBuf>>, default: &str) -> Result<PathBuf, ExperimentError> {
+    fn existing_file(
+        &self,
+        key: &str,
+        given: Option<Spanned<PathBuf>>,
+        default: &str,
+    ) -> Result<PathBuf, ExperimentError> {
         let (path, span) = match given {
             Some(p) => (p.get_ref().clone(), Some(p.span())),
             None => (PathBuf::from(default), None),
         };
         if !path.is_file() {
-            let how = if span.is_some() { "" } else { " (the default; set `" };
-            let tail = if span.is_some() { String::new() } else { format!("{key} = \"...\"` to use another)") };
+            let how = if span.is_some() {
+                ""
+            } else {
+                " (the default; set `"
+            };
+            let tail = if span.is_some() {
+                String::new()
+            } else {
+                format!("{key} = \"...\"` to use another)")
+            };
             let msg = format!("{key} file {} not found{how}{tail}", path.display());
             return Err(self.error(span, msg));
         }
@@ -310,16 +353,30 @@ impl Checker<'_> {
                 );
                 return Err(self.error(Some(dir.span()), msg));
             }
-            let note = format!("data: {} (from the experiment file)", dir.get_ref().display());
-            return Ok(DataSource { dir: dir.into_inner(), note });
+            let note = format!(
+                "data: {} (from the experiment file)",
+                dir.get_ref().display()
+            );
+            return Ok(DataSource {
+                dir: dir.into_inner(),
+                note,
+            });
         }
         if has_idx_files(Path::new(FULL_DATA)) {
             let note = format!("data: {FULL_DATA} (the full MNIST)");
-            return Ok(DataSource { dir: FULL_DATA.into(), note });
+            return Ok(DataSource {
+                dir: FULL_DATA.into(),
+                note,
+            });
         }
         if has_idx_files(Path::new(SAMPLE_DATA)) {
-            let note = format!("data: {SAMPLE_DATA} (the 10,000-digit sample; {FULL_DATA} is not downloaded)");
-            return Ok(DataSource { dir: SAMPLE_DATA.into(), note });
+            let note = format!(
+                "data: {SAMPLE_DATA} (the 10,000-digit sample; {FULL_DATA} is not downloaded)"
+            );
+            return Ok(DataSource {
+                dir: SAMPLE_DATA.into(),
+                note,
+            });
         }
         Err(self.error(None, format!("no data: neither {FULL_DATA} nor {SAMPLE_DATA} holds MNIST's IDX files; set `data = \"...\"`")))
     }
@@ -327,25 +384,43 @@ impl Checker<'_> {
     fn grid(&self, raw: GridFile) -> Result<Grid, ExperimentError> {
         use AxisValue::{Bool, Float, Int, Text};
         let mut axes = Vec::new();
-        let mut push = |key: &'static str, values: Option<Spanned<Vec<AxisValue>>>, check: &dyn Fn(&AxisValue) -> Option<&'static str>| -> Result<(), ExperimentError> {
+        let mut push = |key: &'static str,
+                        values: Option<Spanned<Vec<AxisValue>>>,
+                        check: &dyn Fn(&AxisValue) -> Option<&'static str>|
+         -> Result<(), ExperimentError> {
             let Some(values) = values else { return Ok(()) };
             let span = values.span();
             if values.get_ref().is_empty() {
-                return Err(self.error(Some(span), format!("[grid] {key}: empty list; give at least one value or remove the key")));
+                return Err(self.error(
+                    Some(span),
+                    format!("[grid] {key}: empty list; give at least one value or remove the key"),
+                ));
             }
             let mut seen = BTreeSet::new();
             for v in values.get_ref() {
                 if let Some(expected) = check(v) {
-                    return Err(self.error(Some(span), format!("[grid] {key}: value {v}: expected {expected}")));
+                    return Err(self.error(
+                        Some(span),
+                        format!("[grid] {key}: value {v}: expected {expected}"),
+                    ));
                 }
                 if !seen.insert(v.to_string()) {
-                    return Err(self.error(Some(span), format!("[grid] {key}: value {v} is listed twice")));
+                    return Err(self.error(
+                        Some(span),
+                        format!("[grid] {key}: value {v} is listed twice"),
+                    ));
                 }
             }
-            axes.push(Axis { key, values: values.into_inner() });
+            axes.push(Axis {
+                key,
+                values: values.into_inner(),
+            });
             Ok(())
         };
-        fn map<T>(v: Option<Spanned<Vec<T>>>, f: fn(T) -> AxisValue) -> Option<Spanned<Vec<AxisValue>>> {
+        fn map<T>(
+            v: Option<Spanned<Vec<T>>>,
+            f: fn(T) -> AxisValue,
+        ) -> Option<Spanned<Vec<AxisValue>>> {
             v.map(|s| {
                 let span = s.span();
                 Spanned::new(span, s.into_inner().into_iter().map(f).collect())
@@ -362,23 +437,49 @@ impl Checker<'_> {
         let rate = |v: &AxisValue| float(v, |x| x.is_finite() && x > 0.0, "a number above 0");
         push("margin", map(raw.margin, Float), &rate)?;
         push("legacy_version", map(raw.legacy_version, Bool), &|_| None)?;
-        push("similar_fraction", map(raw.similar_fraction, Float), &|v| float(v, |x| (0.0..=1.0).contains(&x), "a fraction between 0 and 1"))?;
+        push("similar_fraction", map(raw.similar_fraction, Float), &|v| {
+            float(
+                v,
+                |x| (0.0..=1.0).contains(&x),
+                "a fraction between 0 and 1",
+            )
+        })?;
         push("base_lr", map(raw.base_lr, Float), &rate)?;
-        push("momentum", map(raw.momentum, Float), &|v| float(v, |x| (0.0..1.0).contains(&x), "a number in [0, 1)"))?;
-        push("weight_decay", map(raw.weight_decay, Float), &|v| float(v, |x| x.is_finite() && x >= 0.0, "a number of at least 0"))?;
-        push("batch_size", map(raw.batch_size, |x| Int(x.into())), &positive_int)?;
+        push("momentum", map(raw.momentum, Float), &|v| {
+            float(v, |x| (0.0..1.0).contains(&x), "a number in [0, 1)")
+        })?;
+        push("weight_decay", map(raw.weight_decay, Float), &|v| {
+            float(v, |x| x.is_finite() && x >= 0.0, "a number of at least 0")
+        })?;
+        push(
+            "batch_size",
+            map(raw.batch_size, |x| Int(x.into())),
+            &positive_int,
+        )?;
         push("lr_policy", map(raw.lr_policy, Text), &|v| match v {
             Text(p) if LR_POLICIES.contains(&p.as_str()) => None,
             _ => Some("one of fixed, step, exp, inv, multistep, poly, sigmoid"),
         })?;
         push("gamma", map(raw.gamma, Float), &rate)?;
-        push("power", map(raw.power, Float), &|v| float(v, f64::is_finite, "a finite number"))?;
-        push("stepsize", map(raw.stepsize, |x| Int(x.into())), &positive_int)?;
-        push("feature_dim", map(raw.feature_dim, |x| Int(x.into())), &positive_int)?;
+        push("power", map(raw.power, Float), &|v| {
+            float(v, f64::is_finite, "a finite number")
+        })?;
+        push(
+            "stepsize",
+            map(raw.stepsize, |x| Int(x.into())),
+            &positive_int,
+        )?;
+        push(
+            "feature_dim",
+            map(raw.feature_dim, |x| Int(x.into())),
+            &positive_int,
+        )?;
         let seed_span = raw.seed.as_ref().map(|s| s.span());
         push("seed", map(raw.seed, Int), &|_| None)?;
         let repeats = match raw.repeats {
-            Some(r) if *r.get_ref() == 0 => return Err(self.error(Some(r.span()), "[grid] repeats: must be at least 1")),
+            Some(r) if *r.get_ref() == 0 => {
+                return Err(self.error(Some(r.span()), "[grid] repeats: must be at least 1"));
+            }
             Some(r) if *r.get_ref() > 1 && seed_span.is_some() => {
                 return Err(self.error(Some(r.span()), "[grid] has both `seed` and `repeats`: list the seeds or give repeats, not both"));
             }
@@ -402,7 +503,8 @@ fn suggestion(key: &str, known: &[&str]) -> String {
 
 /// The key (`name` or `[grid] name`) whose entry (key through value) contains `span`.
 fn key_at(table: &DeTable, span: &Range<usize>) -> Option<String> {
-    let contains = |k: Range<usize>, v: Range<usize>| k.start <= span.start && span.end <= v.end.max(k.end);
+    let contains =
+        |k: Range<usize>, v: Range<usize>| k.start <= span.start && span.end <= v.end.max(k.end);
     for (key, value) in table {
         if let DeValue::Table(inner) = value.get_ref() {
             for (k, v) in inner {
@@ -420,5 +522,7 @@ fn key_at(table: &DeTable, span: &Range<usize>) -> Option<String> {
 
 /// Whether `dir` holds MNIST's training images (plain or gzipped).
 fn has_idx_files(dir: &Path) -> bool {
-    ["train-images-idx3-ubyte", "train-images-idx3-ubyte.gz"].iter().any(|f| dir.join(f).is_file())
+    ["train-images-idx3-ubyte", "train-images-idx3-ubyte.gz"]
+        .iter()
+        .any(|f| dir.join(f).is_file())
 }

@@ -66,19 +66,33 @@ impl Cell {
         for combo in combos {
             for repeat in 0..grid.repeats {
                 let index = cells.len();
-                let mut params = CellParams { seed: experiment.seed + u64::from(repeat), repeat, ..Default::default() };
+                let mut params = CellParams {
+                    seed: experiment.seed + u64::from(repeat),
+                    repeat,
+                    ..Default::default()
+                };
                 for (key, value) in &combo {
                     params.set(key, value);
                 }
-                let mut values: Vec<(&'static str, String)> = combo.iter().map(|(k, v)| (*k, v.to_string())).collect();
+                let mut values: Vec<(&'static str, String)> =
+                    combo.iter().map(|(k, v)| (*k, v.to_string())).collect();
                 if grid.repeats > 1 {
                     values.push(("seed", params.seed.to_string()));
                 }
                 let id = std::iter::once(format!("{index:03}"))
-                    .chain(values.iter().map(|(k, v)| format!("{k}_{}", folder_safe(v))))
+                    .chain(
+                        values
+                            .iter()
+                            .map(|(k, v)| format!("{k}_{}", folder_safe(v))),
+                    )
                     .collect::<Vec<_>>()
                     .join("-");
-                cells.push(Cell { index, id, values, params });
+                cells.push(Cell {
+                    index,
+                    id,
+                    values,
+                    params,
+                });
             }
         }
         cells
@@ -111,5 +125,13 @@ impl CellParams {
 
 /// `v` with anything but letters, digits, `.`, `_` and `-` replaced by `_`.
 fn folder_safe(v: &str) -> String {
-    v.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect()
+    v.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }

@@ -16,11 +16,24 @@ use crate::runner::{GridReport, RunOptions, run_grid};
 pub fn event_line(cells: &[Cell], event: &CellEvent) -> Option<String> {
     let id = cells.get(event.cell()).map_or("?", |c| c.id.as_str());
     let text = match event {
-        CellEvent::Started { total_iters, resumed_from: None, .. } => format!("started: {total_iters} iterations"),
-        CellEvent::Started { total_iters, resumed_from: Some(from), .. } => {
+        CellEvent::Started {
+            total_iters,
+            resumed_from: None,
+            ..
+        } => format!("started: {total_iters} iterations"),
+        CellEvent::Started {
+            total_iters,
+            resumed_from: Some(from),
+            ..
+        } => {
             format!("resumed at iteration {from} of {total_iters}")
         }
-        CellEvent::Test { iter, loss, outputs, .. } => {
+        CellEvent::Test {
+            iter,
+            loss,
+            outputs,
+            ..
+        } => {
             let mut line = format!("test at iteration {iter}: loss {loss:.6}");
             for (name, value) in outputs {
                 line.push_str(&format!(", {name} {value:.6}"));
@@ -36,8 +49,12 @@ pub fn event_line(cells: &[Cell], event: &CellEvent) -> Option<String> {
             "already finished (k-NN accuracy {:.4}, pair accuracy {:.4}); skipped",
             s.knn_accuracy, s.pair_accuracy
         ),
-        CellEvent::Stopped { .. } => "stopped; resumes from its last snapshot on the next run".to_string(),
-        CellEvent::Train { .. } | CellEvent::Embedding { .. } | CellEvent::Snapshot { .. } => return None,
+        CellEvent::Stopped { .. } => {
+            "stopped; resumes from its last snapshot on the next run".to_string()
+        }
+        CellEvent::Train { .. } | CellEvent::Embedding { .. } | CellEvent::Snapshot { .. } => {
+            return None;
+        }
     };
     Some(format!("[{id}] {text}"))
 }
@@ -62,7 +79,9 @@ pub fn run_headless(
                 out.flush()?;
             }
         }
-        let report = runner.join().map_err(|_| anyhow::anyhow!("the grid runner panicked"))?;
+        let report = runner
+            .join()
+            .map_err(|_| anyhow::anyhow!("the grid runner panicked"))?;
         report.context("grid runner")
     })?;
     writeln!(out, "{}", crate::end_line(&report))?;

@@ -19,7 +19,13 @@ use runner::{GridReport, RunOptions};
 
 /// The first line of a run: what runs, where, and on how many workers.
 pub fn start_line(experiment: &Experiment, cells: &[Cell], options: &RunOptions) -> String {
-    let plural = |n: usize, word: &str| if n == 1 { format!("{n} {word}") } else { format!("{n} {word}s") };
+    let plural = |n: usize, word: &str| {
+        if n == 1 {
+            format!("{n} {word}")
+        } else {
+            format!("{n} {word}s")
+        }
+    };
     format!(
         "{}: {} of {} iterations, {} × {} → {}",
         experiment.name,

@@ -74,21 +74,35 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     let report = if headless {
         stop_on_ctrl_c(Arc::clone(&control))?;
         let mut stdout = std::io::stdout().lock();
-        headless::run_headless(&experiment, &cells, &options, trainer.as_ref(), &control, &mut stdout)?
+        headless::run_headless(
+            &experiment,
+            &cells,
+            &options,
+            trainer.as_ref(),
+            &control,
+            &mut stdout,
+        )?
     } else {
-        let report = terminal::run_screen(&experiment, &cells, &options, trainer.as_ref(), &control)?;
+        let report =
+            terminal::run_screen(&experiment, &cells, &options, trainer.as_ref(), &control)?;
         println!("{}", siamese_tui::end_line(&report));
         report
     };
-    Ok(if report.failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if report.failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// First Ctrl-C: running cells snapshot and stop (resumable). Second: exit at once.
 fn stop_on_ctrl_c(control: Arc<Control>) -> anyhow::Result<()> {
     use signal_hook::consts::SIGINT;
     let pressed = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register_conditional_shutdown(SIGINT, 130, Arc::clone(&pressed)).context("installing the Ctrl-C handler")?;
-    signal_hook::flag::register(SIGINT, Arc::clone(&pressed)).context("installing the Ctrl-C handler")?;
+    signal_hook::flag::register_conditional_shutdown(SIGINT, 130, Arc::clone(&pressed))
+        .context("installing the Ctrl-C handler")?;
+    signal_hook::flag::register(SIGINT, Arc::clone(&pressed))
+        .context("installing the Ctrl-C handler")?;
     std::thread::Builder::new()
         .name("siamese-ctrl-c".into())
         .spawn(move || {

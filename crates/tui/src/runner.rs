@@ -14,7 +14,9 @@ use std::time::Instant;
 use siamese_solver::metrics;
 
 use crate::cell_folder::{CellFolder, LogRow, write_atomic};
-use crate::cell_trainer::{CellEvent, CellJob, CellOutcome, CellSummary, CellTrainer, Control, Flow};
+use crate::cell_trainer::{
+    CellEvent, CellJob, CellOutcome, CellSummary, CellTrainer, Control, Flow,
+};
 use crate::experiment::Experiment;
 use crate::grid::Cell;
 
@@ -43,7 +45,12 @@ impl RunOptions {
     /// most one per cell), the cores shared among them.
     pub fn fitting(out: PathBuf, cells: usize, cores: usize, fresh: bool) -> RunOptions {
         let workers = cores.min(cells).max(1);
-        RunOptions { out, workers, threads: (cores / workers).max(1), fresh }
+        RunOptions {
+            out,
+            workers,
+            threads: (cores / workers).max(1),
+            fresh,
+        }
     }
 }
 
@@ -65,7 +72,10 @@ pub enum RunError {
 }
 
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> RunError + '_ {
-    move |source| RunError::Io { path: path.to_path_buf(), source }
+    move |source| RunError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Runs every unfinished cell of `experiment`; events go to `events` (dropped at the end, so
@@ -95,16 +105,25 @@ pub fn run_grid(
         threads: options.threads,
         summaries: Mutex::new(BTreeMap::new()),
         summary_path: summary_path.clone(),
-        report: Mutex::new(GridReport { summary: summary_path, ..Default::default() }),
+        report: Mutex::new(GridReport {
+            summary: summary_path,
+            ..Default::default()
+        }),
     };
     let mut queue = Vec::new();
     for cell in cells {
         let folder = CellFolder::new(grid_dir.join(&cell.id));
-        match folder.done().filter(|s| s.iterations == experiment.iterations) {
+        match folder
+            .done()
+            .filter(|s| s.iterations == experiment.iterations)
+        {
             Some(summary) => {
                 shared.lock_summaries().insert(cell.index, summary.clone());
                 shared.lock_report().skipped += 1;
-                let _ = events.send(CellEvent::Skipped { cell: cell.index, summary });
+                let _ = events.send(CellEvent::Skipped {
+                    cell: cell.index,
+                    summary,
+                });
             }
             None => queue.push((cell, folder)),
         }
@@ -121,9 +140,15 @@ pub fn run_grid(
                 .name(format!("siamese-worker-{w}"))
                 .spawn_scoped(scope, move || {
                     while control.checkpoint() == Flow::Continue {
-                        let Some((cell, folder)) = queue.get(next.fetch_add(1, Ordering::SeqCst)) else { break };
+                        let Some((cell, folder)) = queue.get(next.fetch_add(1, Ordering::SeqCst))
+                        else {
+                            break;
+                        };
                         if let Err(e) = shared.run_cell(cell, folder, &events) {
-                            first_error.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(e);
+                            first_error
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .get_or_insert(e);
                             control.request_stop();
                         }
                     }
@@ -135,7 +160,10 @@ pub fn run_grid(
     if let Some(e) = first_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
         return Err(e);
     }
-    let report = shared.report.into_inner().unwrap_or_else(|e| e.into_inner());
+    let report = shared
+        .report
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
     Ok(report)
 }
 
@@ -147,7 +175,11 @@ fn clear_results(grid_dir: &Path) -> Result<(), RunError> {
         if entry.file_name() == PAIRS_DIR {
             continue;
         }
-        let removed = if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
+        let removed = if path.is_dir() {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        };
         removed.map_err(io_at(&path))?;
     }
     Ok(())
@@ -176,7 +208,12 @@ impl Shared<'_> {
 
     /// Trains one cell and writes its files; an `Err` is a runner failure (disk), while a
     /// trainer failure is reported as `Failed` and the grid goes on.
-    fn run_cell(&self, cell: &Cell, folder: &CellFolder, events: &Sender<CellEvent>) -> Result<(), RunError> {
+    fn run_cell(
+        &self,
+        cell: &Cell,
+        folder: &CellFolder,
+        events: &Sender<CellEvent>,
+    ) -> Result<(), RunError> {
         let exp = self.experiment;
         fs::create_dir_all(&folder.dir).map_err(io_at(&folder.dir))?;
         folder.clear_done().map_err(io_at(&folder.dir))?;
@@ -188,7 +225,11 @@ impl Shared<'_> {
         let log = Mutex::new(folder.start_log(&kept).map_err(io_at(&log_path))?);
         let log_error: Mutex<Option<io::Error>> = Mutex::new(None);
         let rows = Mutex::new(kept);
-        let seconds_before = rows.lock().unwrap_or_else(|e| e.into_inner()).last().map_or(0.0, |r| r.seconds);
+        let seconds_before = rows
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last()
+            .map_or(0.0, |r| r.seconds);
         let job = CellJob {
             cell: cell.clone(),
             dir: folder.dir.clone(),
@@ -211,29 +252,45 @@ impl Shared<'_> {
         let on_event = |event: CellEvent| {
             let seconds = seconds_before + start.elapsed().as_secs_f64();
             let row = match &event {
-                CellEvent::Train { iter, lr, loss, .. } => {
-                    Some(LogRow { iter: *iter, phase: "train".into(), lr: Some(*lr), loss: *loss, seconds })
-                }
-                CellEvent::Test { iter, loss, .. } => {
-                    Some(LogRow { iter: *iter, phase: "test".into(), lr: None, loss: *loss, seconds })
-                }
+                CellEvent::Train { iter, lr, loss, .. } => Some(LogRow {
+                    iter: *iter,
+                    phase: "train".into(),
+                    lr: Some(*lr),
+                    loss: *loss,
+                    seconds,
+                }),
+                CellEvent::Test { iter, loss, .. } => Some(LogRow {
+                    iter: *iter,
+                    phase: "test".into(),
+                    lr: None,
+                    loss: *loss,
+                    seconds,
+                }),
                 _ => None,
             };
             if let Some(row) = row {
                 let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
                 let written = log.serialize(&row).and_then(|()| Ok(log.flush()?));
                 if let Err(e) = written {
-                    log_error.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(e.into());
+                    log_error
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get_or_insert(e.into());
                 }
                 rows.lock().unwrap_or_else(|e| e.into_inner()).push(row);
             }
             let _ = events.send(event);
         };
-        let result = catch_unwind(AssertUnwindSafe(|| self.trainer.run(&job, &on_event, self.control)))
-            .unwrap_or_else(|panic| Err(format!("trainer panicked: {}", panic_message(&panic))));
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            self.trainer.run(&job, &on_event, self.control)
+        }))
+        .unwrap_or_else(|panic| Err(format!("trainer panicked: {}", panic_message(&panic))));
         drop(log);
         if let Some(e) = log_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            return Err(RunError::Io { path: log_path, source: e });
+            return Err(RunError::Io {
+                path: log_path,
+                source: e,
+            });
         }
         let wall = seconds_before + start.elapsed().as_secs_f64();
         let rows = rows.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -241,12 +298,18 @@ impl Shared<'_> {
             Ok(outcome) => match self.finish_cell(cell, folder, &outcome, &rows, wall) {
                 Ok(summary) => {
                     self.lock_report().finished += 1;
-                    let _ = events.send(CellEvent::Finished { cell: cell.index, summary });
+                    let _ = events.send(CellEvent::Finished {
+                        cell: cell.index,
+                        summary,
+                    });
                     Ok(())
                 }
                 Err(error) => {
                     self.lock_report().failed += 1;
-                    let _ = events.send(CellEvent::Failed { cell: cell.index, error });
+                    let _ = events.send(CellEvent::Failed {
+                        cell: cell.index,
+                        error,
+                    });
                     Ok(())
                 }
             },
@@ -257,7 +320,10 @@ impl Shared<'_> {
             }
             Err(error) => {
                 self.lock_report().failed += 1;
-                let _ = events.send(CellEvent::Failed { cell: cell.index, error });
+                let _ = events.send(CellEvent::Failed {
+                    cell: cell.index,
+                    error,
+                });
                 Ok(())
             }
         }
@@ -274,11 +340,18 @@ impl Shared<'_> {
         wall: f64,
     ) -> Result<CellSummary, String> {
         if !outcome.model.is_file() {
-            return Err(format!("the trainer reported model {} but it does not exist", outcome.model.display()));
+            return Err(format!(
+                "the trainer reported model {} but it does not exist",
+                outcome.model.display()
+            ));
         }
         let summary = summarize(rows, outcome, self.experiment, wall);
-        folder.write_features(&outcome.test_features).map_err(|e| format!("{}: {e}", folder.dir.display()))?;
-        folder.write_done(&summary).map_err(|e| format!("{}: {e}", folder.dir.display()))?;
+        folder
+            .write_features(&outcome.test_features)
+            .map_err(|e| format!("{}: {e}", folder.dir.display()))?;
+        folder
+            .write_done(&summary)
+            .map_err(|e| format!("{}: {e}", folder.dir.display()))?;
         self.lock_summaries().insert(cell.index, summary.clone());
         self.write_summary().map_err(|e| e.to_string())?;
         Ok(summary)
@@ -293,12 +366,33 @@ impl Shared<'_> {
 }
 
 /// The summary of a finished cell from its log rows and the trainer's features.
-fn summarize(rows: &[LogRow], outcome: &CellOutcome, experiment: &Experiment, wall: f64) -> CellSummary {
-    let train: Vec<f64> = rows.iter().filter(|r| r.phase == "train").map(|r| f64::from(r.loss)).collect();
+fn summarize(
+    rows: &[LogRow],
+    outcome: &CellOutcome,
+    experiment: &Experiment,
+    wall: f64,
+) -> CellSummary {
+    let train: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.phase == "train")
+        .map(|r| f64::from(r.loss))
+        .collect();
     let tail = &train[train.len().saturating_sub(TRAIN_LOSS_WINDOW)..];
-    let train_loss = if tail.is_empty() { f64::NAN } else { tail.iter().sum::<f64>() / tail.len() as f64 };
-    let test_loss = rows.iter().rev().find(|r| r.phase == "test").map_or(f64::NAN, |r| f64::from(r.loss));
-    let knn_accuracy = metrics::knn_accuracy(&outcome.test_features, &outcome.reference_features, experiment.knn_k);
+    let train_loss = if tail.is_empty() {
+        f64::NAN
+    } else {
+        tail.iter().sum::<f64>() / tail.len() as f64
+    };
+    let test_loss = rows
+        .iter()
+        .rev()
+        .find(|r| r.phase == "test")
+        .map_or(f64::NAN, |r| f64::from(r.loss));
+    let knn_accuracy = metrics::knn_accuracy(
+        &outcome.test_features,
+        &outcome.reference_features,
+        experiment.knn_k,
+    );
     let labels: Vec<u8> = outcome.test_features.iter().map(|(_, l)| *l).collect();
     let pairs = metrics::pair_distances(&outcome.test_features, &metrics::balanced_pairs(&labels));
     let (pair_accuracy, threshold) = metrics::pair_accuracy(&pairs);
@@ -315,7 +409,10 @@ fn summarize(rows: &[LogRow], outcome: &CellOutcome, experiment: &Experiment, wa
 
 /// summary.csv: cell id, the grid's parameters (and seed), then the results.
 fn summary_csv(cells: &[Cell], summaries: &BTreeMap<usize, CellSummary>) -> io::Result<Vec<u8>> {
-    let mut keys: Vec<&str> = cells.first().map(|c| c.values.iter().map(|(k, _)| *k).collect()).unwrap_or_default();
+    let mut keys: Vec<&str> = cells
+        .first()
+        .map(|c| c.values.iter().map(|(k, _)| *k).collect())
+        .unwrap_or_default();
     let with_seed = !keys.contains(&"seed");
     if with_seed {
         keys.push("seed");
@@ -330,10 +427,15 @@ fn summary_csv(cells: &[Cell], summaries: &BTreeMap<usize, CellSummary>) -> io::
         "wall_seconds",
     ];
     let mut w = csv::Writer::from_writer(Vec::new());
-    let header: Vec<&str> = std::iter::once("cell").chain(keys.iter().copied()).chain(results).collect();
+    let header: Vec<&str> = std::iter::once("cell")
+        .chain(keys.iter().copied())
+        .chain(results)
+        .collect();
     w.write_record(&header)?;
     for (index, s) in summaries {
-        let Some(cell) = cells.get(*index) else { continue };
+        let Some(cell) = cells.get(*index) else {
+            continue;
+        };
         let mut record: Vec<String> = vec![cell.id.clone()];
         record.extend(cell.values.iter().map(|(_, v)| v.clone()));
         if with_seed {

@@ -36,13 +36,24 @@ impl Widget for &EmbeddingScatter<'_> {
         if area.width < 2 || area.height < 2 {
             return;
         }
-        let plot = Rect { height: area.height - 1, ..area };
-        let legend_row = Rect { y: area.y + area.height - 1, height: 1, ..area };
-        for (row, cells) in rasterize(self.points, plot.width, plot.height).iter().enumerate() {
+        let plot = Rect {
+            height: area.height - 1,
+            ..area
+        };
+        let legend_row = Rect {
+            y: area.y + area.height - 1,
+            height: 1,
+            ..area
+        };
+        for (row, cells) in rasterize(self.points, plot.width, plot.height)
+            .iter()
+            .enumerate()
+        {
             for (col, digit) in cells.iter().enumerate() {
                 if let Some(d) = digit {
                     let cell = &mut buf[(plot.x + col as u16, plot.y + row as u16)];
-                    cell.set_char(char::from(b'0' + d)).set_style(Style::new().fg(digit_color(*d)));
+                    cell.set_char(char::from(b'0' + d))
+                        .set_style(Style::new().fg(digit_color(*d)));
                 }
             }
         }
@@ -52,13 +63,19 @@ impl Widget for &EmbeddingScatter<'_> {
 
 /// The colour of `digit` (digits above 9 share grey).
 pub fn digit_color(digit: u8) -> Color {
-    DIGIT_COLORS.get(usize::from(digit)).copied().unwrap_or(Color::Gray)
+    DIGIT_COLORS
+        .get(usize::from(digit))
+        .copied()
+        .unwrap_or(Color::Gray)
 }
 
 /// "0 1 2 … 9", each digit in its colour.
 pub fn legend() -> Line<'static> {
     let spans = (0..10u8).flat_map(|d| {
-        [Span::styled(format!("■{d}"), Style::new().fg(digit_color(d))), Span::raw(" ")]
+        [
+            Span::styled(format!("■{d}"), Style::new().fg(digit_color(d))),
+            Span::raw(" "),
+        ]
     });
     Line::from(spans.collect::<Vec<_>>())
 }
@@ -69,7 +86,10 @@ pub fn legend() -> Line<'static> {
 pub fn rasterize(points: &[(f32, f32, u8)], width: u16, height: u16) -> Vec<Vec<Option<u8>>> {
     let (w, h) = (usize::from(width), usize::from(height));
     let mut counts = vec![[0u32; 10]; w * h];
-    let finite: Vec<_> = points.iter().filter(|(x, y, d)| x.is_finite() && y.is_finite() && *d < 10).collect();
+    let finite: Vec<_> = points
+        .iter()
+        .filter(|(x, y, d)| x.is_finite() && y.is_finite() && *d < 10)
+        .collect();
     if w > 0 && h > 0 && !finite.is_empty() {
         let (x0, x1) = bounds(finite.iter().map(|p| p.0));
         let (y0, y1) = bounds(finite.iter().map(|p| p.1));
@@ -95,8 +115,14 @@ pub fn rasterize(points: &[(f32, f32, u8)], width: u16, height: u16) -> Vec<Vec<
 
 /// Min and max of `values`, widened to a non-empty range.
 fn bounds(values: impl Iterator<Item = f32>) -> (f32, f32) {
-    let (lo, hi) = values.fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    if hi - lo > f32::EPSILON * hi.abs().max(1.0) { (lo, hi) } else { (lo - 1.0, hi + 1.0) }
+    let (lo, hi) = values.fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    if hi - lo > f32::EPSILON * hi.abs().max(1.0) {
+        (lo, hi)
+    } else {
+        (lo - 1.0, hi + 1.0)
+    }
 }
 
 #[cfg(test)]
@@ -105,19 +131,37 @@ mod tests {
 
     fn show(grid: &[Vec<Option<u8>>]) -> Vec<String> {
         grid.iter()
-            .map(|row| row.iter().map(|d| d.map_or('.', |d| char::from(b'0' + d))).collect())
+            .map(|row| {
+                row.iter()
+                    .map(|d| d.map_or('.', |d| char::from(b'0' + d)))
+                    .collect()
+            })
             .collect()
     }
 
     #[test]
     fn corners_land_in_corners_and_majority_wins() {
-        let points = [(0.0, 0.0, 1), (10.0, 10.0, 7), (10.0, 10.0, 2), (10.0, 10.0, 7), (5.0, 5.0, 3)];
-        assert_eq!(show(&rasterize(&points, 5, 3)), vec!["....7", "..3..", "1...."]);
+        let points = [
+            (0.0, 0.0, 1),
+            (10.0, 10.0, 7),
+            (10.0, 10.0, 2),
+            (10.0, 10.0, 7),
+            (5.0, 5.0, 3),
+        ];
+        assert_eq!(
+            show(&rasterize(&points, 5, 3)),
+            vec!["....7", "..3..", "1...."]
+        );
     }
 
     #[test]
     fn ties_go_to_the_smaller_digit_and_bad_points_are_skipped() {
-        let points = [(1.0, 1.0, 8), (1.0, 1.0, 4), (f32::NAN, 0.0, 1), (2.0, 2.0, 42)];
+        let points = [
+            (1.0, 1.0, 8),
+            (1.0, 1.0, 4),
+            (f32::NAN, 0.0, 1),
+            (2.0, 2.0, 42),
+        ];
         assert_eq!(show(&rasterize(&points, 3, 1)), vec![".4."]);
         assert_eq!(show(&rasterize(&[], 2, 2)), vec!["..", ".."]);
     }

@@ -2,15 +2,19 @@
 //! runner's channel and keys from crossterm, and redraws at most ten times a second.
 
 use std::io::{self, Stdout};
+use std::path::Path;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use crossterm::event::{self, Event, KeyEventKind};
-use crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode};
+use crossterm::terminal::{
+    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 
+use crate::cell_folder::{CellFolder, LogRow};
 use crate::cell_trainer::{CellEvent, CellTrainer, Control};
 use crate::dashboard::{Action, Dashboard};
 use crate::experiment::Experiment;
@@ -62,7 +66,9 @@ pub fn restore_terminal() {
 pub fn install_panic_hook() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let worker = std::thread::current().name().is_some_and(|n| n.starts_with("siamese-worker"));
+        let worker = std::thread::current()
+            .name()
+            .is_some_and(|n| n.starts_with("siamese-worker"));
         if !worker {
             restore_terminal();
             previous(info);
@@ -80,15 +86,26 @@ pub fn run_screen(
     control: &Control,
 ) -> anyhow::Result<GridReport> {
     install_panic_hook();
-    let guard = TerminalGuard::enter().context("cannot start the terminal screen (try --headless)")?;
-    let note = format!("{} · {}", experiment.data.note, crate::start_line(experiment, cells, options));
-    let dash = Dashboard::new(experiment.name.clone(), note, cells.to_vec(), experiment.iterations);
+    let guard =
+        TerminalGuard::enter().context("cannot start the terminal screen (try --headless)")?;
+    let note = format!(
+        "{} · {}",
+        experiment.data.note,
+        crate::start_line(experiment, cells, options)
+    );
+    let dash = Dashboard::new(
+        experiment.name.clone(),
+        note,
+        cells.to_vec(),
+        experiment.iterations,
+    );
     let (tx, rx) = std::sync::mpsc::channel();
+    let grid_dir = options.out.join(&experiment.name);
     std::thread::scope(|scope| {
         let render = std::thread::Builder::new()
             .name(RENDER_THREAD.into())
             .spawn_scoped(scope, move || {
-                let rendered = render_loop(guard, dash, rx, control);
+                let rendered = render_loop(guard, dash, &grid_dir, rx, control);
                 if rendered.is_err() {
                     // Without a screen nobody can stop the grid: stop it now (resumable).
                     control.request_stop();
@@ -97,15 +114,41 @@ pub fn run_screen(
             })
             .context("cannot start the render thread")?;
         let report = run_grid(experiment, cells, options, trainer, control, tx);
-        render.join().map_err(|_| anyhow::anyhow!("the render thread panicked"))??;
+        render
+            .join()
+            .map_err(|_| anyhow::anyhow!("the render thread panicked"))??;
         Ok(report?)
     })
 }
+
+/// For a cell finished or resumed from an earlier run: its logged curves (and, when
+/// finished, its features) read from the cell folder, so the screen shows them too.
+fn history_of(event: &CellEvent, dash: &Dashboard, grid_dir: &Path) -> Option<HistoryFromDisk> {
+    let (cell, upto, finished) = match event {
+        CellEvent::Skipped { cell, summary } => (*cell, summary.iterations, true),
+        CellEvent::Started {
+            cell,
+            resumed_from: Some(from),
+            ..
+        } => (*cell, *from, false),
+        _ => return None,
+    };
+    let folder = CellFolder::new(grid_dir.join(&dash.cells.get(cell)?.id));
+    let features = if finished {
+        folder.read_features()
+    } else {
+        None
+    };
+    Some((cell, folder.read_log(upto), features))
+}
+
+type HistoryFromDisk = (usize, Vec<LogRow>, Option<Vec<(Vec<f32>, u8)>>);
 
 /// The render thread: events in, keys in, frames out at most every [`FRAME_INTERVAL`].
 fn render_loop(
     mut guard: TerminalGuard,
     mut dash: Dashboard,
+    grid_dir: &Path,
     events: Receiver<CellEvent>,
     control: &Control,
 ) -> anyhow::Result<()> {
@@ -115,7 +158,11 @@ fn render_loop(
         loop {
             match events.try_recv() {
                 Ok(event) => {
+                    let history = history_of(&event, &dash, grid_dir);
                     dash.apply(event, Instant::now());
+                    if let Some((cell, rows, features)) = history {
+                        dash.load_history(cell, &rows, features);
+                    }
                     dirty = true;
                 }
                 Err(TryRecvError::Empty) => break,
@@ -131,11 +178,14 @@ fn render_loop(
         }
         let since = last_frame.map_or(FRAME_INTERVAL, |t| t.elapsed());
         if dirty && since >= FRAME_INTERVAL {
-            guard.terminal.draw(|frame| crate::screen::draw(frame, &dash))?;
+            guard
+                .terminal
+                .draw(|frame| crate::screen::draw(frame, &dash))?;
             last_frame = Some(Instant::now());
             dirty = false;
         }
-        let wait = FRAME_INTERVAL.saturating_sub(last_frame.map_or(FRAME_INTERVAL, |t| t.elapsed()));
+        let wait =
+            FRAME_INTERVAL.saturating_sub(last_frame.map_or(FRAME_INTERVAL, |t| t.elapsed()));
         if event::poll(wait.max(Duration::from_millis(10)))? {
             match event::read()? {
                 Event::Key(key) if key.kind == KeyEventKind::Press => {

@@ -43,24 +43,41 @@ pub fn clusters(n: usize, spread: f32) -> Vec<(Vec<f32>, u8)> {
             let digit = (i % 10) as u8;
             let angle = f32::from(digit) * std::f32::consts::TAU / 10.0;
             let jitter = ((i * 37 % 11) as f32 / 11.0 - 0.5) * spread;
-            (vec![3.0 * angle.cos() + jitter, 3.0 * angle.sin() - jitter], digit)
+            (
+                vec![3.0 * angle.cos() + jitter, 3.0 * angle.sin() - jitter],
+                digit,
+            )
         })
         .collect()
 }
 
 fn snapshot(job: &CellJob, iter: u32, events: &dyn Fn(CellEvent)) -> Result<(), String> {
     let base = job.dir.join(format!("snap_iter_{iter}"));
-    let write = |ext: &str| fs::write(base.with_extension(ext), format!("weights at {iter}")).map_err(|e| e.to_string());
+    let write = |ext: &str| {
+        fs::write(base.with_extension(ext), format!("weights at {iter}")).map_err(|e| e.to_string())
+    };
     write("caffemodel")?;
     write("solverstate")?;
-    events(CellEvent::Snapshot { cell: job.cell.index, iter, path: base.with_extension("solverstate") });
+    events(CellEvent::Snapshot {
+        cell: job.cell.index,
+        iter,
+        path: base.with_extension("solverstate"),
+    });
     Ok(())
 }
 
 impl CellTrainer for ScriptedTrainer {
-    fn run(&self, job: &CellJob, events: &dyn Fn(CellEvent), control: &Control) -> Result<CellOutcome, String> {
+    fn run(
+        &self,
+        job: &CellJob,
+        events: &dyn Fn(CellEvent),
+        control: &Control,
+    ) -> Result<CellOutcome, String> {
         let cell = job.cell.index;
-        self.calls.lock().unwrap().push((job.cell.id.clone(), job.resume.as_ref().map(|r| r.iter)));
+        self.calls
+            .lock()
+            .unwrap()
+            .push((job.cell.id.clone(), job.resume.as_ref().map(|r| r.iter)));
         if self.panic_cell == Some(cell) {
             panic!("scripted panic in cell {cell}");
         }
@@ -70,7 +87,12 @@ impl CellTrainer for ScriptedTrainer {
                 snapshot(job, iter - 1, events)?;
                 return Err(format!("stopped at iteration {}", iter - 1));
             }
-            events(CellEvent::Train { cell, iter, lr: 0.01, loss: loss_at(job, iter) });
+            events(CellEvent::Train {
+                cell,
+                iter,
+                lr: 0.01,
+                loss: loss_at(job, iter),
+            });
             if self.die_at == Some((cell, iter)) {
                 control.request_stop();
                 return Err(format!("killed at iteration {iter}"));
@@ -80,17 +102,31 @@ impl CellTrainer for ScriptedTrainer {
             }
             if iter % job.test_interval == 0 || iter == job.iterations {
                 let loss = loss_at(job, iter) * 1.1;
-                events(CellEvent::Test { cell, iter, loss, outputs: vec![("loss".to_string(), loss)] });
-                let points = clusters(TEST_POINTS, 1.0 / iter as f32).into_iter().map(|(f, d)| (f[0], f[1], d)).collect();
+                events(CellEvent::Test {
+                    cell,
+                    iter,
+                    loss,
+                    outputs: vec![("loss".to_string(), loss)],
+                });
+                let points = clusters(TEST_POINTS, 1.0 / iter as f32)
+                    .into_iter()
+                    .map(|(f, d)| (f[0], f[1], d))
+                    .collect();
                 events(CellEvent::Embedding { cell, iter, points });
             }
             if iter % job.snapshot_interval == 0 {
                 snapshot(job, iter, events)?;
             }
         }
-        let model = job.dir.join(format!("snap_iter_{}.caffemodel", job.iterations));
+        let model = job
+            .dir
+            .join(format!("snap_iter_{}.caffemodel", job.iterations));
         fs::write(&model, "final weights").map_err(|e| e.to_string())?;
-        Ok(CellOutcome { model, test_features: clusters(TEST_POINTS, 0.5), reference_features: clusters(100, 0.5) })
+        Ok(CellOutcome {
+            model,
+            test_features: clusters(TEST_POINTS, 0.5),
+            reference_features: clusters(100, 0.5),
+        })
     }
 }
 
