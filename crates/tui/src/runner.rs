@@ -462,3 +462,20 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workers_and_threads_fit_the_cores() {
+        let fit = |cells, cores| {
+            let o = RunOptions::fitting(PathBuf::from("runs"), cells, cores, false);
+            (o.workers, o.threads)
+        };
+        assert_eq!(fit(4, 2), (2, 1));
+        assert_eq!(fit(1, 16), (1, 16));
+        assert_eq!(fit(3, 16), (3, 5));
+        assert_eq!(fit(0, 1), (1, 1));
+    }
+}

@@ -121,6 +121,32 @@ pub fn run_screen(
     })
 }
 
+/// Paces frames: at most one per [`FRAME_INTERVAL`].
+#[derive(Debug, Default)]
+pub struct FrameClock {
+    last: Option<Instant>,
+}
+
+impl FrameClock {
+    /// Whether a frame may be drawn at `now`.
+    pub fn ready(&self, now: Instant) -> bool {
+        self.last
+            .is_none_or(|t| now.duration_since(t) >= FRAME_INTERVAL)
+    }
+
+    /// Records a frame drawn at `now`.
+    pub fn drew(&mut self, now: Instant) {
+        self.last = Some(now);
+    }
+
+    /// How long until the next frame may be drawn.
+    pub fn wait(&self, now: Instant) -> Duration {
+        self.last.map_or(Duration::ZERO, |t| {
+            FRAME_INTERVAL.saturating_sub(now.duration_since(t))
+        })
+    }
+}
+
 /// For a cell finished or resumed from an earlier run: its logged curves (and, when
 /// finished, its features) read from the cell folder, so the screen shows them too.
 fn history_of(event: &CellEvent, dash: &Dashboard, grid_dir: &Path) -> Option<HistoryFromDisk> {
@@ -152,7 +178,7 @@ fn render_loop(
     events: Receiver<CellEvent>,
     control: &Control,
 ) -> anyhow::Result<()> {
-    let mut last_frame: Option<Instant> = None;
+    let mut clock = FrameClock::default();
     let mut dirty = true;
     loop {
         loop {
@@ -176,17 +202,14 @@ fn render_loop(
         if dash.grid_over && dash.stopping {
             return Ok(());
         }
-        let since = last_frame.map_or(FRAME_INTERVAL, |t| t.elapsed());
-        if dirty && since >= FRAME_INTERVAL {
+        if dirty && clock.ready(Instant::now()) {
             guard
                 .terminal
                 .draw(|frame| crate::screen::draw(frame, &dash))?;
-            last_frame = Some(Instant::now());
+            clock.drew(Instant::now());
             dirty = false;
         }
-        let wait =
-            FRAME_INTERVAL.saturating_sub(last_frame.map_or(FRAME_INTERVAL, |t| t.elapsed()));
-        if event::poll(wait.max(Duration::from_millis(10)))? {
+        if event::poll(clock.wait(Instant::now()).max(Duration::from_millis(10)))? {
             match event::read()? {
                 Event::Key(key) if key.kind == KeyEventKind::Press => {
                     dirty = true;
@@ -207,5 +230,34 @@ fn render_loop(
                 _ => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_are_at_least_a_tenth_of_a_second_apart() {
+        let t0 = Instant::now();
+        let mut clock = FrameClock::default();
+        assert!(clock.ready(t0));
+        clock.drew(t0);
+        let ms = |n| t0 + Duration::from_millis(n);
+        assert!(!clock.ready(ms(99)));
+        assert_eq!(clock.wait(ms(40)), Duration::from_millis(60));
+        assert!(clock.ready(ms(100)));
+        // Over one simulated second of constant events, at most 10 frames.
+        let mut clock = FrameClock::default();
+        let frames = (0..1000u64)
+            .filter(|&i| {
+                let ready = clock.ready(ms(i));
+                if ready {
+                    clock.drew(ms(i));
+                }
+                ready
+            })
+            .count();
+        assert_eq!(frames, 10);
     }
 }
