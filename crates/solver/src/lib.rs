@@ -1,1 +1,3 @@
 //! siamese-solver: see ARCHITECTURE.md.
+
+pub mod metrics;
