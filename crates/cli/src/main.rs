@@ -3,8 +3,8 @@
 
 mod db;
 mod draw;
-mod net;
 mod embed;
+mod net;
 
 use std::process::ExitCode;
 

@@ -59,19 +59,17 @@ pub fn fill(
             Ok(())
         }
         "uniform" => uniform(data, p.min(), p.max(), rng),
-        "gaussian" => gaussian(data, p.mean(), p.std(), rng).and_then(|()| {
+        "gaussian" => gaussian(data, p.mean(), p.std(), rng).map(|()| {
             // Caffe's sparse gaussian: keep each weight with probability sparse / num_outputs.
-            if p.sparse() < 0 {
-                return Ok(());
+            if p.sparse() >= 0 {
+                let outputs = shape.first().copied().unwrap_or(1).max(1) as f64;
+                let keep = (p.sparse() as f64 / outputs).clamp(0.0, 1.0);
+                data.iter_mut().for_each(|v| {
+                    if !rng.random_bool(keep) {
+                        *v = 0.0;
+                    }
+                });
             }
-            let outputs = shape.first().copied().unwrap_or(1).max(1) as f64;
-            let keep = (p.sparse() as f64 / outputs).clamp(0.0, 1.0);
-            data.iter_mut().for_each(|v| {
-                if !rng.random_bool(keep) {
-                    *v = 0.0;
-                }
-            });
-            Ok(())
         }),
         "xavier" => {
             let scale = (3.0 / variance_n(p, &shape)).sqrt();

@@ -13,6 +13,12 @@ mod net;
 #[cfg(test)]
 mod gradient_check;
 
+// Link OpenBLAS (the system library) for the `openblas` feature's cblas_sgemm.
+#[cfg(feature = "openblas")]
+use blas_src as _;
+#[cfg(feature = "openblas")]
+use openblas_src as _;
+
 pub use backend::{Backend, CpuBackend};
 pub use blob::Blob;
 pub use caffemodel::{blob_to_proto, copy_proto_into, proto_fits, proto_shape};

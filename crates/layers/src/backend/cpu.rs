@@ -5,6 +5,7 @@ use rayon::prelude::*;
 
 use super::{Backend, ConvGeometry, Gemm, PoolGeometry};
 
+#[cfg(not(feature = "openblas"))]
 /// Products with fewer multiply-adds than this run on one thread: splitting them costs more
 /// than it saves.
 const PARALLEL_GEMM_MACS: u64 = 1 << 18;

@@ -72,7 +72,7 @@ impl Layer for ContrastiveLoss {
             ));
         }
         self.num = num;
-        self.channels = if num == 0 { 0 } else { a.count() / num };
+        self.channels = a.count().checked_div(num).unwrap_or(0);
         self.diff.resize(a.count(), 0.0);
         self.dist_sq.resize(num, 0.0);
         reshape_loss_top(top);

@@ -41,7 +41,7 @@ impl Slice {
 
     fn sizes_for(&self, axis_len: usize, num_tops: usize) -> Result<Vec<usize>, LayerError> {
         if self.points.is_empty() {
-            if axis_len % num_tops != 0 {
+            if !axis_len.is_multiple_of(num_tops) {
                 return Err(LayerError::shape(
                     &self.name,
                     format!("axis of size {axis_len} does not split evenly into {num_tops} tops"),
