@@ -135,3 +135,104 @@ impl Layer for DataLayer {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use siamese_proto::{DataParameter, Datum, TransformationParameter};
+
+    use super::*;
+    use crate::CpuBackend;
+
+    /// Three 1×1×2 records with bytes (10i, 10i + 1) and label i, in a temporary LevelDB.
+    fn db(dir: &Path) -> std::path::PathBuf {
+        let path = dir.join("db");
+        let records = (0..3u8).map(|i| {
+            let datum = Datum {
+                channels: Some(1),
+                height: Some(1),
+                width: Some(2),
+                data: Some(vec![10 * i, 10 * i + 1]),
+                label: Some(i32::from(i)),
+                ..Default::default()
+            };
+            (format!("{i:08}"), datum)
+        });
+        siamese_data::leveldb::write_datums(&path, records.collect::<Vec<_>>(), false).unwrap();
+        path
+    }
+
+    fn layer(source: &Path, batch: u32, scale: f32) -> DataLayer {
+        let p = LayerParameter {
+            name: Some("data".into()),
+            data_param: Some(DataParameter {
+                batch_size: Some(batch),
+                ..Default::default()
+            }),
+            transform_param: Some(TransformationParameter {
+                scale: Some(scale),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        DataLayer::new(&p, Some(source)).unwrap()
+    }
+
+    #[test]
+    fn batches_scale_wrap_and_seek() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut data = layer(&db(dir.path()), 2, 0.5);
+        let mut top = [Blob::default(), Blob::default()];
+        data.setup(&[], 2).unwrap();
+        data.reshape(&[], &mut top).unwrap();
+        assert_eq!(
+            (top[0].shape.as_slice(), top[1].shape.as_slice()),
+            (&[2, 1, 1, 2][..], &[2][..])
+        );
+        data.forward(&CpuBackend, &[], &[], &mut top).unwrap();
+        assert_eq!(
+            (top[0].data.as_slice(), top[1].data.as_slice()),
+            (&[0.0, 0.5, 5.0, 5.5][..], &[0.0, 1.0][..])
+        );
+        data.forward(&CpuBackend, &[], &[], &mut top).unwrap();
+        assert_eq!(top[1].data, [2.0, 0.0], "wraps to the first record");
+        assert_eq!(data.data_position(), Some(1));
+        data.seek_data(2).unwrap();
+        let mut one = [Blob::default()];
+        data.setup(&[], 1).unwrap();
+        data.reshape(&[], &mut one).unwrap();
+        data.forward(&CpuBackend, &[], &[], &mut one).unwrap();
+        assert_eq!(one[0].data, [10.0, 10.5, 0.0, 0.5], "without a label top");
+    }
+
+    #[test]
+    fn unreadable_source_and_unsupported_transform_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = LayerParameter {
+            name: Some("data".into()),
+            data_param: Some(DataParameter {
+                batch_size: Some(4),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let missing = dir.path().join("nothing");
+        let err = DataLayer::new(&p, Some(&missing)).unwrap_err().to_string();
+        assert!(
+            err.starts_with("layer \"data\": ") && err.contains("nothing"),
+            "{err}"
+        );
+        let p = LayerParameter {
+            name: Some("data".into()),
+            transform_param: Some(TransformationParameter {
+                mirror: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let err = DataLayer::new(&p, Some(&missing)).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "layer \"data\": transform_param: only scale is supported (no mean, crop or mirror)"
+        );
+    }
+}
