@@ -209,9 +209,8 @@ impl Net {
             });
             net.setup_layer(index, spec, &mut shaped)?;
         }
-        for (s, blob) in net.blobs.iter().enumerate() {
-            let _ = blob;
-            net.latest.insert(net.blob_names[s].clone(), s);
+        for (s, name) in net.blob_names.iter().enumerate() {
+            net.latest.insert(name.clone(), s);
         }
         net.outputs = spec.outputs.iter().filter_map(|&b| current[b]).collect();
         net.fill_params(spec, seed)?;
@@ -226,9 +225,8 @@ impl Net {
         spec: &NetSpec,
         shaped: &mut [bool],
     ) -> Result<(), LayerError> {
-        let l = &mut self.layers[index];
-        let bottom: Vec<Blob> = l.bottoms.iter().map(|&b| self.blobs[b].clone()).collect();
-        let shapes = l.layer.setup(&bottom, l.tops.len())?;
+        let shapes = self.with_lent(index, |l, _| l.layer.setup(&l.lent_bottoms, l.tops.len()))?;
+        let l = &self.layers[index];
         if shapes.len() != l.params.len() {
             return Err(LayerError::config(
                 &l.name,
@@ -439,6 +437,25 @@ impl Net {
         self.outputs
             .iter()
             .map(|&s| (self.blob_names[s].as_str(), &self.blobs[s]))
+            .collect()
+    }
+
+    /// The loss weight of each output (same order as [`Net::outputs`]; 0 for non-losses),
+    /// for logging `loss = 0.1 (* 1 = 0.1 loss)` as Caffe does.
+    pub fn output_loss_weights(&self) -> Vec<f32> {
+        self.outputs
+            .iter()
+            .map(|&s| {
+                self.layers
+                    .iter()
+                    .find_map(|l| {
+                        l.tops
+                            .iter()
+                            .position(|&t| t == s)
+                            .map(|j| l.loss_weights[j])
+                    })
+                    .unwrap_or(0.0)
+            })
             .collect()
     }
 

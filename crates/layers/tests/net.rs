@@ -84,6 +84,7 @@ fn siamese_train_net_learns_with_shared_towers() {
     let outputs = net.outputs();
     assert_eq!(outputs.len(), 1);
     assert_eq!((outputs[0].0, outputs[0].1.data[0]), ("loss", loss));
+    assert_eq!(net.output_loss_weights(), [1.0]);
     assert_eq!(net.blob("feat").unwrap().shape, [64, 2]);
     assert_eq!(net.data_positions(), [64]);
 
