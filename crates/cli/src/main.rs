@@ -11,7 +11,11 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "siamese", version, about = "Train and inspect Caffe's siamese MNIST example")]
+#[command(
+    name = "siamese",
+    version,
+    about = "Train and inspect Caffe's siamese MNIST example"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
