@@ -218,8 +218,11 @@ impl IntoIterator for DatumDb {
     }
 }
 
+/// A record as LevelDB stores it: key bytes, value bytes.
+type RawRecord = (Vec<u8>, Vec<u8>);
+
 /// Copies the database to a temporary folder and reads all (key, value) pairs from the copy.
-fn read_raw(path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>, DataError> {
+fn read_raw(path: &Path) -> Result<Vec<RawRecord>, DataError> {
     if !path.join("CURRENT").is_file() {
         let reason = if path.is_dir() {
             "no CURRENT file, expected a LevelDB folder"
