@@ -129,6 +129,69 @@ fn gemm_product(g: Gemm, a: &[f32], b: &[f32], c: &mut [f32]) {
     }
 }
 
+/// Runs `f(index, chunk)` over the `len`-long chunks of `data`: in parallel (rayon) from outside
+/// the pool, serially inside a rayon worker, where the caller already splits the work (a
+/// convolution runs one image per task).
+fn for_each_chunk(data: &mut [f32], len: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    if rayon::current_thread_index().is_some() {
+        data.chunks_mut(len).enumerate().for_each(|(i, c)| f(i, c));
+    } else {
+        data.par_chunks_mut(len)
+            .enumerate()
+            .for_each(|(i, c)| f(i, c));
+    }
+}
+
+/// For unit horizontal stride: the output columns `[lo, hi)` whose input column `ow + dx` lies
+/// inside the image.
+fn unit_stride_span(g: &ConvGeometry, out_w: usize, dx: isize) -> (usize, usize) {
+    let lo = (-dx).clamp(0, out_w as isize) as usize;
+    let hi = (g.width as isize - dx).clamp(lo as isize, out_w as isize) as usize;
+    (lo, hi)
+}
+
+/// Whether the pooling is LeNet's 2×2 windows at stride 2 without padding on even sizes: each
+/// pixel in exactly one window, none clipped.
+fn is_tiling_2x2(g: &PoolGeometry) -> bool {
+    g.kernel == [2, 2]
+        && g.stride == [2, 2]
+        && g.pad == [0, 0]
+        && g.height % 2 == 0
+        && g.width % 2 == 0
+}
+
+/// Max pooling of one plane for [`is_tiling_2x2`] geometry; same comparisons, in the same
+/// order, as the general loop (first maximum wins, NaN never does).
+fn max_pool_2x2(width: usize, plane: &[f32], out: &mut [f32], mask: &mut [u32]) {
+    let out_w = width / 2;
+    for (oh, (out_row, mask_row)) in out
+        .chunks_exact_mut(out_w)
+        .zip(mask.chunks_exact_mut(out_w))
+        .enumerate()
+    {
+        let (top, bottom) = plane[2 * oh * width..][..2 * width].split_at(width);
+        for (ow, (o, m)) in out_row.iter_mut().zip(mask_row.iter_mut()).enumerate() {
+            let w = 2 * ow;
+            let base = (2 * oh * width + w) as u32;
+            let mut best = -f32::MAX;
+            let mut best_idx = u32::MAX;
+            for (v, idx) in [
+                (top[w], base),
+                (top[w + 1], base + 1),
+                (bottom[w], base + width as u32),
+                (bottom[w + 1], base + width as u32 + 1),
+            ] {
+                if v > best {
+                    best = v;
+                    best_idx = idx;
+                }
+            }
+            *o = best;
+            *m = best_idx;
+        }
+    }
+}
+
 /// Window `[start, end)` of output `o` along one axis, clipped to the image, as Caffe's max
 /// pooling computes it; also the unclipped size (for average pooling's divisor).
 fn pool_window(
@@ -176,34 +239,39 @@ impl Backend for CpuBackend {
         if row_len == 0 {
             return;
         }
-        col[..g.col_rows() * row_len]
-            .par_chunks_mut(row_len)
-            .enumerate()
-            .for_each(|(r, row)| {
-                let (c, ki, kj) = (r / (kh * kw), (r / kw) % kh, r % kw);
-                let dy = (ki * g.dilation[0]) as isize - g.pad[0] as isize;
-                let dx = (kj * g.dilation[1]) as isize - g.pad[1] as isize;
-                for (n, out) in row.chunks_exact_mut(spatial).enumerate() {
-                    let plane =
-                        &images[n * image_len + c * g.height * g.width..][..g.height * g.width];
-                    for (oh, out_row) in out.chunks_exact_mut(out_w).enumerate() {
-                        let h = (oh * g.stride[0]) as isize + dy;
-                        if h < 0 || h >= g.height as isize {
-                            out_row.fill(0.0);
-                            continue;
-                        }
-                        let src = &plane[h as usize * g.width..][..g.width];
-                        for (ow, v) in out_row.iter_mut().enumerate() {
-                            let w = (ow * g.stride[1]) as isize + dx;
-                            *v = if w < 0 || w >= g.width as isize {
-                                0.0
-                            } else {
-                                src[w as usize]
-                            };
-                        }
+        for_each_chunk(&mut col[..g.col_rows() * row_len], row_len, |r, row| {
+            let (c, ki, kj) = (r / (kh * kw), (r / kw) % kh, r % kw);
+            let dy = (ki * g.dilation[0]) as isize - g.pad[0] as isize;
+            let dx = (kj * g.dilation[1]) as isize - g.pad[1] as isize;
+            let (lo, hi) = unit_stride_span(g, out_w, dx);
+            for (n, out) in row.chunks_exact_mut(spatial).enumerate() {
+                let plane = &images[n * image_len + c * g.height * g.width..][..g.height * g.width];
+                for (oh, out_row) in out.chunks_exact_mut(out_w).enumerate() {
+                    let h = (oh * g.stride[0]) as isize + dy;
+                    if h < 0 || h >= g.height as isize {
+                        out_row.fill(0.0);
+                        continue;
+                    }
+                    let src = &plane[h as usize * g.width..][..g.width];
+                    if g.stride[1] == 1 {
+                        // Unit stride: one copy of the pixels inside the image, zeros around.
+                        out_row[..lo].fill(0.0);
+                        out_row[hi..].fill(0.0);
+                        let start = (lo as isize + dx) as usize;
+                        out_row[lo..hi].copy_from_slice(&src[start..start + hi - lo]);
+                        continue;
+                    }
+                    for (ow, v) in out_row.iter_mut().enumerate() {
+                        let w = (ow * g.stride[1]) as isize + dx;
+                        *v = if w < 0 || w >= g.width as isize {
+                            0.0
+                        } else {
+                            src[w as usize]
+                        };
                     }
                 }
-            });
+            }
+        });
     }
 
     fn col2im(&self, g: &ConvGeometry, batch: usize, col: &[f32], images: &mut [f32]) {
@@ -218,10 +286,10 @@ impl Backend for CpuBackend {
         if plane_len == 0 {
             return;
         }
-        images[..batch * g.channels * plane_len]
-            .par_chunks_mut(plane_len)
-            .enumerate()
-            .for_each(|(p, plane)| {
+        for_each_chunk(
+            &mut images[..batch * g.channels * plane_len],
+            plane_len,
+            |p, plane| {
                 let (n, c) = (p / g.channels, p % g.channels);
                 plane.fill(0.0);
                 for ki in 0..kh {
@@ -230,12 +298,21 @@ impl Backend for CpuBackend {
                         let src = &col[r * row_len + n * spatial..][..spatial];
                         let dy = (ki * g.dilation[0]) as isize - g.pad[0] as isize;
                         let dx = (kj * g.dilation[1]) as isize - g.pad[1] as isize;
+                        let (lo, hi) = unit_stride_span(g, out_w, dx);
                         for (oh, src_row) in src.chunks_exact(out_w).enumerate() {
                             let h = (oh * g.stride[0]) as isize + dy;
                             if h < 0 || h >= g.height as isize {
                                 continue;
                             }
                             let dst = &mut plane[h as usize * g.width..][..g.width];
+                            if g.stride[1] == 1 {
+                                let start = (lo as isize + dx) as usize;
+                                dst[start..start + hi - lo]
+                                    .iter_mut()
+                                    .zip(&src_row[lo..hi])
+                                    .for_each(|(d, v)| *d += v);
+                                continue;
+                            }
                             for (ow, v) in src_row.iter().enumerate() {
                                 let w = (ow * g.stride[1]) as isize + dx;
                                 if w >= 0 && w < g.width as isize {
@@ -245,7 +322,8 @@ impl Backend for CpuBackend {
                         }
                     }
                 }
-            });
+            },
+        );
     }
 
     fn max_pool_forward(
@@ -269,6 +347,9 @@ impl Backend for CpuBackend {
             .enumerate()
             .for_each(|(p, (out, mask))| {
                 let plane = &input[p * in_len..][..in_len];
+                if is_tiling_2x2(g) {
+                    return max_pool_2x2(g.width, plane, out, mask);
+                }
                 for oh in 0..out_h {
                     let (h0, h1, _) = pool_window(oh, g.kernel[0], g.stride[0], g.pad[0], g.height);
                     for ow in 0..out_w {

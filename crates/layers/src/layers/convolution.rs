@@ -1,5 +1,5 @@
-//! Convolution: im2col over the whole batch, then one GEMM with the weights
-//! `[num_output, channels, kh, kw]`, Caffe's layout; optional bias per output channel.
+//! Convolution: per image, im2col then one GEMM with the weights `[num_output, channels, kh,
+//! kw]` (Caffe's layout) straight into the top; images split into tasks across the rayon pool.
 
 use rayon::prelude::*;
 use siamese_proto::LayerParameter;
@@ -20,10 +20,19 @@ pub struct Convolution {
     dilation: [usize; 2],
     geometry: Option<ConvGeometry>,
     batch: usize,
-    /// Column matrix `[channels·kh·kw, batch·out_h·out_w]`; reused for its gradient.
-    col: Vec<f32>,
-    /// Output (or its gradient) as `[num_output, batch·out_h·out_w]`.
-    out: Vec<f32>,
+    /// Per task: one image's column matrix `[channels·kh·kw, out_h·out_w]` (cache-sized),
+    /// reused for its gradient.
+    cols: Vec<f32>,
+    /// Per task: its share of the weight gradient `[num_output, channels·kh·kw]`, then of the
+    /// bias gradient `[num_output]`, summed in task order (bit-identical for a thread count).
+    partials: Vec<f32>,
+}
+
+/// Images per task when `batch` images are split for the current rayon pool: a few tasks per
+/// thread, so a busy core does not hold the others up.
+fn images_per_task(batch: usize) -> usize {
+    let tasks = (4 * rayon::current_num_threads()).clamp(1, batch.max(1));
+    batch.div_ceil(tasks).max(1)
 }
 
 impl Convolution {
@@ -83,8 +92,8 @@ impl Convolution {
             dilation,
             geometry: None,
             batch: 0,
-            col: Vec::new(),
-            out: Vec::new(),
+            cols: Vec::new(),
+            partials: Vec::new(),
         })
     }
 
@@ -165,9 +174,10 @@ impl Layer for Convolution {
         self.batch = bottom[0].num();
         self.geometry = Some(g);
         top[0].reshape(&[self.batch, self.num_output, out_h, out_w]);
-        let columns = self.batch * out_h * out_w;
-        self.col.resize(g.col_rows() * columns, 0.0);
-        self.out.resize(self.num_output * columns, 0.0);
+        let tasks = self.batch.div_ceil(images_per_task(self.batch));
+        let partial = self.num_output * (g.col_rows() + 1);
+        self.cols.resize(tasks * g.col_rows() * out_h * out_w, 0.0);
+        self.partials.resize(tasks * partial, 0.0);
         Ok(())
     }
 
@@ -179,23 +189,31 @@ impl Layer for Convolution {
         top: &mut [Blob],
     ) -> Result<(), LayerError> {
         let g = self.geometry.expect("reshape before forward");
-        let spatial = g.out_spatial();
-        let columns = self.batch * spatial;
-        backend.im2col(&g, self.batch, &bottom[0].data, &mut self.col);
-        let product = Gemm::new(false, false, self.num_output, columns, g.col_rows());
-        backend.gemm(product, &params[0].data, &self.col, &mut self.out);
-        // [num_output, batch, spatial] -> [batch, num_output, spatial], adding the bias.
+        let (k, spatial, outputs) = (g.col_rows(), g.out_spatial(), self.num_output);
+        let (image_in, image_out) = (g.channels * g.height * g.width, outputs * spatial);
+        if self.batch == 0 || image_out == 0 {
+            return Ok(());
+        }
+        let per_task = images_per_task(self.batch);
+        let weights = params[0].data.as_slice();
         let bias = self.bias.then(|| params[1].data.as_slice());
-        let (out, outputs) = (&self.out, self.num_output);
-        top[0]
-            .data
-            .par_chunks_mut(outputs * spatial.max(1))
+        let images = bottom[0].data.as_slice();
+        let product = Gemm::new(false, false, outputs, spatial, k);
+        top[0].data[..self.batch * image_out]
+            .par_chunks_mut(per_task * image_out)
+            .zip(self.cols.par_chunks_mut(k * spatial))
             .enumerate()
-            .for_each(|(n, image)| {
-                for (o, dst) in image.chunks_exact_mut(spatial.max(1)).enumerate() {
-                    let src = &out[o * columns + n * spatial..][..spatial];
-                    let b = bias.map_or(0.0, |b| b[o]);
-                    dst.iter_mut().zip(src).for_each(|(d, s)| *d = s + b);
+            .for_each(|(t, (out, col))| {
+                for (i, out) in out.chunks_exact_mut(image_out).enumerate() {
+                    let n = t * per_task + i;
+                    backend.im2col(&g, 1, &images[n * image_in..][..image_in], col);
+                    // The image's [num_output, spatial] product is its top, in Caffe's layout.
+                    backend.gemm(product, weights, col, out);
+                    if let Some(bias) = bias {
+                        for (row, b) in out.chunks_exact_mut(spatial).zip(bias) {
+                            row.iter_mut().for_each(|v| *v += b);
+                        }
+                    }
                 }
             });
         Ok(())
@@ -210,38 +228,68 @@ impl Layer for Convolution {
         bottom: &mut [Blob],
     ) {
         let g = self.geometry.expect("reshape before backward");
-        let spatial = g.out_spatial();
-        let (batch, outputs) = (self.batch, self.num_output);
-        let columns = batch * spatial;
-        if columns == 0 {
+        let (k, spatial, outputs) = (g.col_rows(), g.out_spatial(), self.num_output);
+        let (image_in, image_out) = (g.channels * g.height * g.width, outputs * spatial);
+        if self.batch == 0 || image_out == 0 {
             return;
         }
-        // Gather the top diff as [num_output, batch·spatial] (rows in parallel).
-        let top_diff = &top[0].diff;
-        self.out
-            .par_chunks_mut(columns)
-            .enumerate()
-            .for_each(|(o, row)| {
-                for (n, dst) in row.chunks_exact_mut(spatial).enumerate() {
-                    dst.copy_from_slice(&top_diff[(n * outputs + o) * spatial..][..spatial]);
+        let per_task = images_per_task(self.batch);
+        let tasks = self.batch.div_ceil(per_task);
+        let partial = outputs * (k + 1);
+        let (top_diff, weights) = (top[0].diff.as_slice(), params[0].data.as_slice());
+        let Blob { data, diff, .. } = &mut bottom[0];
+        let images = data.as_slice();
+        let weight_grad = Gemm::new(false, true, outputs, k, spatial).accumulate();
+        let col_grad = Gemm::new(true, false, k, spatial, outputs);
+        // Task t: images t·per_task.. into its own partial sums (and its images' diffs).
+        let task = |t: usize, col: &mut [f32], partial: &mut [f32], diff: Option<&mut [f32]>| {
+            partial.fill(0.0);
+            let (weight_part, bias_part) = partial.split_at_mut(outputs * k);
+            let count = per_task.min(self.batch - t * per_task);
+            let mut diff = diff;
+            for i in 0..count {
+                let n = t * per_task + i;
+                let dy = &top_diff[n * image_out..][..image_out];
+                backend.im2col(&g, 1, &images[n * image_in..][..image_in], col);
+                backend.gemm(weight_grad, dy, col, weight_part);
+                for (b, row) in bias_part.iter_mut().zip(dy.chunks_exact(spatial)) {
+                    *b += row.iter().sum::<f32>();
                 }
-            });
-        if self.bias {
-            for (b, row) in params[1]
+                if let Some(diff) = diff.as_deref_mut() {
+                    // The column buffer is free now: reuse it for the columns' gradient.
+                    backend.gemm(col_grad, weights, dy, col);
+                    backend.col2im(&g, 1, col, &mut diff[i * image_in..][..image_in]);
+                }
+            }
+        };
+        let cols = self.cols[..tasks * k * spatial].par_chunks_mut(k * spatial);
+        let partials = self.partials[..tasks * partial].par_chunks_mut(partial);
+        if propagate_down[0] {
+            let diffs = diff[..self.batch * image_in].par_chunks_mut(per_task * image_in);
+            cols.zip(partials)
+                .zip(diffs)
+                .enumerate()
+                .for_each(|(t, ((c, p), d))| task(t, c, p, Some(d)));
+        } else {
+            cols.zip(partials)
+                .enumerate()
+                .for_each(|(t, (c, p))| task(t, c, p, None));
+        }
+        // Fixed order, whatever ran where: the same bits for the same thread count.
+        for part in self.partials[..tasks * partial].chunks_exact(partial) {
+            let (weight_part, bias_part) = part.split_at(outputs * k);
+            params[0]
                 .diff
                 .iter_mut()
-                .zip(self.out.chunks_exact(columns))
-            {
-                *b += row.iter().sum::<f32>();
+                .zip(weight_part)
+                .for_each(|(d, p)| *d += p);
+            if self.bias {
+                params[1]
+                    .diff
+                    .iter_mut()
+                    .zip(bias_part)
+                    .for_each(|(d, p)| *d += p);
             }
-        }
-        let weight_grad = Gemm::new(false, true, outputs, g.col_rows(), columns).accumulate();
-        backend.gemm(weight_grad, &self.out, &self.col, &mut params[0].diff);
-        if propagate_down[0] {
-            // The column buffer is free now: reuse it for the columns' gradient.
-            let col_grad = Gemm::new(true, false, g.col_rows(), columns, outputs);
-            backend.gemm(col_grad, &params[0].data, &self.out, &mut self.col);
-            backend.col2im(&g, batch, &self.col, &mut bottom[0].diff);
         }
     }
 
