@@ -100,7 +100,7 @@ fn draw_title(frame: &mut Frame, area: Rect, dash: &Dashboard) {
         );
     } else if dash.watching {
         spans.push(
-            Span::from("WATCHING: the cells run elsewhere · ")
+            Span::from("WATCHING · ")
                 .cyan()
                 .bold(),
         );

@@ -99,3 +99,86 @@ pub fn summary_csv(
     }
     w.into_inner().map_err(|e| io::Error::other(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cells(n: usize) -> Vec<Cell> {
+        (0..n)
+            .map(|index| Cell {
+                index,
+                id: format!("{index:03}-margin_{index}"),
+                values: vec![("margin", index.to_string())],
+                params: Default::default(),
+            })
+            .collect()
+    }
+
+    fn summary(iterations: u32, index: usize) -> CellSummary {
+        CellSummary {
+            iterations,
+            train_loss: 0.5,
+            test_loss: 0.25,
+            knn_accuracy: 0.9,
+            pair_accuracy: 0.8,
+            pair_threshold: 1.0,
+            wall_seconds: index as f64,
+        }
+    }
+
+    fn finish(grid: &Path, cell: &Cell, iterations: u32) {
+        let folder = CellFolder::new(grid.join(&cell.id));
+        std::fs::create_dir_all(&folder.dir).unwrap();
+        folder.write_done(&summary(iterations, cell.index)).unwrap();
+    }
+
+    fn listed(grid: &Path) -> Vec<String> {
+        csv::Reader::from_path(grid.join(SUMMARY_FILE))
+            .unwrap()
+            .records()
+            .map(|r| r.unwrap()[0].to_string())
+            .collect()
+    }
+
+    #[test]
+    fn the_table_lists_finished_cells_of_these_iterations_in_grid_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let cells = cells(4);
+        finish(dir.path(), &cells[2], 100);
+        finish(dir.path(), &cells[0], 100);
+        finish(dir.path(), &cells[1], 50);
+        write_summary(dir.path(), &cells, 100).unwrap();
+        assert_eq!(listed(dir.path()), ["000-margin_0", "002-margin_2"]);
+        let text = std::fs::read_to_string(dir.path().join(SUMMARY_FILE)).unwrap();
+        assert_eq!(
+            text.lines().next().unwrap(),
+            "cell,margin,seed,iterations,train_loss,test_loss,knn_accuracy,pair_accuracy,pair_threshold,wall_seconds"
+        );
+    }
+
+    #[test]
+    fn concurrent_writers_leave_every_finished_cell_in_the_table() {
+        // Each thread is a task finishing its cell and rebuilding the table at once.
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let cells = cells(8);
+            std::thread::scope(|scope| {
+                for cell in &cells {
+                    let (grid, cells) = (dir.path(), &cells);
+                    scope.spawn(move || {
+                        finish(grid, cell, 10);
+                        write_summary(grid, cells, 10).unwrap();
+                    });
+                }
+            });
+            assert_eq!(listed(dir.path()).len(), 8);
+            let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.ends_with(".part"))
+                .collect();
+            assert!(leftovers.is_empty(), "{leftovers:?}");
+        }
+    }
+}
