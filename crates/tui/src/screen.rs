@@ -99,11 +99,7 @@ fn draw_title(frame: &mut Frame, area: Rect, dash: &Dashboard) {
                 .bold(),
         );
     } else if dash.watching {
-        spans.push(
-            Span::from("WATCHING · ")
-                .cyan()
-                .bold(),
-        );
+        spans.push(Span::from("WATCHING · ").cyan().bold());
     } else if dash.grid_over {
         spans.push(Span::from("GRID OVER: q quits · ").green().bold());
     } else if dash.paused {

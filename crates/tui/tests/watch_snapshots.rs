@@ -96,7 +96,11 @@ fn grid_folder(grid: &Path) -> Vec<Cell> {
         wall_seconds: 100.0,
     })
     .unwrap();
-    put_status(grid, &cells[0], &status(RunState::Done, 1000, WALL - 3000, None));
+    put_status(
+        grid,
+        &cells[0],
+        &status(RunState::Done, 1000, WALL - 3000, None),
+    );
 
     let running = folder(grid, &cells[1], &train_rows(600));
     let points: Vec<(f32, f32, u8)> = support::clusters(300, 1.2)
@@ -104,14 +108,26 @@ fn grid_folder(grid: &Path) -> Vec<Cell> {
         .map(|(f, d)| (f[0], f[1], d))
         .collect();
     write_embedding(&running.dir, 500, &points).unwrap();
-    put_status(grid, &cells[1], &status(RunState::Running, 600, WALL - 4, None));
+    put_status(
+        grid,
+        &cells[1],
+        &status(RunState::Running, 600, WALL - 4, None),
+    );
 
     folder(grid, &cells[2], &train_rows(212));
     let nan = "loss is NaN at iteration 212 (base_lr too high?)";
-    put_status(grid, &cells[2], &status(RunState::Failed, 212, WALL - 900, Some(nan)));
+    put_status(
+        grid,
+        &cells[2],
+        &status(RunState::Failed, 212, WALL - 900, Some(nan)),
+    );
 
     folder(grid, &cells[3], &train_rows(90));
-    put_status(grid, &cells[3], &status(RunState::Running, 90, WALL - 600, None));
+    put_status(
+        grid,
+        &cells[3],
+        &status(RunState::Running, 90, WALL - 600, None),
+    );
     cells
 }
 
@@ -182,7 +198,10 @@ fn later_polls_bring_new_rows_and_the_end_of_a_cell() {
     let mut dash = new_dashboard(&feed);
     let t0 = Instant::now();
     watched(&mut feed, &mut dash, t0, WALL);
-    assert!(feed.poll(t0, WALL).is_empty(), "nothing changed, nothing sent");
+    assert!(
+        feed.poll(t0, WALL).is_empty(),
+        "nothing changed, nothing sent"
+    );
 
     // Cell 001 logs 100 more iterations (the last line still half written), then finishes.
     let log = grid.join(&cells[1].id).join("log.csv");
@@ -191,14 +210,23 @@ fn later_polls_bring_new_rows_and_the_end_of_a_cell() {
         writeln!(file, "{iter},train,0.01,0.01,{}", f64::from(iter) / 10.0).unwrap();
     }
     write!(file, "701,train,0.01,0.01,").unwrap();
-    watched(&mut feed, &mut dash, t0 + Duration::from_secs(10), WALL + 10);
+    watched(
+        &mut feed,
+        &mut dash,
+        t0 + Duration::from_secs(10),
+        WALL + 10,
+    );
     assert_eq!(dash.views[1].iter, 700);
     assert_eq!(dash.views[1].train.len(), 700);
     assert_eq!(dash.views[1].status, Status::Running);
 
     // Cell 004 starts on another node; cell 001 is done.
     let started = folder(&grid, &cells[4], &[]);
-    put_status(&grid, &cells[4], &status(RunState::Running, 0, WALL + 19, None));
+    put_status(
+        &grid,
+        &cells[4],
+        &status(RunState::Running, 0, WALL + 19, None),
+    );
     CellFolder::new(grid.join(&cells[1].id))
         .write_done(&CellSummary {
             iterations: 1000,
@@ -210,7 +238,12 @@ fn later_polls_bring_new_rows_and_the_end_of_a_cell() {
             wall_seconds: 100.0,
         })
         .unwrap();
-    watched(&mut feed, &mut dash, t0 + Duration::from_secs(20), WALL + 20);
+    watched(
+        &mut feed,
+        &mut dash,
+        t0 + Duration::from_secs(20),
+        WALL + 20,
+    );
     assert_eq!(dash.views[1].status, Status::Done);
     assert_eq!(dash.views[1].summary.as_ref().unwrap().knn_accuracy, 0.95);
     assert_eq!(dash.views[4].status, Status::Running);
@@ -222,7 +255,12 @@ fn later_polls_bring_new_rows_and_the_end_of_a_cell() {
         &cells[4],
         &status(RunState::Failed, 0, WALL + 25, Some("out of memory")),
     );
-    watched(&mut feed, &mut dash, t0 + Duration::from_secs(30), WALL + 30);
+    watched(
+        &mut feed,
+        &mut dash,
+        t0 + Duration::from_secs(30),
+        WALL + 30,
+    );
     assert_eq!(dash.views[4].status, Status::Failed("out of memory".into()));
     assert!(feed.all_over());
     drop(started);
