@@ -3,6 +3,7 @@
 
 mod db;
 mod draw;
+mod embed;
 mod net;
 
 use std::process::ExitCode;
@@ -29,6 +30,8 @@ enum Command {
     Net(net::NetArgs),
     /// Draw a net as Graphviz DOT, SVG or PNG.
     Draw(draw::DrawArgs),
+    /// Run a deploy net over IDX images and write its last output as CSV.
+    Embed(embed::EmbedArgs),
 }
 
 /// Errors print on one line (`{:#}` joins the causes), followed by the offending prototxt
@@ -54,5 +57,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Db(args) => db::run(args),
         Command::Net(args) => net::run(args),
         Command::Draw(args) => draw::run(args),
+        Command::Embed(args) => embed::run(args),
     }
 }
