@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::cell_folder::write_atomic;
+use crate::dashboard::Embedding;
 
 pub const STATUS_FILE: &str = "status.toml";
 pub const EMBEDDING_FILE: &str = "embedding.csv";
@@ -109,9 +110,8 @@ pub fn write_embedding(dir: &Path, iter: u32, points: &[(f32, f32, u8)]) -> io::
     write_atomic(&dir.join(EMBEDDING_FILE), &bytes)
 }
 
-/// embedding.csv as written by [`write_embedding`]: the iteration and the points; `None` if
-/// absent, empty or malformed.
-pub fn read_embedding(dir: &Path) -> Option<(u32, Vec<(f32, f32, u8)>)> {
+/// embedding.csv as written by [`write_embedding`]; `None` if absent, empty or malformed.
+pub fn read_embedding(dir: &Path) -> Option<Embedding> {
     #[derive(Deserialize)]
     struct Row {
         iter: u32,
@@ -122,7 +122,8 @@ pub fn read_embedding(dir: &Path) -> Option<(u32, Vec<(f32, f32, u8)>)> {
     let mut reader = csv::Reader::from_path(dir.join(EMBEDDING_FILE)).ok()?;
     let rows: Vec<Row> = reader.deserialize().collect::<Result<_, _>>().ok()?;
     let iter = rows.first()?.iter;
-    Some((iter, rows.iter().map(|r| (r.x, r.y, r.digit)).collect()))
+    let points = rows.iter().map(|r| (r.x, r.y, r.digit)).collect();
+    Some(Embedding { iter, points })
 }
 
 pub fn unix_now() -> u64 {
@@ -191,7 +192,8 @@ mod tests {
         assert_eq!(read_embedding(dir.path()), None);
         let points = vec![(0.5, -1.25, 3), (2.0, 0.0, 9)];
         write_embedding(dir.path(), 40, &points).unwrap();
-        assert_eq!(read_embedding(dir.path()), Some((40, points)));
+        let back = read_embedding(dir.path()).unwrap();
+        assert_eq!((back.iter, back.points), (40, points));
         write_embedding(dir.path(), 50, &[]).unwrap();
         assert_eq!(read_embedding(dir.path()), None, "no points, no embedding");
     }

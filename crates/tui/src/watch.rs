@@ -251,7 +251,8 @@ impl WatchFeed {
             .and_then(|m| Some((m.modified().ok()?, m.len())));
         if stamp.is_some() && stamp != w.embedding {
             w.embedding = stamp;
-            if let Some((iter, points)) = read_embedding(&dir) {
+            if let Some(e) = read_embedding(&dir) {
+                let (iter, points) = (e.iter, e.points);
                 events.push((CellEvent::Embedding { cell, iter, points }, now));
             }
         }

@@ -83,8 +83,8 @@ fn run_cell_tasks_side_by_side_write_every_file_and_one_summary() {
             (status.state, status.iter, status.total),
             (RunState::Done, 12, 12)
         );
-        let (iter, points) = read_embedding(&folder).unwrap();
-        assert_eq!((iter, points.len()), (12, TEST_POINTS));
+        let embedding = read_embedding(&folder).unwrap();
+        assert_eq!((embedding.iter, embedding.points.len()), (12, TEST_POINTS));
     }
     let first = &lines[0];
     assert!(
