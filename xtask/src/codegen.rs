@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 
 /// The files codegen owns, relative to the workspace root, and their fresh contents.
 pub fn generate() -> Result<Vec<(PathBuf, Vec<u8>)>> {
-    let root = workspace_root();
+    let root = crate::workspace_root();
     let proto_dir = root.join("crates/proto/proto");
     let fds = protox::compile([proto_dir.join("caffe.proto")], [&proto_dir])
         .context("compiling crates/proto/proto/caffe.proto")?;
@@ -51,13 +51,6 @@ pub fn run(check: bool) -> Result<()> {
         );
     }
     Ok(())
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
 }
 
 fn tempdir(root: &Path) -> Result<PathBuf> {

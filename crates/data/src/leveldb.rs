@@ -1,0 +1,490 @@
+//! Caffe `Datum` records in LevelDB, written and read through rusty-leveldb so the files are
+//! interchangeable with Caffe's (C++ LevelDB, snappy blocks, keys like `00000042`).
+//!
+//! rusty-leveldb has no read-only mode (opening rewrites MANIFEST and log files) and can panic
+//! on corrupted files, so [`DatumDb::open`] copies the database to a private temporary folder,
+//! reads the copy under `catch_unwind`, and leaves the user's files byte-identical.
+
+use std::cell::Cell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use prost::Message;
+use rusty_leveldb::{DB, LdbIterator, Options, WriteBatch, compressor};
+
+use crate::{DataError, Datum};
+
+/// Records per LevelDB write batch when writing.
+const WRITE_BATCH: usize = 1000;
+/// Caffe's convert tools open their output with a 256 MB write buffer; so do we, so a whole
+/// MNIST pair database is sorted in memory and flushed as tables once.
+const WRITE_BUFFER: usize = 256 << 20;
+
+/// LevelDB options as Caffe writes: defaults plus snappy block compression.
+fn options(create: bool) -> Options {
+    Options {
+        compressor: <compressor::SnappyCompressor as rusty_leveldb::CompressorId>::ID,
+        write_buffer_size: WRITE_BUFFER,
+        create_if_missing: create,
+        // Writing goes to a fresh, empty temporary folder, which LevelDB would count as existing.
+        error_if_exists: false,
+        paranoid_checks: !create,
+        ..Options::default()
+    }
+}
+
+thread_local! {
+    /// True while this thread runs rusty-leveldb under `guarded`: its panics become errors,
+    /// so the panic hook stays quiet for them.
+    static QUIET_PANICS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` (rusty-leveldb calls) turning a panic into an error message. The first call
+/// installs a panic hook that silences panics inside `guarded` on this thread and hands
+/// every other panic to the hook that was there before.
+fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET_PANICS.with(Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    let was_quiet = QUIET_PANICS.with(|q| q.replace(true));
+    let result = catch_unwind(AssertUnwindSafe(f));
+    QUIET_PANICS.with(|q| q.set(was_quiet));
+    result.map_err(|payload| {
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        format!("corrupted database (LevelDB panicked: {msg})")
+    })
+}
+
+fn db_error(path: &Path, reason: impl std::fmt::Display) -> DataError {
+    DataError::Db {
+        path: path.into(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Writes `records` as a new Caffe Datum LevelDB at `path`, returning how many were written.
+///
+/// The database is built in a temporary folder beside `path` and renamed into place at the
+/// end, so a failure leaves nothing at `path`. An existing `path` is an error unless `force`,
+/// which replaces it (only once the new one is complete).
+pub fn write_datums(
+    path: &Path,
+    records: impl IntoIterator<Item = (String, Datum)>,
+    force: bool,
+) -> Result<usize, DataError> {
+    if path.exists() && !force {
+        return Err(DataError::Exists { path: path.into() });
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}.tmp-"))
+        .tempdir_in(parent)
+        .map_err(|e| DataError::io(parent, e))?;
+    let count = guarded(|| fill(tmp.path(), records))
+        .map_err(|reason| db_error(path, reason))?
+        .map_err(|reason| db_error(path, reason))?;
+    if path.exists() {
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(path)
+        } else {
+            std::fs::remove_file(path)
+        };
+        removed.map_err(|e| DataError::io(path, e))?;
+    }
+    std::fs::rename(tmp.path(), path).map_err(|e| DataError::io(path, e))?;
+    // The folder now lives at `path`; keep TempDir from deleting it.
+    let _ = tmp.keep();
+    Ok(count)
+}
+
+/// Puts every record into a fresh database in `dir` and flushes it to tables.
+fn fill(
+    dir: &Path,
+    records: impl IntoIterator<Item = (String, Datum)>,
+) -> Result<usize, rusty_leveldb::Status> {
+    let mut db = DB::open(dir, options(true))?;
+    let mut batch = WriteBatch::default();
+    let mut count = 0;
+    let mut value = Vec::new();
+    for (key, datum) in records {
+        value.clear();
+        datum.encode(&mut value).expect("Vec<u8> grows as needed");
+        batch.put(key.as_bytes(), &value);
+        count += 1;
+        if count % WRITE_BATCH == 0 {
+            db.write(std::mem::take(&mut batch), false)?;
+        }
+    }
+    if batch.count() > 0 {
+        db.write(batch, false)?;
+    }
+    // Moves the memtable into sorted tables, so readers need not replay a large log.
+    db.compact_range(b"", &[0xff; 16])?;
+    db.close()?;
+    Ok(count)
+}
+
+/// All records of a Caffe Datum LevelDB, read once into memory in key order.
+#[derive(Debug, Clone)]
+pub struct DatumDb {
+    path: PathBuf,
+    records: Vec<(String, Datum)>,
+}
+
+impl DatumDb {
+    /// Reads every record of the database at `path` without modifying any of its files
+    /// (it reads a private copy). Corruption, undecodable records and panics inside
+    /// rusty-leveldb all become a [`DataError`].
+    pub fn open(path: &Path) -> Result<DatumDb, DataError> {
+        let raw = read_raw(path)?;
+        let records = raw
+            .into_iter()
+            .map(|(key, value)| {
+                let key = String::from_utf8_lossy(&key).into_owned();
+                match Datum::decode(value.as_slice()) {
+                    Ok(datum) => Ok((key, datum)),
+                    Err(e) => Err(DataError::Record {
+                        path: path.into(),
+                        key,
+                        problem: format!("undecodable value ({e})"),
+                        expected: "a serialized caffe.Datum".into(),
+                    }),
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(DatumDb {
+            path: path.into(),
+            records,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The first record in key order (what Caffe's Data layer reads to infer shapes).
+    pub fn first(&self) -> Result<Datum, DataError> {
+        self.records
+            .first()
+            .map(|(_, d)| d.clone())
+            .ok_or_else(|| DataError::Empty {
+                path: self.path.clone(),
+            })
+    }
+
+    /// Records in key order, borrowed.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Datum)> {
+        self.records.iter().map(|(k, d)| (k.as_str(), d))
+    }
+
+    /// The records in key order, owned.
+    pub fn into_records(self) -> Vec<(String, Datum)> {
+        self.records
+    }
+}
+
+impl IntoIterator for DatumDb {
+    type Item = (String, Datum);
+    type IntoIter = std::vec::IntoIter<(String, Datum)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.records.into_iter()
+    }
+}
+
+/// Copies the database to a temporary folder and reads all (key, value) pairs from the copy.
+fn read_raw(path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>, DataError> {
+    if !path.join("CURRENT").is_file() {
+        let reason = if path.is_dir() {
+            "no CURRENT file, expected a LevelDB folder"
+        } else if path.exists() {
+            "not a folder, expected a LevelDB folder"
+        } else {
+            "no such folder, expected a LevelDB folder"
+        };
+        return Err(db_error(path, reason));
+    }
+    let copy = tempfile::Builder::new()
+        .prefix("siamese-leveldb-")
+        .tempdir()
+        .map_err(|e| DataError::io(std::env::temp_dir(), e))?;
+    let stored = copy_db_files(path, copy.path())?;
+    let records = guarded(|| -> Result<_, rusty_leveldb::Status> {
+        let mut db = DB::open(copy.path(), options(false))?;
+        let mut iter = db.new_iter()?;
+        let mut out = Vec::new();
+        while let Some((key, value)) = LdbIterator::next(&mut iter) {
+            out.push((key, value));
+        }
+        drop(iter);
+        db.close()?;
+        Ok(out)
+    });
+    // Messages name the user's database, on one line, never the private copy.
+    let reason = |r: String| {
+        let copy_name = copy.path().display().to_string();
+        let r = r.replace(&copy_name, &path.display().to_string());
+        db_error(path, r.split_whitespace().collect::<Vec<_>>().join(" "))
+    };
+    let records = records
+        .map_err(reason)?
+        .map_err(|e| reason(e.to_string()))?;
+    if records.is_empty() && stored > 0 {
+        return Err(reason(format!(
+            "corrupted database (no record readable from {stored} bytes of tables)"
+        )));
+    }
+    Ok(records)
+}
+
+/// Copies the files LevelDB needs (not LOCK, nor the LOG text files); returns the bytes of
+/// table files, which cannot be there with no record unless the database is corrupted.
+fn copy_db_files(from: &Path, to: &Path) -> Result<u64, DataError> {
+    let entries = std::fs::read_dir(from).map_err(|e| DataError::io(from, e))?;
+    let mut stored = 0;
+    for entry in entries {
+        let entry = entry.map_err(|e| DataError::io(from, e))?;
+        let name = entry.file_name();
+        let name_text = name.to_string_lossy();
+        if matches!(&*name_text, "LOCK" | "LOG" | "LOG.old") {
+            continue;
+        }
+        let source = entry.path();
+        if source.is_file() {
+            let bytes =
+                std::fs::copy(&source, to.join(&name)).map_err(|e| DataError::io(&source, e))?;
+            if [".ldb", ".sst"]
+                .iter()
+                .any(|ext| name_text.ends_with(ext))
+            {
+                stored += bytes;
+            }
+        }
+    }
+    Ok(stored)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record_key;
+    use sha2::{Digest, Sha256};
+    use std::collections::BTreeMap;
+
+    fn datum(i: usize) -> Datum {
+        Datum {
+            channels: Some(2),
+            height: Some(3),
+            width: Some(4),
+            data: Some((0..24).map(|b| (b * 7 + i) as u8).collect()),
+            label: Some((i % 2) as i32),
+            ..Default::default()
+        }
+    }
+
+    fn records(n: usize) -> Vec<(String, Datum)> {
+        (0..n).map(|i| (record_key(i), datum(i))).collect()
+    }
+
+    /// File name -> SHA-256 of its bytes, for every file of a folder.
+    fn hash_files(dir: &Path) -> BTreeMap<String, String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let bytes = std::fs::read(e.path()).unwrap();
+                let hash = Sha256::digest(&bytes);
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    format!("{hash:x}"),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn write_then_read_round_trips_in_key_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let mut input = records(2500);
+        input.reverse(); // LevelDB sorts by key whatever the write order.
+        assert_eq!(write_datums(&path, input, false).unwrap(), 2500);
+        let db = DatumDb::open(&path).unwrap();
+        assert_eq!(db.len(), 2500);
+        assert_eq!(db.first().unwrap(), datum(0));
+        let read: Vec<_> = db.into_iter().collect();
+        assert_eq!(read, records(2500));
+        // Only the database is left in the parent folder: no temporary folders.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["db"]);
+    }
+
+    /// tests/fixtures/cpp_leveldb_50 was written by C++ LevelDB 1.23 (Debian libleveldb,
+    /// default options: snappy blocks): records 0..40 in a table, 40..50 in the log, each
+    /// the `datum(i)` above, hand-encoded, keys "%08d" as Caffe writes them.
+    #[test]
+    fn reads_a_database_written_by_cpp_leveldb_untouched() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cpp_leveldb_50");
+        let before = hash_files(&path);
+        let db = DatumDb::open(&path).unwrap();
+        assert_eq!(db.into_records(), records(50));
+        assert_eq!(hash_files(&path), before);
+    }
+
+    #[test]
+    fn existing_output_needs_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        write_datums(&path, records(3), false).unwrap();
+        let err = write_datums(&path, records(5), false).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: already exists, expected a new path (force/--force replaces it)",
+                path.display()
+            )
+        );
+        assert_eq!(DatumDb::open(&path).unwrap().len(), 3);
+        write_datums(&path, records(5), true).unwrap();
+        assert_eq!(DatumDb::open(&path).unwrap().len(), 5);
+    }
+
+    #[test]
+    fn unwritable_folder_is_an_error_naming_it() {
+        let err = write_datums(Path::new("/nonexistent-dir/db"), records(1), false).unwrap_err();
+        assert!(err.to_string().starts_with("/nonexistent-dir: "), "{err}");
+    }
+
+    #[test]
+    fn reading_leaves_every_file_byte_identical() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        write_datums(&path, records(300), false).unwrap();
+        let before = hash_files(&path);
+        for _ in 0..2 {
+            assert_eq!(DatumDb::open(&path).unwrap().len(), 300);
+        }
+        assert_eq!(hash_files(&path), before);
+    }
+
+    /// A database whose 300 records are still in the log (as C++ LevelDB leaves a small one).
+    fn write_log_only(path: &Path) {
+        let mut db = DB::open(path, options(true)).unwrap();
+        for (key, datum) in records(300) {
+            db.put(key.as_bytes(), &datum.encode_to_vec()).unwrap();
+        }
+        db.close().unwrap();
+    }
+
+    #[test]
+    fn corrupted_databases_are_errors_not_panics() {
+        let dir = tempfile::tempdir().unwrap();
+        let tables = dir.path().join("tables");
+        write_datums(&tables, records(300), false).unwrap();
+        let log_only = dir.path().join("log_only");
+        write_log_only(&log_only);
+        let mut errors = 0;
+        for good in [&tables, &log_only] {
+            for file in hash_files(good).into_keys() {
+                for how in ["truncated", "garbled"] {
+                    let bad = dir.path().join(format!("{}-{file}-{how}", good.display()));
+                    std::fs::create_dir(&bad).unwrap();
+                    copy_db_files(good, &bad).unwrap();
+                    let target = bad.join(&file);
+                    let Ok(mut bytes) = std::fs::read(&target) else {
+                        continue; // LOCK and LOG are not copied.
+                    };
+                    if how == "truncated" {
+                        bytes.truncate(bytes.len() / 2);
+                    } else {
+                        for i in (bytes.len() / 3..bytes.len()).step_by(7) {
+                            bytes[i] ^= 0x5a;
+                        }
+                    }
+                    std::fs::write(&target, &bytes).unwrap();
+                    let before = hash_files(&bad);
+                    // LevelDB may drop a torn log tail (fewer records); anything else is an
+                    // error naming the database on one line, never a panic.
+                    match DatumDb::open(&bad) {
+                        Ok(db) => assert!(db.len() < 300 || bytes.is_empty(), "{file} {how}"),
+                        Err(e) => {
+                            let msg = e.to_string();
+                            assert!(
+                                msg.starts_with(&format!("{}: LevelDB: ", bad.display())),
+                                "{msg}"
+                            );
+                            assert!(!msg.contains('\n'), "{msg}");
+                            errors += 1;
+                        }
+                    }
+                    assert_eq!(hash_files(&bad), before, "{file} {how}");
+                }
+            }
+        }
+        assert!(errors >= 8, "only {errors} damaged databases gave an error");
+    }
+
+    #[test]
+    fn not_a_database_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = DatumDb::open(dir.path()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: LevelDB: no CURRENT file, expected a LevelDB folder",
+                dir.path().display()
+            )
+        );
+    }
+
+    #[test]
+    fn undecodable_value_names_the_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let tmp = dir.path().join("raw");
+        {
+            let mut db = DB::open(&tmp, options(true)).unwrap();
+            db.put(b"00000000", &[0x0f, 0xff]).unwrap();
+            db.close().unwrap();
+        }
+        std::fs::rename(&tmp, &path).unwrap();
+        let err = DatumDb::open(&path).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "{}: record \"00000000\": undecodable value",
+                path.display()
+            )),
+            "{err}"
+        );
+        assert!(err.ends_with("expected a serialized caffe.Datum"), "{err}");
+    }
+}
