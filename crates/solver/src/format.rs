@@ -63,6 +63,11 @@ pub fn lr_line(iter: i32, lr: f32) -> String {
 
 /// `    Train net output #0: loss = 0.0456 (* 1 = 0.0456 loss)` (`kind` is "Train" or "Test").
 pub fn output_line(kind: &str, index: usize, name: &str, value: f32, loss_weight: f32) -> String {
+    format!("    {kind} net output #{index}: {}", score_line(name, value, loss_weight))
+}
+
+/// `loss = 0.0456 (* 1 = 0.0456 loss)`; the weighted part only for outputs with a loss weight.
+pub fn score_line(name: &str, value: f32, loss_weight: f32) -> String {
     let weighted = if loss_weight != 0.0 {
         format!(
             " (* {} = {} loss)",
@@ -72,10 +77,7 @@ pub fn output_line(kind: &str, index: usize, name: &str, value: f32, loss_weight
     } else {
         String::new()
     };
-    format!(
-        "    {kind} net output #{index}: {name} = {}{weighted}",
-        caffe_float(value)
-    )
+    format!("{name} = {}{weighted}", caffe_float(value))
 }
 
 #[cfg(test)]
