@@ -2,7 +2,9 @@
 //! main.rs only declares the commands and dispatches; each command lives in its own module.
 
 mod db;
+mod draw;
 mod features;
+mod net;
 mod plot;
 
 use std::process::ExitCode;
@@ -21,16 +23,27 @@ struct Cli {
 enum Command {
     /// Inspect Caffe Datum LevelDBs.
     Db(db::DbArgs),
+    /// Show a net's layers, blobs, shapes and parameters.
+    Net(net::NetArgs),
+    /// Draw a net as Graphviz DOT, SVG or PNG.
+    Draw(draw::DrawArgs),
     /// Draw the embedding scatter (--features) or the loss curves (--log) as PNG.
     Plot(plot::PlotArgs),
 }
 
-/// Errors print on one line (`{:#}` joins the causes) and exit with status 1.
+/// Errors print on one line (`{:#}` joins the causes), followed by the offending prototxt
+/// line with a caret when there is one, and exit with status 1.
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
+            if let Some(excerpt) = e
+                .downcast_ref::<siamese_net::NetError>()
+                .and_then(|n| n.excerpt())
+            {
+                eprintln!("{excerpt}");
+            }
             ExitCode::FAILURE
         }
     }
@@ -39,6 +52,8 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Db(args) => db::run(args),
+        Command::Net(args) => net::run(args),
+        Command::Draw(args) => draw::run(args),
         Command::Plot(args) => plot::run(&args),
     }
 }

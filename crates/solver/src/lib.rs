@@ -6,6 +6,7 @@ pub mod csv_log;
 mod error;
 pub mod format;
 pub mod lr_policy;
+pub mod metrics;
 pub mod smoothing;
 pub mod snapshot;
 pub mod update;

@@ -1,0 +1,241 @@
+//! The seam between the grid runner and a training engine: the `CellTrainer` trait, the job it
+//! gets, the events it sends (and those the runner adds), and the pause/stop `Control`.
+
+use std::path::PathBuf;
+use std::sync::{Condvar, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use crate::grid::Cell;
+
+/// Trains one cell. Implementations must be deterministic for a given job (seeded by
+/// `job.cell.params.seed`) and must only write inside `job.dir` and `job.pairs_dir`.
+pub trait CellTrainer: Send + Sync {
+    /// Trains `job.cell` to `job.iterations`, starting from `job.resume` when set.
+    ///
+    /// While training: send `Train` after every iteration, `Test` (and `Embedding`) after
+    /// each test pass (every `test_interval` iterations and at the end), and `Snapshot`
+    /// after writing `<prefix>_iter_<N>.caffemodel` + `.solverstate` into `job.dir` every
+    /// `snapshot_interval` iterations. Call `control.checkpoint()` before each iteration;
+    /// on [`Flow::Stop`] write a snapshot and return `Err("stopped at iteration N")`.
+    /// On success the final `.caffemodel` is in `job.dir` and named in the outcome.
+    fn run(
+        &self,
+        job: &CellJob,
+        events: &dyn Fn(CellEvent),
+        control: &Control,
+    ) -> Result<CellOutcome, String>;
+}
+
+/// Everything a trainer needs to run one cell.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellJob {
+    pub cell: Cell,
+    /// `runs/<experiment>/<cell id>/`, already created; holds params.toml and log.csv.
+    pub dir: PathBuf,
+    /// Base solver and net prototxt; the cell's params override them.
+    pub solver: PathBuf,
+    pub net: PathBuf,
+    /// Folder of MNIST IDX files (train-*/t10k-*, plain or .gz).
+    pub data: PathBuf,
+    /// Shared folder for the pair LevelDBs, one per (similar_fraction, seed): made on first
+    /// use and reused. Workers run concurrently, so creation must be guarded.
+    pub pairs_dir: PathBuf,
+    pub iterations: u32,
+    pub test_interval: u32,
+    pub snapshot_interval: u32,
+    /// The snapshot to resume from (an interrupted earlier run), if any.
+    pub resume: Option<Resume>,
+    /// Compute threads this cell may use (workers × threads fits the cores).
+    pub threads: usize,
+}
+
+/// A snapshot found in the cell folder: `<prefix>_iter_<iter>.solverstate`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resume {
+    pub iter: u32,
+    pub solverstate: PathBuf,
+}
+
+/// What a trainer hands back; the runner turns it into files and metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellOutcome {
+    /// The final `.caffemodel`, inside the cell folder.
+    pub model: PathBuf,
+    /// Features and digit of test images (written to features.csv; k-NN queries and
+    /// verification pairs).
+    pub test_features: Vec<(Vec<f32>, u8)>,
+    /// Features and digit of training images: the k-NN reference set.
+    pub reference_features: Vec<(Vec<f32>, u8)>,
+}
+
+/// A finished cell's row of summary.csv (also kept in the cell's done.toml).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CellSummary {
+    pub iterations: u32,
+    /// Mean of the last (up to) 50 training losses.
+    pub train_loss: f64,
+    /// The last test loss (NaN when no test ran).
+    pub test_loss: f64,
+    pub knn_accuracy: f64,
+    pub pair_accuracy: f64,
+    pub pair_threshold: f64,
+    /// Training time, summed over resumed runs.
+    pub wall_seconds: f64,
+}
+
+/// What happens to a cell. `cell` is the cell's index in the grid. The trainer sends
+/// `Train`, `Test`, `Embedding` and `Snapshot`; the runner sends the others.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CellEvent {
+    /// The runner is starting (or resuming) the cell.
+    Started {
+        cell: usize,
+        total_iters: u32,
+        resumed_from: Option<u32>,
+    },
+    /// `iter` iterations are done (1..=total); `loss` is the last one's.
+    Train {
+        cell: usize,
+        iter: u32,
+        lr: f32,
+        loss: f32,
+    },
+    /// A test pass after `iter` iterations: the test loss and every named test output.
+    Test {
+        cell: usize,
+        iter: u32,
+        loss: f32,
+        outputs: Vec<(String, f32)>,
+    },
+    /// The 2-D test embedding after `iter` iterations: `(x, y, digit)`.
+    Embedding {
+        cell: usize,
+        iter: u32,
+        points: Vec<(f32, f32, u8)>,
+    },
+    /// A snapshot written after `iter` iterations.
+    Snapshot {
+        cell: usize,
+        iter: u32,
+        path: PathBuf,
+    },
+    /// The cell finished; its files and summary row are written.
+    Finished { cell: usize, summary: CellSummary },
+    /// The cell failed; it will be retried (from its last snapshot) on the next run.
+    Failed { cell: usize, error: String },
+    /// The cell finished in an earlier run and is not run again.
+    Skipped { cell: usize, summary: CellSummary },
+    /// The cell was stopped by the user; it resumes from its last snapshot next time.
+    Stopped { cell: usize },
+}
+
+impl CellEvent {
+    /// The index of the cell this event is about.
+    pub fn cell(&self) -> usize {
+        match self {
+            CellEvent::Started { cell, .. }
+            | CellEvent::Train { cell, .. }
+            | CellEvent::Test { cell, .. }
+            | CellEvent::Embedding { cell, .. }
+            | CellEvent::Snapshot { cell, .. }
+            | CellEvent::Finished { cell, .. }
+            | CellEvent::Failed { cell, .. }
+            | CellEvent::Skipped { cell, .. }
+            | CellEvent::Stopped { cell } => *cell,
+        }
+    }
+}
+
+/// What a trainer does at a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Stop,
+}
+
+/// Pause and stop requests from the screen (or Ctrl-C), shared by the runner and trainers.
+#[derive(Debug, Default)]
+pub struct Control {
+    state: Mutex<ControlState>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct ControlState {
+    paused: bool,
+    stop: bool,
+}
+
+impl Control {
+    pub fn new() -> Control {
+        Control::default()
+    }
+
+    /// Blocks while paused; says whether to go on or stop.
+    pub fn checkpoint(&self) -> Flow {
+        let mut state = self.lock();
+        while state.paused && !state.stop {
+            state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        if state.stop {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        }
+    }
+
+    /// Asks every running cell to snapshot and stop, and no new cell to start.
+    pub fn request_stop(&self) {
+        self.lock().stop = true;
+        self.changed.notify_all();
+    }
+
+    pub fn stop_requested(&self) -> bool {
+        self.lock().stop
+    }
+
+    pub fn set_paused(&self, paused: bool) {
+        self.lock().paused = paused;
+        self.changed.notify_all();
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.lock().paused
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ControlState> {
+        // The state is two flags; a panic elsewhere cannot leave it inconsistent.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn checkpoint_blocks_while_paused_until_resumed() {
+        let control = Arc::new(Control::new());
+        control.set_paused(true);
+        let c = Arc::clone(&control);
+        let waiter = std::thread::spawn(move || c.checkpoint());
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!waiter.is_finished(), "checkpoint returned while paused");
+        control.set_paused(false);
+        assert_eq!(waiter.join().unwrap(), Flow::Continue);
+    }
+
+    #[test]
+    fn stop_releases_a_paused_checkpoint() {
+        let control = Arc::new(Control::new());
+        control.set_paused(true);
+        let c = Arc::clone(&control);
+        let waiter = std::thread::spawn(move || c.checkpoint());
+        control.request_stop();
+        assert_eq!(waiter.join().unwrap(), Flow::Stop);
+        assert!(control.stop_requested());
+    }
+}

@@ -1,0 +1,411 @@
+//! The screen's state: what each cell is doing (fed by `CellEvent`s) and the user's view
+//! choices (selection, focused pane, overlay, log scale, popups), changed by keys.
+
+use std::time::{Duration, Instant};
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use crate::cell_folder::LogRow;
+use crate::cell_trainer::{CellEvent, CellSummary};
+use crate::grid::Cell;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Status {
+    Queued,
+    Running,
+    Done,
+    /// Finished in an earlier run.
+    Skipped,
+    Failed(String),
+    Stopped,
+}
+
+/// What the screen knows about one cell.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellView {
+    pub status: Status,
+    /// Iterations done.
+    pub iter: u32,
+    pub total: u32,
+    /// When this run of the cell started, and at which iteration (for the ETA).
+    pub started: Option<(Instant, u32)>,
+    pub eta: Option<Duration>,
+    pub lr: Option<f32>,
+    /// `(iteration, loss)` of every training iteration and test pass.
+    pub train: Vec<(f64, f64)>,
+    pub test: Vec<(f64, f64)>,
+    /// The latest 2-D test embedding.
+    pub embedding: Option<Embedding>,
+    pub summary: Option<CellSummary>,
+}
+
+/// A 2-D test embedding, `(x, y, digit)` per point, after `iter` iterations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embedding {
+    pub iter: u32,
+    pub points: Vec<(f32, f32, u8)>,
+}
+
+/// The panes Tab moves between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pane {
+    Grid,
+    Chart,
+    Scatter,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Popup {
+    Help,
+    ConfirmQuit,
+}
+
+/// What a key asks the screen's owner to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Just redraw.
+    Redraw,
+    /// Pause or resume training.
+    SetPaused(bool),
+    /// Stop the grid (cells snapshot and stay resumable), then leave.
+    StopAndQuit,
+    /// Leave now (the grid is over).
+    Quit,
+}
+
+/// The whole screen state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dashboard {
+    pub title: String,
+    /// A line under the title: data folder, workers.
+    pub note: String,
+    pub cells: Vec<Cell>,
+    pub views: Vec<CellView>,
+    pub selected: usize,
+    pub focus: Pane,
+    /// The focused pane fills the screen.
+    pub zoom: bool,
+    /// The chart shows every cell's training loss instead of the selected cell's curves.
+    pub overlay: bool,
+    pub log_scale: bool,
+    pub paused: bool,
+    pub popup: Option<Popup>,
+    /// A stop was requested; waiting for running cells to save.
+    pub stopping: bool,
+    /// The runner is done (every cell finished, failed or stopped).
+    pub grid_over: bool,
+}
+
+impl Dashboard {
+    pub fn new(title: String, note: String, cells: Vec<Cell>, total_iters: u32) -> Dashboard {
+        let view = CellView {
+            status: Status::Queued,
+            iter: 0,
+            total: total_iters,
+            started: None,
+            eta: None,
+            lr: None,
+            train: Vec::new(),
+            test: Vec::new(),
+            embedding: None,
+            summary: None,
+        };
+        Dashboard {
+            title,
+            note,
+            views: vec![view; cells.len()],
+            cells,
+            selected: 0,
+            focus: Pane::Grid,
+            zoom: false,
+            overlay: false,
+            log_scale: false,
+            paused: false,
+            popup: None,
+            stopping: false,
+            grid_over: false,
+        }
+    }
+
+    /// Takes in one event; `now` is when it arrived (for the ETA).
+    pub fn apply(&mut self, event: CellEvent, now: Instant) {
+        let Some(view) = self.views.get_mut(event.cell()) else {
+            return;
+        };
+        match event {
+            CellEvent::Started {
+                total_iters,
+                resumed_from,
+                ..
+            } => {
+                let from = resumed_from.unwrap_or(0);
+                view.status = Status::Running;
+                view.total = total_iters;
+                view.iter = from;
+                view.started = Some((now, from));
+                view.eta = None;
+                let keep =
+                    |points: &mut Vec<(f64, f64)>| points.retain(|(i, _)| *i <= f64::from(from));
+                keep(&mut view.train);
+                keep(&mut view.test);
+            }
+            CellEvent::Train { iter, lr, loss, .. } => {
+                view.iter = iter;
+                view.lr = Some(lr);
+                view.train.push((f64::from(iter), f64::from(loss)));
+                if let Some((t0, i0)) = view.started
+                    && iter > i0
+                {
+                    let per_iter = now.duration_since(t0).as_secs_f64() / f64::from(iter - i0);
+                    view.eta = Some(Duration::from_secs_f64(
+                        per_iter * f64::from(view.total.saturating_sub(iter)),
+                    ));
+                }
+            }
+            CellEvent::Test { iter, loss, .. } => {
+                view.test.push((f64::from(iter), f64::from(loss)))
+            }
+            CellEvent::Embedding { iter, points, .. } => {
+                view.embedding = Some(Embedding { iter, points })
+            }
+            CellEvent::Snapshot { .. } => {}
+            CellEvent::Finished { summary, .. } => {
+                view.status = Status::Done;
+                view.iter = view.total;
+                view.eta = None;
+                view.summary = Some(summary);
+            }
+            CellEvent::Skipped { summary, .. } => {
+                view.status = Status::Skipped;
+                view.iter = summary.iterations;
+                view.summary = Some(summary);
+            }
+            CellEvent::Failed { error, .. } => {
+                view.status = Status::Failed(error);
+                view.eta = None;
+            }
+            CellEvent::Stopped { .. } => {
+                view.status = Status::Stopped;
+                view.eta = None;
+            }
+        }
+    }
+
+    /// Fills a cell's curves from its log.csv rows (a cell finished or resumed from an
+    /// earlier run) and, when given, its embedding from features.csv (first two components).
+    pub fn load_history(
+        &mut self,
+        cell: usize,
+        rows: &[LogRow],
+        features: Option<Vec<(Vec<f32>, u8)>>,
+    ) {
+        let Some(view) = self.views.get_mut(cell) else {
+            return;
+        };
+        let points = |phase: &str| {
+            rows.iter()
+                .filter(|r| r.phase == phase)
+                .map(|r| (f64::from(r.iter), f64::from(r.loss)))
+                .collect()
+        };
+        view.train = points("train");
+        view.test = points("test");
+        let features = features.unwrap_or_default();
+        let points: Vec<(f32, f32, u8)> = features
+            .iter()
+            .filter(|(f, _)| f.len() >= 2)
+            .map(|(f, d)| (f[0], f[1], *d))
+            .collect();
+        if !points.is_empty() {
+            view.embedding = Some(Embedding {
+                iter: view.iter,
+                points,
+            });
+        }
+    }
+
+    /// Reacts to a key press.
+    pub fn on_key(&mut self, key: KeyEvent) -> Action {
+        if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+            return self.quit_now();
+        }
+        match self.popup {
+            Some(Popup::ConfirmQuit) => {
+                self.popup = None;
+                return match key.code {
+                    KeyCode::Char('y' | 'q') | KeyCode::Enter => self.quit_now(),
+                    _ => Action::Redraw,
+                };
+            }
+            Some(Popup::Help) if matches!(key.code, KeyCode::Esc | KeyCode::Char('?' | 'q')) => {
+                self.popup = None;
+                return Action::Redraw;
+            }
+            _ => {}
+        }
+        match key.code {
+            KeyCode::Up | KeyCode::Char('k') => self.selected = self.selected.saturating_sub(1),
+            KeyCode::Down | KeyCode::Char('j') => {
+                self.selected = (self.selected + 1).min(self.cells.len().saturating_sub(1));
+            }
+            KeyCode::Home | KeyCode::Char('g') => self.selected = 0,
+            KeyCode::End | KeyCode::Char('G') => self.selected = self.cells.len().saturating_sub(1),
+            KeyCode::Tab => self.focus = next_pane(self.focus, 1),
+            KeyCode::BackTab => self.focus = next_pane(self.focus, 2),
+            KeyCode::Enter | KeyCode::Char('z') => self.zoom = !self.zoom,
+            KeyCode::Char('o') => self.overlay = !self.overlay,
+            KeyCode::Char('l') => self.log_scale = !self.log_scale,
+            KeyCode::Char('?') => self.popup = Some(Popup::Help),
+            KeyCode::Esc => self.zoom = false,
+            KeyCode::Char('p') if !self.grid_over && !self.stopping => {
+                self.paused = !self.paused;
+                return Action::SetPaused(self.paused);
+            }
+            KeyCode::Char('q') if self.grid_over => return Action::Quit,
+            KeyCode::Char('q') => self.popup = Some(Popup::ConfirmQuit),
+            _ => {}
+        }
+        Action::Redraw
+    }
+
+    fn quit_now(&mut self) -> Action {
+        if self.grid_over {
+            return Action::Quit;
+        }
+        self.stopping = true;
+        self.paused = false;
+        Action::StopAndQuit
+    }
+
+    /// How many cells are in each state: (running, done or skipped, failed, queued or stopped).
+    pub fn counts(&self) -> (usize, usize, usize, usize) {
+        let count =
+            |f: &dyn Fn(&Status) -> bool| self.views.iter().filter(|v| f(&v.status)).count();
+        (
+            count(&|s| *s == Status::Running),
+            count(&|s| matches!(s, Status::Done | Status::Skipped)),
+            count(&|s| matches!(s, Status::Failed(_))),
+            count(&|s| matches!(s, Status::Queued | Status::Stopped)),
+        )
+    }
+}
+
+fn next_pane(pane: Pane, steps: usize) -> Pane {
+    const ORDER: [Pane; 3] = [Pane::Grid, Pane::Chart, Pane::Scatter];
+    let at = ORDER.iter().position(|p| *p == pane).unwrap_or(0);
+    ORDER[(at + steps) % ORDER.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossterm::event::KeyEventKind;
+
+    fn key(code: KeyCode) -> KeyEvent {
+        KeyEvent::new_with_kind(code, KeyModifiers::NONE, KeyEventKind::Press)
+    }
+
+    fn board(n: usize) -> Dashboard {
+        let cells = (0..n)
+            .map(|index| Cell {
+                index,
+                id: format!("{index:03}"),
+                values: vec![],
+                params: Default::default(),
+            })
+            .collect();
+        Dashboard::new("t".into(), String::new(), cells, 100)
+    }
+
+    #[test]
+    fn selection_stays_inside_the_grid() {
+        let mut d = board(3);
+        d.on_key(key(KeyCode::Up));
+        assert_eq!(d.selected, 0);
+        for _ in 0..5 {
+            d.on_key(key(KeyCode::Char('j')));
+        }
+        assert_eq!(d.selected, 2);
+        d.on_key(key(KeyCode::Char('k')));
+        assert_eq!(d.selected, 1);
+    }
+
+    #[test]
+    fn quit_asks_first_and_stops_the_grid_on_yes() {
+        let mut d = board(1);
+        assert_eq!(d.on_key(key(KeyCode::Char('q'))), Action::Redraw);
+        assert_eq!(d.popup, Some(Popup::ConfirmQuit));
+        assert_eq!(d.on_key(key(KeyCode::Char('n'))), Action::Redraw);
+        assert_eq!(d.popup, None);
+        d.on_key(key(KeyCode::Char('q')));
+        assert_eq!(d.on_key(key(KeyCode::Char('y'))), Action::StopAndQuit);
+        assert!(d.stopping);
+    }
+
+    #[test]
+    fn ctrl_c_stops_without_asking_and_quit_is_immediate_when_over() {
+        let mut d = board(1);
+        let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+        assert_eq!(d.on_key(ctrl_c), Action::StopAndQuit);
+        let mut d = board(1);
+        d.grid_over = true;
+        assert_eq!(d.on_key(key(KeyCode::Char('q'))), Action::Quit);
+    }
+
+    #[test]
+    fn pause_toggles_and_panes_cycle() {
+        let mut d = board(1);
+        assert_eq!(d.on_key(key(KeyCode::Char('p'))), Action::SetPaused(true));
+        assert_eq!(d.on_key(key(KeyCode::Char('p'))), Action::SetPaused(false));
+        d.on_key(key(KeyCode::Tab));
+        assert_eq!(d.focus, Pane::Chart);
+        d.on_key(key(KeyCode::Tab));
+        d.on_key(key(KeyCode::Tab));
+        assert_eq!(d.focus, Pane::Grid);
+        d.on_key(key(KeyCode::BackTab));
+        assert_eq!(d.focus, Pane::Scatter);
+    }
+
+    #[test]
+    fn eta_follows_the_iteration_rate_and_resume_drops_newer_points() {
+        let mut d = board(1);
+        let t0 = Instant::now();
+        d.apply(
+            CellEvent::Started {
+                cell: 0,
+                total_iters: 100,
+                resumed_from: None,
+            },
+            t0,
+        );
+        d.apply(
+            CellEvent::Train {
+                cell: 0,
+                iter: 10,
+                lr: 0.01,
+                loss: 1.0,
+            },
+            t0 + Duration::from_secs(5),
+        );
+        assert_eq!(d.views[0].eta, Some(Duration::from_secs(45)));
+        d.apply(
+            CellEvent::Train {
+                cell: 0,
+                iter: 20,
+                lr: 0.01,
+                loss: 0.5,
+            },
+            t0 + Duration::from_secs(10),
+        );
+        d.apply(
+            CellEvent::Started {
+                cell: 0,
+                total_iters: 100,
+                resumed_from: Some(10),
+            },
+            t0,
+        );
+        assert_eq!(d.views[0].train, vec![(10.0, 1.0)]);
+        assert_eq!(d.views[0].iter, 10);
+    }
+}

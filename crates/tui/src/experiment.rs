@@ -1,0 +1,528 @@
+//! Experiment files: a TOML description of a training grid, parsed with serde and checked
+//! before anything runs (unknown keys with a suggestion, wrong types, empty axes, missing files).
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+/// The solver used when an experiment names none (this project's siamese example).
+pub const DEFAULT_SOLVER: &str = "experiments/siamese/mnist_siamese_solver.prototxt";
+/// The net used when an experiment names none.
+pub const DEFAULT_NET: &str = "experiments/siamese/mnist_siamese_train_test.prototxt";
+/// The full MNIST, used by default once downloaded.
+pub const FULL_DATA: &str = "data/mnist";
+/// The committed 10,000-digit sample, used by default otherwise.
+pub const SAMPLE_DATA: &str = "data/mnist-sample";
+
+/// Keys allowed at the top level of an experiment file.
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "solver",
+    "net",
+    "data",
+    "iterations",
+    "test_interval",
+    "snapshot_interval",
+    "seed",
+    "knn_k",
+    "grid",
+];
+/// Keys allowed in `[grid]`: the axes, in the order cell ids and tables show them, then `repeats`.
+pub const AXIS_KEYS: &[&str] = &[
+    "margin",
+    "legacy_version",
+    "similar_fraction",
+    "base_lr",
+    "momentum",
+    "weight_decay",
+    "batch_size",
+    "lr_policy",
+    "gamma",
+    "power",
+    "stepsize",
+    "feature_dim",
+    "seed",
+];
+const LR_POLICIES: &[&str] = &[
+    "fixed",
+    "step",
+    "exp",
+    "inv",
+    "multistep",
+    "poly",
+    "sigmoid",
+];
+
+/// A checked experiment: everything the runner needs, with defaults filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Experiment {
+    /// Folder name under the runs folder (defaults to the file's stem).
+    pub name: String,
+    pub solver: PathBuf,
+    pub net: PathBuf,
+    pub data: DataSource,
+    pub iterations: u32,
+    pub test_interval: u32,
+    /// How often cells write a snapshot to resume from (defaults to `test_interval`).
+    pub snapshot_interval: u32,
+    /// Seed of every cell when the grid has no `seed` axis (repeat `r` uses `seed + r`).
+    pub seed: u64,
+    /// Neighbours used for the k-NN accuracy in summary.csv.
+    pub knn_k: usize,
+    pub grid: Grid,
+}
+
+/// Where the IDX files come from, and why that folder was chosen (said on start).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataSource {
+    pub dir: PathBuf,
+    pub note: String,
+}
+
+/// The grid axes, in [`AXIS_KEYS`] order, and how many times each combination runs.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Grid {
+    pub axes: Vec<Axis>,
+    pub repeats: u32,
+}
+
+/// One `[grid]` key and its values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Axis {
+    pub key: &'static str,
+    pub values: Vec<AxisValue>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AxisValue {
+    Float(f64),
+    Int(u64),
+    Bool(bool),
+    Text(String),
+}
+
+impl fmt::Display for AxisValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AxisValue::Float(v) => write!(f, "{v}"),
+            AxisValue::Int(v) => write!(f, "{v}"),
+            AxisValue::Bool(v) => write!(f, "{v}"),
+            AxisValue::Text(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+/// A bad experiment file: `file:line: message` (line when known).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub struct ExperimentError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ExperimentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}: {}", self.file.display(), self.message),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExperimentFile {
+    name: Option<Spanned<String>>,
+    solver: Option<Spanned<PathBuf>>,
+    net: Option<Spanned<PathBuf>>,
+    data: Option<Spanned<PathBuf>>,
+    iterations: Spanned<u32>,
+    test_interval: Spanned<u32>,
+    snapshot_interval: Option<Spanned<u32>>,
+    seed: Option<u64>,
+    knn_k: Option<Spanned<usize>>,
+    #[serde(default)]
+    grid: GridFile,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct GridFile {
+    margin: Option<Spanned<Vec<f64>>>,
+    legacy_version: Option<Spanned<Vec<bool>>>,
+    similar_fraction: Option<Spanned<Vec<f64>>>,
+    base_lr: Option<Spanned<Vec<f64>>>,
+    momentum: Option<Spanned<Vec<f64>>>,
+    weight_decay: Option<Spanned<Vec<f64>>>,
+    batch_size: Option<Spanned<Vec<u32>>>,
+    lr_policy: Option<Spanned<Vec<String>>>,
+    gamma: Option<Spanned<Vec<f64>>>,
+    power: Option<Spanned<Vec<f64>>>,
+    stepsize: Option<Spanned<Vec<u32>>>,
+    feature_dim: Option<Spanned<Vec<u32>>>,
+    seed: Option<Spanned<Vec<u64>>>,
+    repeats: Option<Spanned<u32>>,
+}
+
+impl Experiment {
+    /// Reads and checks an experiment file; relative paths inside it are relative to the
+    /// current directory (as with Caffe's own files).
+    pub fn load(file: &Path) -> Result<Experiment, ExperimentError> {
+        let text = std::fs::read_to_string(file).map_err(|e| ExperimentError {
+            file: file.to_path_buf(),
+            line: None,
+            message: format!("cannot read experiment file: {e}"),
+        })?;
+        Experiment::parse(file, &text)
+    }
+
+    /// Checks `text` as the contents of `file` (used for messages and the default name).
+    pub fn parse(file: &Path, text: &str) -> Result<Experiment, ExperimentError> {
+        let checker = Checker { file, text };
+        let table = DeTable::parse(text).map_err(|e| checker.toml_error(&e, None))?;
+        checker.check_keys(table.get_ref())?;
+        let raw: ExperimentFile =
+            toml::from_str(text).map_err(|e| checker.toml_error(&e, Some(table.get_ref())))?;
+        checker.build(raw)
+    }
+}
+
+struct Checker<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Checker<'_> {
+    fn error(&self, span: Option<Range<usize>>, message: impl Into<String>) -> ExperimentError {
+        let line = span.map(|s| {
+            self.text[..s.start.min(self.text.len())]
+                .matches('\n')
+                .count()
+                + 1
+        });
+        ExperimentError {
+            file: self.file.to_path_buf(),
+            line,
+            message: message.into(),
+        }
+    }
+
+    /// A toml/serde error, prefixed with the key whose value it is about when that is known.
+    fn toml_error(&self, e: &toml::de::Error, table: Option<&DeTable>) -> ExperimentError {
+        // A missing top-level key comes with an empty span at 0 (or the whole document): no line.
+        let whole =
+            |s: &Range<usize>| s.start == 0 && (s.end == 0 || s.end >= self.text.trim_end().len());
+        let span = e.span().filter(|s| !whole(s));
+        let key = span.as_ref().zip(table).and_then(|(s, t)| key_at(t, s));
+        let message = match key {
+            Some(key) => format!("{key}: {}", e.message().trim_end()),
+            None => e.message().trim_end().to_string(),
+        };
+        self.error(span, message)
+    }
+
+    /// Unknown keys, with the closest known key as a suggestion.
+    fn check_keys(&self, table: &DeTable) -> Result<(), ExperimentError> {
+        for (key, value) in table {
+            let key_str = key.get_ref().as_ref();
+            if key_str == "grid" {
+                let Some(grid) = value.get_ref().as_table() else {
+                    return Err(self.error(Some(key.span()), "`grid` must be a table: [grid]"));
+                };
+                for (axis, _) in grid {
+                    let name = axis.get_ref().as_ref();
+                    if !AXIS_KEYS.contains(&name) && name != "repeats" {
+                        let known: Vec<&str> =
+                            AXIS_KEYS.iter().copied().chain(["repeats"]).collect();
+                        let hint = suggestion(name, &known);
+                        let msg = format!("unknown key `{name}` in [grid]{hint}");
+                        return Err(self.error(Some(axis.span()), msg));
+                    }
+                }
+            } else if !TOP_KEYS.contains(&key_str) {
+                let msg = if AXIS_KEYS.contains(&key_str) || key_str == "repeats" {
+                    format!("`{key_str}` belongs in [grid], as a list of values")
+                } else {
+                    format!("unknown key `{key_str}`{}", suggestion(key_str, TOP_KEYS))
+                };
+                return Err(self.error(Some(key.span()), msg));
+            }
+        }
+        Ok(())
+    }
+
+    fn build(&self, raw: ExperimentFile) -> Result<Experiment, ExperimentError> {
+        let name = match raw.name {
+            Some(n) => {
+                let valid = !n.get_ref().is_empty()
+                    && n.get_ref()
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+                    && !n.get_ref().starts_with('.');
+                if !valid {
+                    let msg = format!(
+                        "name `{}`: use letters, digits, `.`, `_` and `-` (it names a folder)",
+                        n.get_ref()
+                    );
+                    return Err(self.error(Some(n.span()), msg));
+                }
+                n.into_inner()
+            }
+            None => self
+                .file
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        };
+        let solver = self.existing_file("solver", raw.solver, DEFAULT_SOLVER)?;
+        let net = self.existing_file("net", raw.net, DEFAULT_NET)?;
+        let data = self.data_source(raw.data)?;
+        let iterations = self.positive("iterations", raw.iterations)?;
+        let test_interval = self.positive("test_interval", raw.test_interval)?;
+        let snapshot_interval = match raw.snapshot_interval {
+            Some(s) => self.positive("snapshot_interval", s)?,
+            None => test_interval,
+        };
+        let knn_k = match raw.knn_k {
+            Some(k) if *k.get_ref() == 0 => {
+                return Err(self.error(Some(k.span()), "knn_k: must be at least 1"));
+            }
+            Some(k) => k.into_inner(),
+            None => 5,
+        };
+        let grid = self.grid(raw.grid)?;
+        Ok(Experiment {
+            name,
+            solver,
+            net,
+            data,
+            iterations,
+            test_interval,
+            snapshot_interval,
+            seed: raw.seed.unwrap_or(1),
+            knn_k,
+            grid,
+        })
+    }
+
+    fn positive(&self, key: &str, value: Spanned<u32>) -> Result<u32, ExperimentError> {
+        if *value.get_ref() == 0 {
+            return Err(self.error(Some(value.span()), format!("{key}: must be at least 1")));
+        }
+        Ok(value.into_inner())
+    }
+
+    fn existing_file(
+        &self,
+        key: &str,
+        given: Option<Spanned<PathBuf>>,
+        default: &str,
+    ) -> Result<PathBuf, ExperimentError> {
+        let (path, span) = match given {
+            Some(p) => (p.get_ref().clone(), Some(p.span())),
+            None => (PathBuf::from(default), None),
+        };
+        if !path.is_file() {
+            let how = if span.is_some() {
+                ""
+            } else {
+                " (the default; set `"
+            };
+            let tail = if span.is_some() {
+                String::new()
+            } else {
+                format!("{key} = \"...\"` to use another)")
+            };
+            let msg = format!("{key} file {} not found{how}{tail}", path.display());
+            return Err(self.error(span, msg));
+        }
+        Ok(path)
+    }
+
+    fn data_source(&self, given: Option<Spanned<PathBuf>>) -> Result<DataSource, ExperimentError> {
+        if let Some(dir) = given {
+            if !has_idx_files(dir.get_ref()) {
+                let msg = format!(
+                    "data folder {} has no train-images-idx3-ubyte(.gz): expected MNIST's IDX files",
+                    dir.get_ref().display()
+                );
+                return Err(self.error(Some(dir.span()), msg));
+            }
+            let note = format!(
+                "data: {} (from the experiment file)",
+                dir.get_ref().display()
+            );
+            return Ok(DataSource {
+                dir: dir.into_inner(),
+                note,
+            });
+        }
+        if has_idx_files(Path::new(FULL_DATA)) {
+            let note = format!("data: {FULL_DATA} (the full MNIST)");
+            return Ok(DataSource {
+                dir: FULL_DATA.into(),
+                note,
+            });
+        }
+        if has_idx_files(Path::new(SAMPLE_DATA)) {
+            let note = format!(
+                "data: {SAMPLE_DATA} (the 10,000-digit sample; {FULL_DATA} is not downloaded)"
+            );
+            return Ok(DataSource {
+                dir: SAMPLE_DATA.into(),
+                note,
+            });
+        }
+        Err(self.error(None, format!("no data: neither {FULL_DATA} nor {SAMPLE_DATA} holds MNIST's IDX files; set `data = \"...\"`")))
+    }
+
+    fn grid(&self, raw: GridFile) -> Result<Grid, ExperimentError> {
+        use AxisValue::{Bool, Float, Int, Text};
+        let mut axes = Vec::new();
+        let mut push = |key: &'static str,
+                        values: Option<Spanned<Vec<AxisValue>>>,
+                        check: &dyn Fn(&AxisValue) -> Option<&'static str>|
+         -> Result<(), ExperimentError> {
+            let Some(values) = values else { return Ok(()) };
+            let span = values.span();
+            if values.get_ref().is_empty() {
+                return Err(self.error(
+                    Some(span),
+                    format!("[grid] {key}: empty list; give at least one value or remove the key"),
+                ));
+            }
+            let mut seen = BTreeSet::new();
+            for v in values.get_ref() {
+                if let Some(expected) = check(v) {
+                    return Err(self.error(
+                        Some(span),
+                        format!("[grid] {key}: value {v}: expected {expected}"),
+                    ));
+                }
+                if !seen.insert(v.to_string()) {
+                    return Err(self.error(
+                        Some(span),
+                        format!("[grid] {key}: value {v} is listed twice"),
+                    ));
+                }
+            }
+            axes.push(Axis {
+                key,
+                values: values.into_inner(),
+            });
+            Ok(())
+        };
+        fn map<T>(
+            v: Option<Spanned<Vec<T>>>,
+            f: fn(T) -> AxisValue,
+        ) -> Option<Spanned<Vec<AxisValue>>> {
+            v.map(|s| {
+                let span = s.span();
+                Spanned::new(span, s.into_inner().into_iter().map(f).collect())
+            })
+        }
+        let float = |v: &AxisValue, ok: fn(f64) -> bool, expected: &'static str| match v {
+            Float(x) if ok(*x) => None,
+            _ => Some(expected),
+        };
+        let positive_int = |v: &AxisValue| match v {
+            Int(0) => Some("a whole number of at least 1"),
+            _ => None,
+        };
+        let rate = |v: &AxisValue| float(v, |x| x.is_finite() && x > 0.0, "a number above 0");
+        push("margin", map(raw.margin, Float), &rate)?;
+        push("legacy_version", map(raw.legacy_version, Bool), &|_| None)?;
+        push("similar_fraction", map(raw.similar_fraction, Float), &|v| {
+            float(
+                v,
+                |x| (0.0..=1.0).contains(&x),
+                "a fraction between 0 and 1",
+            )
+        })?;
+        push("base_lr", map(raw.base_lr, Float), &rate)?;
+        push("momentum", map(raw.momentum, Float), &|v| {
+            float(v, |x| (0.0..1.0).contains(&x), "a number in [0, 1)")
+        })?;
+        push("weight_decay", map(raw.weight_decay, Float), &|v| {
+            float(v, |x| x.is_finite() && x >= 0.0, "a number of at least 0")
+        })?;
+        push(
+            "batch_size",
+            map(raw.batch_size, |x| Int(x.into())),
+            &positive_int,
+        )?;
+        push("lr_policy", map(raw.lr_policy, Text), &|v| match v {
+            Text(p) if LR_POLICIES.contains(&p.as_str()) => None,
+            _ => Some("one of fixed, step, exp, inv, multistep, poly, sigmoid"),
+        })?;
+        push("gamma", map(raw.gamma, Float), &rate)?;
+        push("power", map(raw.power, Float), &|v| {
+            float(v, f64::is_finite, "a finite number")
+        })?;
+        push(
+            "stepsize",
+            map(raw.stepsize, |x| Int(x.into())),
+            &positive_int,
+        )?;
+        push(
+            "feature_dim",
+            map(raw.feature_dim, |x| Int(x.into())),
+            &positive_int,
+        )?;
+        let seed_span = raw.seed.as_ref().map(|s| s.span());
+        push("seed", map(raw.seed, Int), &|_| None)?;
+        let repeats = match raw.repeats {
+            Some(r) if *r.get_ref() == 0 => {
+                return Err(self.error(Some(r.span()), "[grid] repeats: must be at least 1"));
+            }
+            Some(r) if *r.get_ref() > 1 && seed_span.is_some() => {
+                return Err(self.error(Some(r.span()), "[grid] has both `seed` and `repeats`: list the seeds or give repeats, not both"));
+            }
+            Some(r) => r.into_inner(),
+            None => 1,
+        };
+        Ok(Grid { axes, repeats })
+    }
+}
+
+/// " did you mean `x`?" for the known key closest to `key`, or nothing when none is close.
+fn suggestion(key: &str, known: &[&str]) -> String {
+    known
+        .iter()
+        .map(|k| (strsim::levenshtein(key, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 3))
+        .min()
+        .map(|(_, k)| format!(", did you mean `{k}`?"))
+        .unwrap_or_default()
+}
+
+/// The key (`name` or `[grid] name`) whose entry (key through value) contains `span`.
+fn key_at(table: &DeTable, span: &Range<usize>) -> Option<String> {
+    let contains =
+        |k: Range<usize>, v: Range<usize>| k.start <= span.start && span.end <= v.end.max(k.end);
+    for (key, value) in table {
+        if let DeValue::Table(inner) = value.get_ref() {
+            for (k, v) in inner {
+                if contains(k.span(), v.span()) {
+                    return Some(format!("[{}] {}", key.get_ref(), k.get_ref()));
+                }
+            }
+        }
+        if contains(key.span(), value.span()) {
+            return Some(key.get_ref().to_string());
+        }
+    }
+    None
+}
+
+/// Whether `dir` holds MNIST's training images (plain or gzipped).
+fn has_idx_files(dir: &Path) -> bool {
+    ["train-images-idx3-ubyte", "train-images-idx3-ubyte.gz"]
+        .iter()
+        .any(|f| dir.join(f).is_file())
+}

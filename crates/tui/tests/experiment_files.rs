@@ -1,0 +1,245 @@
+//! Experiment files: every kind of mistake is a one-line error naming the file and line, and
+//! good files expand into the expected cells with stable ids.
+
+mod support;
+
+use std::path::Path;
+
+use siamese_tui::experiment::{AxisValue, Experiment};
+use siamese_tui::grid::Cell;
+
+/// Parses prelude (3 lines: solver, net, data) + `body` and expects `expected`, where `FILE`
+/// stands for the experiment file's path.
+fn check(body: &str, expected: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = support::experiment_file(dir.path(), "exp", body);
+    let got = match Experiment::load(&file) {
+        Ok(e) => format!("ok: {} cells", Cell::expand(&e).len()),
+        Err(e) => e.to_string(),
+    };
+    let expected = expected.replace("FILE", &file.display().to_string());
+    assert_eq!(got, expected, "for body:\n{body}");
+}
+
+const OK: &str = "iterations = 10\ntest_interval = 5\n";
+
+#[test]
+fn config_errors() {
+    check(
+        &format!("{OK}[grid]\nmargin = [1, 2]\nseed = [1, 2, 3]\n"),
+        "ok: 6 cells",
+    );
+    check(
+        &format!("{OK}iteratons = 5\n"),
+        "FILE:6: unknown key `iteratons`, did you mean `iterations`?",
+    );
+    check(
+        &format!("{OK}[grid]\nmarign = [1]\n"),
+        "FILE:7: unknown key `marign` in [grid], did you mean `margin`?",
+    );
+    check(
+        &format!("{OK}[grid]\nfeature_dims = [2]\n"),
+        "FILE:7: unknown key `feature_dims` in [grid], did you mean `feature_dim`?",
+    );
+    check(
+        &format!("{OK}colour = \"red\"\n"),
+        "FILE:6: unknown key `colour`",
+    );
+    check(
+        &format!("{OK}margin = [1]\n"),
+        "FILE:6: `margin` belongs in [grid], as a list of values",
+    );
+    check(
+        &format!("{OK}[grid]\nmargin = []\n"),
+        "FILE:7: [grid] margin: empty list; give at least one value or remove the key",
+    );
+    check(
+        &format!("{OK}[grid]\nmargin = \"2\"\n"),
+        "FILE:7: [grid] margin: invalid type: string \"2\", expected a sequence",
+    );
+    check(
+        &format!("{OK}[grid]\nbatch_size = [64, 1.5]\n"),
+        "FILE:7: [grid] batch_size: invalid type: floating point `1.5`, expected u32",
+    );
+    check(
+        &format!("{OK}[grid]\nmargin = [1, 1.0]\n"),
+        "FILE:7: [grid] margin: value 1 is listed twice",
+    );
+    check(
+        &format!("{OK}[grid]\nmargin = [-1]\n"),
+        "FILE:7: [grid] margin: value -1: expected a number above 0",
+    );
+    check(
+        &format!("{OK}[grid]\nsimilar_fraction = [0.5, 1.5]\n"),
+        "FILE:7: [grid] similar_fraction: value 1.5: expected a fraction between 0 and 1",
+    );
+    check(
+        &format!("{OK}[grid]\nlr_policy = [\"stepp\"]\n"),
+        "FILE:7: [grid] lr_policy: value stepp: expected one of fixed, step, exp, inv, multistep, poly, sigmoid",
+    );
+    check(
+        &format!("{OK}[grid]\nseed = [1, 2]\nrepeats = 3\n"),
+        "FILE:8: [grid] has both `seed` and `repeats`: list the seeds or give repeats, not both",
+    );
+    check(
+        &format!("{OK}[grid]\nrepeats = 0\n"),
+        "FILE:7: [grid] repeats: must be at least 1",
+    );
+    check(
+        "iterations = \"many\"\ntest_interval = 5\n",
+        "FILE:4: iterations: invalid type: string \"many\", expected u32",
+    );
+    check(
+        "iterations = 0\ntest_interval = 5\n",
+        "FILE:4: iterations: must be at least 1",
+    );
+    check("test_interval = 5\n", "FILE: missing field `iterations`");
+    check(
+        &format!("{OK}name = \"a/b\"\n"),
+        "FILE:6: name `a/b`: use letters, digits, `.`, `_` and `-` (it names a folder)",
+    );
+    check(
+        &format!("{OK}[grid\n"),
+        "FILE:6: unclosed table, expected `]`",
+    );
+    check(
+        &format!("{OK}grid = 3\n"),
+        "FILE:6: `grid` must be a table: [grid]",
+    );
+}
+
+#[test]
+fn missing_files_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("exp.toml");
+    let write = |text: String| std::fs::write(&file, text).unwrap();
+    let missing = dir.path().join("nope.prototxt");
+    write(format!(
+        "solver = {missing:?}\niterations = 1\ntest_interval = 1\n"
+    ));
+    let err = Experiment::load(&file).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "{}:1: solver file {} not found",
+            file.display(),
+            missing.display()
+        )
+    );
+
+    support::experiment_file(dir.path(), "exp", "");
+    let empty = tempfile::tempdir().unwrap();
+    write(format!(
+        "solver = {:?}\nnet = {:?}\ndata = {:?}\niterations = 1\ntest_interval = 1\n",
+        dir.path().join("solver.prototxt"),
+        dir.path().join("net.prototxt"),
+        empty.path()
+    ));
+    let err = Experiment::load(&file).unwrap_err().to_string();
+    let expected = format!(
+        "{}:3: data folder {} has no train-images-idx3-ubyte(.gz): expected MNIST's IDX files",
+        file.display(),
+        empty.path().display()
+    );
+    assert_eq!(err, expected);
+
+    let err = Experiment::load(Path::new("/no/such/exp.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("/no/such/exp.toml: cannot read experiment file: "),
+        "{err}"
+    );
+}
+
+#[test]
+fn cells_are_the_cartesian_product_with_readable_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = "name = \"sweep\"\niterations = 10\ntest_interval = 5\nseed = 7\n[grid]\nmargin = [0.5, 2]\nlr_policy = [\"fixed\", \"inv\"]\nrepeats = 2\n";
+    let file = support::experiment_file(dir.path(), "exp", body);
+    let exp = Experiment::load(&file).unwrap();
+    assert_eq!(exp.name, "sweep");
+    assert_eq!(
+        exp.snapshot_interval, 5,
+        "snapshot_interval defaults to test_interval"
+    );
+    assert_eq!(
+        exp.grid.axes[1].values,
+        vec![
+            AxisValue::Text("fixed".into()),
+            AxisValue::Text("inv".into())
+        ]
+    );
+    let cells = Cell::expand(&exp);
+    let ids: Vec<&str> = cells.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "000-margin_0.5-lr_policy_fixed-seed_7",
+            "001-margin_0.5-lr_policy_fixed-seed_8",
+            "002-margin_0.5-lr_policy_inv-seed_7",
+            "003-margin_0.5-lr_policy_inv-seed_8",
+            "004-margin_2-lr_policy_fixed-seed_7",
+            "005-margin_2-lr_policy_fixed-seed_8",
+            "006-margin_2-lr_policy_inv-seed_7",
+            "007-margin_2-lr_policy_inv-seed_8",
+        ]
+    );
+    let p = &cells[6].params;
+    assert_eq!(
+        (p.margin, p.lr_policy.as_deref(), p.seed, p.repeat),
+        (Some(2.0), Some("inv"), 7, 0)
+    );
+    assert_eq!(
+        p.base_lr, None,
+        "axes not in the grid keep the prototxt's value"
+    );
+    // Stable: the same file gives the same cells.
+    assert_eq!(Cell::expand(&Experiment::load(&file).unwrap()), cells);
+}
+
+#[test]
+fn the_shipped_experiments_are_valid_grids() {
+    // The default solver/net files belong to another part of the project; check the grids
+    // with them replaced, so this test does not depend on their presence.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments");
+    let dir = tempfile::tempdir().unwrap();
+    let mut found = 0;
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        found += 1;
+        let text = std::fs::read_to_string(&path).unwrap();
+        let kept: String = text
+            .lines()
+            .filter(|l| {
+                !["solver", "net", "data"]
+                    .iter()
+                    .any(|k| l.trim_start().starts_with(k))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let file = support::experiment_file(dir.path(), "shipped", &kept);
+        let exp = Experiment::load(&file).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let cells = Cell::expand(&exp);
+        assert!(
+            cells.len() >= 4,
+            "{}: only {} cells",
+            path.display(),
+            cells.len()
+        );
+        assert!(
+            (1000..=2000).contains(&exp.iterations),
+            "{}: {} iterations",
+            path.display(),
+            exp.iterations
+        );
+    }
+    assert!(
+        found >= 2,
+        "expected at least two experiment files in {}",
+        root.display()
+    );
+}

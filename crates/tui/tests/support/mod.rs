@@ -1,0 +1,157 @@
+//! Test support: a deterministic `CellTrainer` test double that emits a realistic event
+//! sequence and writes the files a real engine writes, plus experiment-file fixtures.
+
+#![allow(dead_code)] // each test binary uses part of this module
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use siamese_tui::cell_trainer::{CellEvent, CellJob, CellOutcome, CellTrainer, Control, Flow};
+
+/// Trains nothing: losses fall smoothly with the iteration (scaled by the cell's margin),
+/// features are ten well-separated digit clusters. Records every job it gets.
+#[derive(Default)]
+pub struct ScriptedTrainer {
+    /// `(cell index, iteration)`: the run dies there (as if killed) and asks the grid to stop.
+    pub die_at: Option<(usize, u32)>,
+    /// Cell index whose run fails with an error.
+    pub fail_cell: Option<usize>,
+    /// Cell index whose run panics.
+    pub panic_cell: Option<usize>,
+    /// `(cell id, resumed-from iteration)` of every run, in call order.
+    pub calls: Mutex<Vec<(String, Option<u32>)>>,
+}
+
+pub const TEST_POINTS: usize = 40;
+
+impl ScriptedTrainer {
+    pub fn calls(&self) -> Vec<(String, Option<u32>)> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+fn loss_at(job: &CellJob, iter: u32) -> f32 {
+    let margin = job.cell.params.margin.unwrap_or(1.0) as f32;
+    margin * 0.5 / (1.0 + iter as f32 * 0.2) + (job.cell.params.seed % 7) as f32 * 1e-3
+}
+
+/// `n` points in ten clusters on a circle, the digit cycling 0..9.
+pub fn clusters(n: usize, spread: f32) -> Vec<(Vec<f32>, u8)> {
+    (0..n)
+        .map(|i| {
+            let digit = (i % 10) as u8;
+            let angle = f32::from(digit) * std::f32::consts::TAU / 10.0;
+            let jitter = ((i * 37 % 11) as f32 / 11.0 - 0.5) * spread;
+            (
+                vec![3.0 * angle.cos() + jitter, 3.0 * angle.sin() - jitter],
+                digit,
+            )
+        })
+        .collect()
+}
+
+fn snapshot(job: &CellJob, iter: u32, events: &dyn Fn(CellEvent)) -> Result<(), String> {
+    let base = job.dir.join(format!("snap_iter_{iter}"));
+    let write = |ext: &str| {
+        fs::write(base.with_extension(ext), format!("weights at {iter}")).map_err(|e| e.to_string())
+    };
+    write("caffemodel")?;
+    write("solverstate")?;
+    events(CellEvent::Snapshot {
+        cell: job.cell.index,
+        iter,
+        path: base.with_extension("solverstate"),
+    });
+    Ok(())
+}
+
+impl CellTrainer for ScriptedTrainer {
+    fn run(
+        &self,
+        job: &CellJob,
+        events: &dyn Fn(CellEvent),
+        control: &Control,
+    ) -> Result<CellOutcome, String> {
+        let cell = job.cell.index;
+        self.calls
+            .lock()
+            .unwrap()
+            .push((job.cell.id.clone(), job.resume.as_ref().map(|r| r.iter)));
+        if self.panic_cell == Some(cell) {
+            panic!("scripted panic in cell {cell}");
+        }
+        let start = job.resume.as_ref().map_or(0, |r| r.iter);
+        for iter in start + 1..=job.iterations {
+            if control.checkpoint() == Flow::Stop {
+                snapshot(job, iter - 1, events)?;
+                return Err(format!("stopped at iteration {}", iter - 1));
+            }
+            events(CellEvent::Train {
+                cell,
+                iter,
+                lr: 0.01,
+                loss: loss_at(job, iter),
+            });
+            if self.die_at == Some((cell, iter)) {
+                control.request_stop();
+                return Err(format!("killed at iteration {iter}"));
+            }
+            if self.fail_cell == Some(cell) {
+                return Err("scripted failure: loss is NaN".to_string());
+            }
+            if iter % job.test_interval == 0 || iter == job.iterations {
+                let loss = loss_at(job, iter) * 1.1;
+                events(CellEvent::Test {
+                    cell,
+                    iter,
+                    loss,
+                    outputs: vec![("loss".to_string(), loss)],
+                });
+                let points = clusters(TEST_POINTS, 1.0 / iter as f32)
+                    .into_iter()
+                    .map(|(f, d)| (f[0], f[1], d))
+                    .collect();
+                events(CellEvent::Embedding { cell, iter, points });
+            }
+            if iter % job.snapshot_interval == 0 {
+                snapshot(job, iter, events)?;
+            }
+        }
+        let model = job
+            .dir
+            .join(format!("snap_iter_{}.caffemodel", job.iterations));
+        fs::write(&model, "final weights").map_err(|e| e.to_string())?;
+        Ok(CellOutcome {
+            model,
+            test_features: clusters(TEST_POINTS, 0.5),
+            reference_features: clusters(100, 0.5),
+        })
+    }
+}
+
+/// The committed MNIST sample (the experiment check wants real IDX files there).
+pub fn sample_data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist-sample")
+}
+
+/// Writes solver and net files into `dir` and an experiment file with `prelude` lines
+/// pointing at them, then `body`. Returns the experiment file's path.
+pub fn experiment_file(dir: &Path, name: &str, body: &str) -> PathBuf {
+    fs::write(dir.join("solver.prototxt"), "base_lr: 0.01\n").unwrap();
+    fs::write(dir.join("net.prototxt"), "name: \"siamese\"\n").unwrap();
+    let text = format!("{}{body}", prelude(dir));
+    let path = dir.join(format!("{name}.toml"));
+    fs::write(&path, text).unwrap();
+    path
+}
+
+/// Three lines: solver, net and data.
+pub fn prelude(dir: &Path) -> String {
+    format!(
+        "solver = {:?}\nnet = {:?}\ndata = {:?}\n",
+        dir.join("solver.prototxt"),
+        dir.join("net.prototxt"),
+        sample_data()
+    )
+}
