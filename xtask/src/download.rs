@@ -45,6 +45,8 @@ impl Default for FetchOptions {
 enum Failure {
     /// The server answered with an error status: retrying that mirror is pointless.
     Status(String),
+    /// The host name does not resolve (no network, or a wrong mirror): no retry either.
+    Unresolved(String),
     /// No usable answer (refused, reset, timeout, closed early): worth a retry.
     Network(String),
     /// The local file could not be written: no mirror can fix that.
@@ -67,36 +69,45 @@ pub fn download(
     let part = part_path(&dest);
     let mut failures = Vec::new();
     let mut any_answer = false;
-    'mirrors: for mirror in mirrors {
+    for mirror in mirrors {
         let url = format!("{}/{}", mirror.trim_end_matches('/'), file.name);
-        for attempt in 0..=opts.retries {
-            if attempt > 0 {
-                std::thread::sleep(opts.backoff * attempt as u32);
+        let mut attempts = 0;
+        let failure = loop {
+            if attempts > 0 {
+                std::thread::sleep(opts.backoff * attempts as u32);
             }
+            attempts += 1;
             match fetch(&url, &part, opts) {
                 Ok(sha) if sha == file.sha256 => {
-                    std::fs::rename(&part, &dest)
-                        .with_context(|| format!("renaming {} to {}", part.display(), dest.display()))?;
+                    std::fs::rename(&part, &dest).with_context(|| {
+                        format!("{}: cannot rename from {}", dest.display(), part.display())
+                    })?;
                     return Ok(dest);
                 }
                 Ok(sha) => {
                     any_answer = true;
                     let _ = std::fs::remove_file(&part);
-                    failures.push(format!("{url}: SHA-256 {sha}, expected {}", file.sha256));
-                    continue 'mirrors;
+                    break format!("SHA-256 {sha}, expected {}", file.sha256);
                 }
                 Err(Failure::Status(msg)) => {
                     any_answer = true;
-                    failures.push(format!("{url}: {msg}"));
-                    continue 'mirrors;
+                    break msg;
                 }
-                Err(Failure::Network(msg)) => failures.push(format!("{url}: {msg}")),
+                Err(Failure::Unresolved(msg)) => break msg,
+                Err(Failure::Network(msg)) if attempts > opts.retries => break msg,
+                Err(Failure::Network(_)) => {}
                 Err(Failure::Local(e)) => {
                     let _ = std::fs::remove_file(&part);
                     return Err(e);
                 }
             }
-        }
+        };
+        let tries = if attempts > 1 {
+            format!(" ({attempts} attempts)")
+        } else {
+            String::new()
+        };
+        failures.push(format!("{url}: {failure}{tries}"));
     }
     let _ = std::fs::remove_file(&part);
     let hint = if any_answer {
@@ -124,7 +135,15 @@ fn fetch(url: &str, part: &Path, opts: &FetchOptions) -> Result<String, Failure>
         Err(ureq::Error::Status(code, r)) => {
             return Err(Failure::Status(format!("HTTP {code} {}", r.status_text())));
         }
-        Err(ureq::Error::Transport(t)) => return Err(Failure::Network(t.to_string())),
+        Err(ureq::Error::Transport(t)) => {
+            // The transport's own Display repeats the URL; keep its kind and detail.
+            let detail = t.message().map(|m| format!(": {m}")).unwrap_or_default();
+            let msg = format!("{}{detail}", t.kind());
+            return Err(match t.kind() {
+                ureq::ErrorKind::Dns => Failure::Unresolved(msg),
+                _ => Failure::Network(msg),
+            });
+        }
     };
     let expected_len = response
         .header("Content-Length")
@@ -187,7 +206,8 @@ pub fn part_path(path: &Path) -> PathBuf {
 pub fn sha256_file(path: &Path) -> Result<String> {
     let mut file = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
     let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher).with_context(|| format!("{}: cannot read", path.display()))?;
+    std::io::copy(&mut file, &mut hasher)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
     Ok(hex::encode(hasher.finalize()))
 }
 
@@ -240,9 +260,15 @@ mod tests {
                 break;
             }
         }
-        let path = request_line.split_whitespace().nth(1).unwrap_or("").to_string();
+        let path = request_line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("")
+            .to_string();
         let mut stream = stream;
-        let head = |len: usize| format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n");
+        let head = |len: usize| {
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n")
+        };
         match routes.iter().find(|(p, _)| *p == path).map(|(_, r)| r) {
             Some(Reply::Body(body)) => {
                 let _ = stream.write_all(head(body.len()).as_bytes());
@@ -253,7 +279,9 @@ mod tests {
                 let _ = stream.write_all(&body[..body.len() / 2]);
             }
             None => {
-                let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                let _ = stream.write_all(
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
             }
         }
         let _ = stream.flush();
@@ -333,9 +361,17 @@ mod tests {
         let corrupt = serve(vec![(PATH, Reply::Body(bad.clone()))]);
         let dir = tempfile::tempdir().unwrap();
         let file = remote(&body);
-        let err = download(&file, &[corrupt.clone()], dir.path(), &quick()).unwrap_err().to_string();
+        let err = download(&file, std::slice::from_ref(&corrupt), dir.path(), &quick())
+            .unwrap_err()
+            .to_string();
         let bad_sha = hex::encode(Sha256::digest(&bad));
-        assert!(err.contains(&format!("{corrupt}train-labels-idx1-ubyte.gz: SHA-256 {bad_sha}, expected {}", file.sha256)), "{err}");
+        assert!(
+            err.contains(&format!(
+                "{corrupt}train-labels-idx1-ubyte.gz: SHA-256 {bad_sha}, expected {}",
+                file.sha256
+            )),
+            "{err}"
+        );
         assert!(!err.contains("no network"), "{err}");
         assert!(!err.contains('\n'), "{err}");
         assert!(names(dir.path()).is_empty());
@@ -346,9 +382,20 @@ mod tests {
         let body = payload();
         let dropping = serve(vec![(PATH, Reply::DropHalfway(body.clone()))]);
         let dir = tempfile::tempdir().unwrap();
-        let err = download(&remote(&body), &[dropping.clone()], dir.path(), &quick()).unwrap_err().to_string();
+        let err = download(
+            &remote(&body),
+            std::slice::from_ref(&dropping),
+            dir.path(),
+            &quick(),
+        )
+        .unwrap_err()
+        .to_string();
         // Two attempts (retries: 1), both cut short.
-        assert_eq!(err.matches(&format!("{dropping}train-labels-idx1-ubyte.gz: ")).count(), 2, "{err}");
+        assert!(
+            err.contains(&format!("{dropping}train-labels-idx1-ubyte.gz: ")),
+            "{err}"
+        );
+        assert!(err.ends_with("(2 attempts)"), "{err}");
         assert!(err.contains("50000"), "{err}");
         assert!(names(dir.path()).is_empty());
         let good = serve(vec![(PATH, Reply::Body(body.clone()))]);
@@ -370,7 +417,9 @@ mod tests {
         let body = payload();
         let empty = serve(vec![]);
         let dir = tempfile::tempdir().unwrap();
-        let err = download(&remote(&body), &[empty], dir.path(), &quick()).unwrap_err().to_string();
+        let err = download(&remote(&body), &[empty], dir.path(), &quick())
+            .unwrap_err()
+            .to_string();
         assert_eq!(err.matches("HTTP 404").count(), 1, "{err}");
     }
 
@@ -378,9 +427,14 @@ mod tests {
     fn no_network_names_from_and_the_sample() {
         let body = payload();
         let dir = tempfile::tempdir().unwrap();
-        let err = download(&remote(&body), &[dead_mirror(), dead_mirror()], dir.path(), &quick())
-            .unwrap_err()
-            .to_string();
+        let err = download(
+            &remote(&body),
+            &[dead_mirror(), dead_mirror()],
+            dir.path(),
+            &quick(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("(no network?)"), "{err}");
         assert!(err.contains("--from DIR"), "{err}");
         assert!(err.contains("data/mnist-sample"), "{err}");

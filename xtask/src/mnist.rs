@@ -15,10 +15,22 @@ use crate::download::{FetchOptions, RemoteFile, download, part_path, sha256_file
 
 /// SHA-256 of the published MNIST files (as also listed by TensorFlow Datasets' checksums).
 const MNIST_FILES: [(&str, &str); 4] = [
-    ("train-images-idx3-ubyte.gz", "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
-    ("train-labels-idx1-ubyte.gz", "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),
-    ("t10k-images-idx3-ubyte.gz", "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
-    ("t10k-labels-idx1-ubyte.gz", "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
+    (
+        "train-images-idx3-ubyte.gz",
+        "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+    ),
+    (
+        "train-labels-idx1-ubyte.gz",
+        "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+    ),
+    (
+        "t10k-images-idx3-ubyte.gz",
+        "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+    ),
+    (
+        "t10k-labels-idx1-ubyte.gz",
+        "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+    ),
 ];
 const MNIST_MIRRORS: [&str; 3] = [
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -27,10 +39,22 @@ const MNIST_MIRRORS: [&str; 3] = [
 ];
 /// SHA-256 of the published Fashion-MNIST files (TensorFlow Datasets' checksums list).
 const FASHION_FILES: [(&str, &str); 4] = [
-    ("train-images-idx3-ubyte.gz", "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84"),
-    ("train-labels-idx1-ubyte.gz", "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845"),
-    ("t10k-images-idx3-ubyte.gz", "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073"),
-    ("t10k-labels-idx1-ubyte.gz", "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"),
+    (
+        "train-images-idx3-ubyte.gz",
+        "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+    ),
+    (
+        "train-labels-idx1-ubyte.gz",
+        "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+    ),
+    (
+        "t10k-images-idx3-ubyte.gz",
+        "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+    ),
+    (
+        "t10k-labels-idx1-ubyte.gz",
+        "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+    ),
 ];
 const FASHION_MIRRORS: [&str; 1] = ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"];
 
@@ -140,12 +164,19 @@ pub struct ConvertArgs {
 
 /// `cargo xtask get-mnist`.
 pub fn get_mnist(args: &GetMnistArgs, root: &Path) -> Result<()> {
-    let out = args.out.clone().unwrap_or_else(|| root.join(args.dataset.default_out()));
-    let dbs = [out.join("siamese_train_leveldb"), out.join("siamese_test_leveldb")];
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| root.join(args.dataset.default_out()));
+    let dbs = [
+        out.join("siamese_train_leveldb"),
+        out.join("siamese_test_leveldb"),
+    ];
     if !args.force {
         refuse_existing(&dbs)?;
     }
-    std::fs::create_dir_all(&out).with_context(|| format!("{}: cannot create folder", out.display()))?;
+    std::fs::create_dir_all(&out)
+        .with_context(|| format!("{}: cannot create folder", out.display()))?;
     for file in args.dataset.files() {
         let gz = match &args.from {
             Some(from) => import(from, &file, &out)?,
@@ -164,7 +195,9 @@ pub fn get_mnist(args: &GetMnistArgs, root: &Path) -> Result<()> {
     let opts = args.pairs.options();
     for (set, db) in [("train", &dbs[0]), ("t10k", &dbs[1])] {
         let (images, labels) = idx_pair(&out, set)?;
-        convert_one(db, || create_siamese_db(&images, &labels, db, &opts, args.force))?;
+        convert_one(db, || {
+            create_siamese_db(&images, &labels, db, &opts, args.force)
+        })?;
     }
     Ok(())
 }
@@ -173,7 +206,9 @@ pub fn get_mnist(args: &GetMnistArgs, root: &Path) -> Result<()> {
 pub fn create_siamese(args: &ConvertArgs, pairs: &PairArgs, root: &Path) -> Result<()> {
     let opts = pairs.options();
     for (images, labels, db) in conversion_plan(args, root, "siamese")? {
-        convert_one(&db, || create_siamese_db(&images, &labels, &db, &opts, args.force))?;
+        convert_one(&db, || {
+            create_siamese_db(&images, &labels, &db, &opts, args.force)
+        })?;
     }
     Ok(())
 }
@@ -187,7 +222,11 @@ pub fn create_mnist(args: &ConvertArgs, root: &Path) -> Result<()> {
 }
 
 /// (images, labels, database) for each conversion the arguments ask for.
-fn conversion_plan(args: &ConvertArgs, root: &Path, prefix: &str) -> Result<Vec<(PathBuf, PathBuf, PathBuf)>> {
+fn conversion_plan(
+    args: &ConvertArgs,
+    root: &Path,
+    prefix: &str,
+) -> Result<Vec<(PathBuf, PathBuf, PathBuf)>> {
     if let (Some(images), Some(labels), Some(out)) = (&args.images, &args.labels, &args.out) {
         return Ok(vec![(images.clone(), labels.clone(), out.clone())]);
     }
@@ -204,16 +243,23 @@ fn conversion_plan(args: &ConvertArgs, root: &Path, prefix: &str) -> Result<Vec<
         let dbs: Vec<_> = plan.iter().map(|(_, _, db)| db.clone()).collect();
         refuse_existing(&dbs)?;
     }
-    std::fs::create_dir_all(&out).with_context(|| format!("{}: cannot create folder", out.display()))?;
+    std::fs::create_dir_all(&out)
+        .with_context(|| format!("{}: cannot create folder", out.display()))?;
     Ok(plan)
 }
 
-fn convert_one(db: &Path, run: impl FnOnce() -> Result<ConvertReport, siamese_data::DataError>) -> Result<()> {
+fn convert_one(
+    db: &Path,
+    run: impl FnOnce() -> Result<ConvertReport, siamese_data::DataError>,
+) -> Result<()> {
     let start = Instant::now();
     let report = run()?;
     let similar = match report.similar {
         Some(s) if report.records > 0 => {
-            format!(", {s} similar ({:.1}%)", 100.0 * s as f64 / report.records as f64)
+            format!(
+                ", {s} similar ({:.1}%)",
+                100.0 * s as f64 / report.records as f64
+            )
         }
         _ => String::new(),
     };
@@ -229,7 +275,10 @@ fn convert_one(db: &Path, run: impl FnOnce() -> Result<ConvertReport, siamese_da
 fn refuse_existing(dbs: &[PathBuf]) -> Result<()> {
     for db in dbs {
         if db.exists() {
-            bail!("{}: already exists, expected a new path (--force replaces it)", db.display());
+            bail!(
+                "{}: already exists, expected a new path (--force replaces it)",
+                db.display()
+            );
         }
     }
     Ok(())
@@ -241,9 +290,17 @@ fn idx_pair(dir: &Path, set: &str) -> Result<(PathBuf, PathBuf)> {
         [dir.join(&stem), dir.join(format!("{stem}.gz"))]
             .into_iter()
             .find(|p| p.is_file())
-            .with_context(|| format!("{}: no {stem} or {stem}.gz, expected the IDX file there", dir.display()))
+            .with_context(|| {
+                format!(
+                    "{}: no {stem} or {stem}.gz, expected the IDX file there",
+                    dir.display()
+                )
+            })
     };
-    Ok((find(format!("{set}-images-idx3-ubyte"))?, find(format!("{set}-labels-idx1-ubyte"))?))
+    Ok((
+        find(format!("{set}-images-idx3-ubyte"))?,
+        find(format!("{set}-labels-idx1-ubyte"))?,
+    ))
 }
 
 fn raw_name(gz_name: &str) -> &str {
@@ -260,7 +317,12 @@ fn import(from: &Path, file: &RemoteFile, out: &Path) -> Result<Option<PathBuf>>
     } else if raw.is_file() {
         (raw, false)
     } else {
-        bail!("{}: no {} or {}, expected the file to import", from.display(), file.name, raw_name(&file.name));
+        bail!(
+            "{}: no {} or {}, expected the file to import",
+            from.display(),
+            file.name,
+            raw_name(&file.name)
+        );
     };
     let sha = sha256_file(&source)?;
     let verdict = match (is_gz, sha == file.sha256) {
@@ -282,8 +344,10 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 fn copy_atomic(from: &Path, to: &Path) -> Result<()> {
     let part = part_path(to);
-    std::fs::copy(from, &part).with_context(|| format!("{}: cannot copy to {}", from.display(), part.display()))?;
-    std::fs::rename(&part, to).with_context(|| format!("{}: cannot rename from {}", to.display(), part.display()))
+    std::fs::copy(from, &part)
+        .with_context(|| format!("{}: cannot copy to {}", from.display(), part.display()))?;
+    std::fs::rename(&part, to)
+        .with_context(|| format!("{}: cannot rename from {}", to.display(), part.display()))
 }
 
 /// Decompresses `gz` into `raw` through a `.part` file.
@@ -295,10 +359,16 @@ fn gunzip(gz: &Path, raw: &Path) -> Result<()> {
         let mut output = BufWriter::new(
             File::create(&part).with_context(|| format!("{}: cannot create", part.display()))?,
         );
-        std::io::copy(&mut decoder, &mut output)
-            .with_context(|| format!("{}: bad gzip data, expected a gzip-compressed IDX file", gz.display()))?;
-        std::io::Write::flush(&mut output).with_context(|| format!("{}: cannot write", part.display()))?;
-        std::fs::rename(&part, raw).with_context(|| format!("{}: cannot rename from {}", raw.display(), part.display()))
+        std::io::copy(&mut decoder, &mut output).with_context(|| {
+            format!(
+                "{}: bad gzip data, expected a gzip-compressed IDX file",
+                gz.display()
+            )
+        })?;
+        std::io::Write::flush(&mut output)
+            .with_context(|| format!("{}: cannot write", part.display()))?;
+        std::fs::rename(&part, raw)
+            .with_context(|| format!("{}: cannot rename from {}", raw.display(), part.display()))
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&part);
@@ -321,7 +391,11 @@ mod tests {
             mirror: vec![],
             out: Some(out.into()),
             force: false,
-            pairs: PairArgs { seed: 1, pairs_per_image: 1, similar_fraction: Some(0.5) },
+            pairs: PairArgs {
+                seed: 1,
+                pairs_per_image: 1,
+                similar_fraction: Some(0.5),
+            },
         }
     }
 
@@ -332,24 +406,46 @@ mod tests {
         get_mnist(&get_args(&sample(), &out), Path::new("/unused")).unwrap();
         let gz = out.join("t10k-images-idx3-ubyte.gz");
         let raw = out.join("t10k-images-idx3-ubyte");
-        assert_eq!(std::fs::read(&gz).unwrap(), std::fs::read(sample().join("t10k-images-idx3-ubyte.gz")).unwrap());
-        assert_eq!(siamese_data::idx::read_images(&gz).unwrap(), siamese_data::idx::read_images(&raw).unwrap());
-        assert_eq!(std::fs::read(&raw).unwrap()[..4], [0, 0, 8, 3], "raw IDX, not gzip");
-        let train = siamese_data::leveldb::DatumDb::open(&out.join("siamese_train_leveldb")).unwrap();
+        assert_eq!(
+            std::fs::read(&gz).unwrap(),
+            std::fs::read(sample().join("t10k-images-idx3-ubyte.gz")).unwrap()
+        );
+        assert_eq!(
+            siamese_data::idx::read_images(&gz).unwrap(),
+            siamese_data::idx::read_images(&raw).unwrap()
+        );
+        assert_eq!(
+            std::fs::read(&raw).unwrap()[..4],
+            [0, 0, 8, 3],
+            "raw IDX, not gzip"
+        );
+        let train =
+            siamese_data::leveldb::DatumDb::open(&out.join("siamese_train_leveldb")).unwrap();
         assert_eq!(train.len(), 8000);
         let similar = train.iter().filter(|(_, d)| d.label() == 1).count();
         assert_eq!(similar, 4000);
         // Again without --force: refused before touching anything.
         let err = get_mnist(&get_args(&sample(), &out), Path::new("/unused")).unwrap_err();
-        assert!(err.to_string().ends_with("siamese_train_leveldb: already exists, expected a new path (--force replaces it)"), "{err}");
-        let no_part = std::fs::read_dir(&out).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".part"));
+        assert!(
+            err.to_string().ends_with(
+                "siamese_train_leveldb: already exists, expected a new path (--force replaces it)"
+            ),
+            "{err}"
+        );
+        let no_part = std::fs::read_dir(&out)
+            .unwrap()
+            .all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".part"));
         assert!(no_part);
     }
 
     #[test]
     fn import_from_a_folder_without_the_files_names_it() {
         let dir = tempfile::tempdir().unwrap();
-        let err = get_mnist(&get_args(dir.path(), &dir.path().join("out")), Path::new("/unused")).unwrap_err();
+        let err = get_mnist(
+            &get_args(dir.path(), &dir.path().join("out")),
+            Path::new("/unused"),
+        )
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             format!(
@@ -372,13 +468,24 @@ mod tests {
     #[test]
     fn create_mnist_db_from_a_folder_writes_train_and_test() {
         let dir = tempfile::tempdir().unwrap();
-        let args = ConvertArgs { images: None, labels: None, input: Some(sample()), out: Some(dir.path().into()), force: false };
+        let args = ConvertArgs {
+            images: None,
+            labels: None,
+            input: Some(sample()),
+            out: Some(dir.path().into()),
+            force: false,
+        };
         create_mnist(&args, Path::new("/unused")).unwrap();
-        let test = siamese_data::leveldb::DatumDb::open(&dir.path().join("mnist_test_leveldb")).unwrap();
+        let test =
+            siamese_data::leveldb::DatumDb::open(&dir.path().join("mnist_test_leveldb")).unwrap();
         assert_eq!(test.len(), 2000);
         assert_eq!(test.first().unwrap().channels(), 1);
         let err = create_mnist(&args, Path::new("/unused")).unwrap_err();
-        assert!(err.to_string().contains("mnist_train_leveldb: already exists"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("mnist_train_leveldb: already exists"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -386,7 +493,11 @@ mod tests {
         for kind in [DatasetKind::Mnist, DatasetKind::Fashion] {
             for f in kind.files() {
                 assert_eq!(f.sha256.len(), 64, "{}", f.name);
-                assert!(f.sha256.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+                assert!(
+                    f.sha256
+                        .bytes()
+                        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+                );
             }
         }
     }

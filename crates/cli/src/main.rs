@@ -3,6 +3,7 @@
 
 mod db;
 mod draw;
+mod embed;
 mod features;
 mod net;
 mod plot;
@@ -13,7 +14,11 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "siamese", version, about = "Train and inspect Caffe's siamese MNIST example")]
+#[command(
+    name = "siamese",
+    version,
+    about = "Train and inspect Caffe's siamese MNIST example"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -27,6 +32,8 @@ enum Command {
     Net(net::NetArgs),
     /// Draw a net as Graphviz DOT, SVG or PNG.
     Draw(draw::DrawArgs),
+    /// Run a deploy net over IDX images and write its last output as CSV.
+    Embed(embed::EmbedArgs),
     /// Draw the embedding scatter (--features) or the loss curves (--log) as PNG.
     Plot(plot::PlotArgs),
 }
@@ -54,6 +61,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Db(args) => db::run(args),
         Command::Net(args) => net::run(args),
         Command::Draw(args) => draw::run(args),
+        Command::Embed(args) => embed::run(args),
         Command::Plot(args) => plot::run(&args),
     }
 }

@@ -8,11 +8,18 @@ use siamese_data::Dataset;
 
 fn sample_test_set() -> Dataset {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist-sample");
-    Dataset::load(&dir.join("t10k-images-idx3-ubyte.gz"), &dir.join("t10k-labels-idx1-ubyte.gz")).unwrap()
+    Dataset::load(
+        &dir.join("t10k-images-idx3-ubyte.gz"),
+        &dir.join("t10k-labels-idx1-ubyte.gz"),
+    )
+    .unwrap()
 }
 
 fn siamese(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_siamese")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_siamese"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -24,7 +31,11 @@ fn dump_prints_one_csv_row_per_record() {
     siamese_data::leveldb::write_datums(&db, records, false).unwrap();
 
     let out = siamese(&["db", "dump", db.to_str().unwrap(), "--limit", "3"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let mut expected = String::from("key,channels,height,width,label,data_sha256\n");
     for i in 0..3 {

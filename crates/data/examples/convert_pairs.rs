@@ -17,7 +17,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..Default::default()
     };
     let start = Instant::now();
-    let report = create_siamese_db(Path::new(images), Path::new(labels), Path::new(out), &opts, true)?;
+    let report = create_siamese_db(
+        Path::new(images),
+        Path::new(labels),
+        Path::new(out),
+        &opts,
+        true,
+    )?;
     println!(
         "{} pairs written to {out} in {:.3} s",
         report.records,

@@ -9,7 +9,10 @@ pub enum DataError {
     /// The operating system refused a read, write, rename or directory listing.
     /// (The cause is part of the one-line message, not a separate `source()`.)
     #[error("{}: {error}", path.display())]
-    Io { path: PathBuf, error: std::io::Error },
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     /// The file starts like gzip (1f 8b) but does not decompress.
     #[error("{}: bad gzip data ({reason}), expected a gzip-compressed IDX file", path.display())]
     Gzip { path: PathBuf, reason: String },

@@ -218,8 +218,11 @@ impl IntoIterator for DatumDb {
     }
 }
 
+/// A record as LevelDB stores it: key bytes, value bytes.
+type RawRecord = (Vec<u8>, Vec<u8>);
+
 /// Copies the database to a temporary folder and reads all (key, value) pairs from the copy.
-fn read_raw(path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>, DataError> {
+fn read_raw(path: &Path) -> Result<Vec<RawRecord>, DataError> {
     if !path.join("CURRENT").is_file() {
         let reason = if path.is_dir() {
             "no CURRENT file, expected a LevelDB folder"
@@ -279,10 +282,7 @@ fn copy_db_files(from: &Path, to: &Path) -> Result<u64, DataError> {
         if source.is_file() {
             let bytes =
                 std::fs::copy(&source, to.join(&name)).map_err(|e| DataError::io(&source, e))?;
-            if [".ldb", ".sst"]
-                .iter()
-                .any(|ext| name_text.ends_with(ext))
-            {
+            if [".ldb", ".sst"].iter().any(|ext| name_text.ends_with(ext)) {
                 stored += bytes;
             }
         }

@@ -1,0 +1,111 @@
+//! `siamese embed`: runs a deploy net (e.g. Caffe's mnist_siamese.prototxt) with trained
+//! weights over IDX images and writes its last output per image as CSV (`index,label,f0,...`).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use siamese_layers::Net;
+use siamese_layers::embed::{Embedding, cap_input_batch, embed_images};
+use siamese_net::{NetSpec, load_net};
+use siamese_proto::Phase;
+
+/// Images per forward pass at most (the Input is reshaped to this, or to what it declares
+/// when that is smaller).
+const MAX_BATCH: usize = 256;
+
+#[derive(Args)]
+pub struct EmbedArgs {
+    /// Deploy net definition with an Input layer (e.g. mnist_siamese.prototxt).
+    #[arg(long, value_name = "DEPLOY.prototxt")]
+    model: PathBuf,
+    /// Trained weights (.caffemodel, from Caffe or siamese).
+    #[arg(long, value_name = "W.caffemodel")]
+    weights: PathBuf,
+    /// IDX images file (raw or .gz).
+    #[arg(long, value_name = "IMAGES-idx3-ubyte[.gz]")]
+    images: PathBuf,
+    /// IDX labels file (raw or .gz); without it the label column is empty.
+    #[arg(long, value_name = "LABELS-idx1-ubyte[.gz]")]
+    labels: Option<PathBuf>,
+    /// Embed only the first N images.
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// Pixel scale, as the training Data layer's transform_param (1/256).
+    #[arg(long, default_value_t = 0.00390625)]
+    scale: f32,
+    /// Output CSV file (written whole or not at all).
+    #[arg(long, value_name = "feats.csv")]
+    out: PathBuf,
+}
+
+pub fn run(args: EmbedArgs) -> Result<()> {
+    let (images, labels) = match &args.labels {
+        Some(labels) => {
+            let set = siamese_data::Dataset::load(&args.images, labels)?;
+            (set.images, Some(set.labels.labels))
+        }
+        None => (siamese_data::idx::read_images(&args.images)?, None),
+    };
+    let count = args.limit.unwrap_or(images.count).min(images.count);
+    let mut param = load_net(&args.model)?;
+    cap_input_batch(&mut param, MAX_BATCH);
+    let spec = NetSpec::build(&param, Phase::Test, args.model.parent())?;
+    let mut net = Net::new(&spec, 0).with_context(|| format!("{}", args.model.display()))?;
+    net.load_caffemodel(&args.weights)?;
+    let start = Instant::now();
+    let embedding = embed_images(&mut net, &images, count, args.scale, MAX_BATCH)
+        .with_context(|| format!("{}", args.model.display()))?;
+    let seconds = start.elapsed().as_secs_f64();
+    if embedding.len() != count {
+        bail!(
+            "{}: got features for {} of {count} images",
+            args.model.display(),
+            embedding.len()
+        );
+    }
+    write_csv(&args.out, &embedding, labels.as_deref())?;
+    eprintln!(
+        "embedded {count} images ({} values each, blob \"{}\") in {seconds:.3} s: {:.0} images/s -> {}",
+        embedding.dim,
+        embedding.output,
+        count as f64 / seconds.max(1e-9),
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// `index,label,f0,f1,...` per image, written to a temporary file beside `path` and renamed.
+fn write_csv(path: &Path, embedding: &Embedding, labels: Option<&[u8]>) -> Result<()> {
+    let mut csv = csv::Writer::from_writer(Vec::new());
+    let mut header = vec!["index".to_string(), "label".to_string()];
+    header.extend((0..embedding.dim).map(|i| format!("f{i}")));
+    csv.write_record(&header)?;
+    for i in 0..embedding.len() {
+        let mut row = vec![
+            i.to_string(),
+            labels.map_or(String::new(), |l| l[i].to_string()),
+        ];
+        row.extend(embedding.row(i).iter().map(|v| v.to_string()));
+        csv.write_record(&row)?;
+    }
+    let bytes = csv.into_inner().context("formatting the CSV")?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map_or("out".into(), |n| n.to_string_lossy().into_owned());
+    let temp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let written = std::fs::File::create(&temp)
+        .and_then(|mut f| f.write_all(&bytes).and_then(|()| f.sync_all()))
+        .and_then(|()| std::fs::rename(&temp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temp);
+        return Err(e).with_context(|| format!("{}: cannot write", path.display()));
+    }
+    Ok(())
+}

@@ -1,0 +1,154 @@
+//! `siamese embed` end to end: Caffe's deploy net, weights saved by siamese, the committed
+//! MNIST sample; CSV layout, labels, batching and errors.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use siamese_layers::Net;
+use siamese_layers::embed::{cap_input_batch, embed_images};
+use siamese_net::{NetSpec, load_net};
+use siamese_proto::Phase;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn deploy_model() -> Option<PathBuf> {
+    let candidates = [
+        repo().join("../shared/caffe-reference/v2/mnist_siamese.prototxt"),
+        PathBuf::from("/work/shared/caffe-reference/v2/mnist_siamese.prototxt"),
+    ];
+    let found = candidates.iter().find(|p| p.is_file()).cloned();
+    if found.is_none() {
+        eprintln!("skipped: Caffe's mnist_siamese.prototxt is not in {candidates:?}");
+    }
+    found
+}
+
+/// The deploy net with random weights (seeded), saved as a .caffemodel.
+fn random_weights(model: &Path, out: &Path) -> Net {
+    let mut param = load_net(model).unwrap();
+    cap_input_batch(&mut param, 64);
+    let mut net = Net::new(&NetSpec::build(&param, Phase::Test, None).unwrap(), 0).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    for p in net.learnable_params_mut() {
+        p.blob
+            .data
+            .iter_mut()
+            .for_each(|v| *v = rng.random_range(-0.05..0.05));
+    }
+    net.save_caffemodel(out).unwrap();
+    net
+}
+
+fn siamese(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_siamese"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn writes_features_with_labels() {
+    let Some(model) = deploy_model() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("w.caffemodel");
+    let mut net = random_weights(&model, &weights);
+    let sample = repo().join("data/mnist-sample");
+    let images = sample.join("t10k-images-idx3-ubyte.gz");
+    let labels = sample.join("t10k-labels-idx1-ubyte.gz");
+    let out = dir.path().join("feats.csv");
+    let s = |p: &Path| p.display().to_string();
+    let run = siamese(&[
+        "embed",
+        "--model",
+        &s(&model),
+        "--weights",
+        &s(&weights),
+        "--images",
+        &s(&images),
+        "--labels",
+        &s(&labels),
+        "--limit",
+        "300",
+        "--out",
+        &s(&out),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(String::from_utf8_lossy(&run.stderr).contains("embedded 300 images"));
+
+    let text = std::fs::read_to_string(&out).unwrap();
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows[0], "index,label,f0,f1");
+    assert_eq!(rows.len(), 301, "300 images in batches of 256 + 44");
+    let digits = siamese_data::idx::read_labels(&labels).unwrap().labels;
+    let want = embed_images(
+        &mut net,
+        &siamese_data::idx::read_images(&images).unwrap(),
+        300,
+        1.0 / 256.0,
+        7,
+    )
+    .unwrap();
+    for (i, row) in rows[1..].iter().enumerate() {
+        let cells: Vec<&str> = row.split(',').collect();
+        assert_eq!(cells[0], i.to_string());
+        assert_eq!(cells[1], digits[i].to_string());
+        for (cell, want) in cells[2..].iter().zip(want.row(i)) {
+            let got: f32 = cell.parse().unwrap();
+            assert!(
+                (got - want).abs() <= 1e-5 * want.abs().max(1.0),
+                "row {i}: {got} vs {want}"
+            );
+        }
+    }
+}
+
+#[test]
+fn label_column_is_empty_without_labels_and_errors_leave_no_file() {
+    let Some(model) = deploy_model() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("w.caffemodel");
+    random_weights(&model, &weights);
+    let images = repo().join("data/mnist-sample/t10k-images-idx3-ubyte.gz");
+    let out = dir.path().join("feats.csv");
+    let s = |p: &Path| p.display().to_string();
+    let base = [
+        "embed",
+        "--model",
+        &s(&model),
+        "--images",
+        &s(&images),
+        "--limit",
+        "3",
+        "--out",
+        &s(&out),
+    ];
+    let run = siamese(&[&base[..], &["--weights", &s(&weights)]].concat());
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(text.lines().nth(1).unwrap().split(',').nth(1), Some(""));
+    assert_eq!(text.lines().count(), 4);
+    std::fs::remove_file(&out).unwrap();
+
+    let missing = dir.path().join("missing.caffemodel");
+    let run = siamese(&[&base[..], &["--weights", &s(&missing)]].concat());
+    assert!(!run.status.success());
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        err.starts_with("error: ") && err.contains("missing.caffemodel"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!out.exists());
+}

@@ -1,0 +1,499 @@
+//! The CPU backend: matrix products through the workspace's GEMM (the pure-Rust `gemm` crate, or
+//! OpenBLAS with the `openblas` feature), the other kernels as loops parallel over planes (rayon).
+
+use rayon::prelude::*;
+
+use super::{Backend, ConvGeometry, Gemm, PoolGeometry};
+
+#[cfg(not(feature = "openblas"))]
+/// Products with fewer multiply-adds than this run on one thread: splitting them costs more
+/// than it saves.
+const PARALLEL_GEMM_MACS: u64 = 1 << 18;
+
+/// CPU compute. Uses the current rayon pool (the CLI sizes the global one with `--threads`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuBackend;
+
+impl CpuBackend {
+    pub fn new() -> Self {
+        Self
+    }
+}
+
+fn check_gemm_lengths(g: &Gemm, a: &[f32], b: &[f32], c: &[f32]) {
+    assert!(
+        a.len() >= g.m * g.k,
+        "gemm: lhs has {} < {}",
+        a.len(),
+        g.m * g.k
+    );
+    assert!(
+        b.len() >= g.k * g.n,
+        "gemm: rhs has {} < {}",
+        b.len(),
+        g.k * g.n
+    );
+    assert!(
+        c.len() >= g.m * g.n,
+        "gemm: dst has {} < {}",
+        c.len(),
+        g.m * g.n
+    );
+}
+
+/// `c *= beta` for the degenerate `k = 0` product.
+fn scale_only(g: &Gemm, c: &mut [f32]) {
+    let c = &mut c[..g.m * g.n];
+    if g.beta == 0.0 {
+        c.fill(0.0);
+    } else {
+        c.iter_mut().for_each(|v| *v *= g.beta);
+    }
+}
+
+#[cfg(not(feature = "openblas"))]
+fn gemm_product(g: Gemm, a: &[f32], b: &[f32], c: &mut [f32]) {
+    use gemm::Parallelism;
+    // Row-major strides of op(a) (m × k) and op(b) (k × n) as stored.
+    let (lhs_rs, lhs_cs) = if g.trans_a { (1, g.m) } else { (g.k, 1) };
+    let (rhs_rs, rhs_cs) = if g.trans_b { (1, g.k) } else { (g.n, 1) };
+    let threads = rayon::current_num_threads();
+    // Inside a rayon worker the caller already parallelises; stay on this thread.
+    let parallelism =
+        if threads > 1 && rayon::current_thread_index().is_none() && g.macs() >= PARALLEL_GEMM_MACS
+        {
+            Parallelism::Rayon(threads)
+        } else {
+            Parallelism::None
+        };
+    // SAFETY: the lengths were checked against m, n, k above, so every strided access stays
+    // inside the slices; `c` is exclusively borrowed and does not alias `a` or `b`.
+    // Note the crate's convention: dst = alpha·dst + beta·lhs·rhs (BLAS's alpha and beta
+    // swapped), and dst is only read when `read_dst` is set.
+    unsafe {
+        gemm::gemm(
+            g.m,
+            g.n,
+            g.k,
+            c.as_mut_ptr(),
+            1,
+            g.n as isize,
+            g.beta != 0.0,
+            a.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            b.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            g.beta,
+            g.alpha,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+#[cfg(feature = "openblas")]
+fn gemm_product(g: Gemm, a: &[f32], b: &[f32], c: &mut [f32]) {
+    use cblas_sys::{CBLAS_LAYOUT, CBLAS_TRANSPOSE, cblas_sgemm};
+    let trans = |t: bool| {
+        if t {
+            CBLAS_TRANSPOSE::CblasTrans
+        } else {
+            CBLAS_TRANSPOSE::CblasNoTrans
+        }
+    };
+    let lda = if g.trans_a { g.m } else { g.k };
+    let ldb = if g.trans_b { g.k } else { g.n };
+    // SAFETY: lengths checked against m, n, k by the caller; leading dimensions match the
+    // row-major layouts those lengths describe.
+    unsafe {
+        cblas_sgemm(
+            CBLAS_LAYOUT::CblasRowMajor,
+            trans(g.trans_a),
+            trans(g.trans_b),
+            g.m as i32,
+            g.n as i32,
+            g.k as i32,
+            g.alpha,
+            a.as_ptr(),
+            lda.max(1) as i32,
+            b.as_ptr(),
+            ldb.max(1) as i32,
+            g.beta,
+            c.as_mut_ptr(),
+            g.n.max(1) as i32,
+        );
+    }
+}
+
+/// Window `[start, end)` of output `o` along one axis, clipped to the image, as Caffe's max
+/// pooling computes it; also the unclipped size (for average pooling's divisor).
+fn pool_window(
+    o: usize,
+    kernel: usize,
+    stride: usize,
+    pad: usize,
+    size: usize,
+) -> (usize, usize, usize) {
+    let start = (o * stride) as isize - pad as isize;
+    let end_padded = (start + kernel as isize).min((size + pad) as isize);
+    let span = (end_padded - start) as usize;
+    let end = end_padded.min(size as isize).max(0) as usize;
+    (start.max(0) as usize, end, span)
+}
+
+impl Backend for CpuBackend {
+    fn name(&self) -> &'static str {
+        if cfg!(feature = "openblas") {
+            "cpu-openblas"
+        } else {
+            "cpu-gemm"
+        }
+    }
+
+    fn gemm(&self, g: Gemm, a: &[f32], b: &[f32], c: &mut [f32]) {
+        check_gemm_lengths(&g, a, b, c);
+        if g.m == 0 || g.n == 0 {
+            return;
+        }
+        if g.k == 0 {
+            return scale_only(&g, c);
+        }
+        gemm_product(g, a, b, c);
+    }
+
+    fn im2col(&self, g: &ConvGeometry, batch: usize, images: &[f32], col: &mut [f32]) {
+        let Some([out_h, out_w]) = g.output_size() else {
+            return;
+        };
+        let spatial = out_h * out_w;
+        let row_len = batch * spatial;
+        let image_len = g.channels * g.height * g.width;
+        let [kh, kw] = g.kernel;
+        if row_len == 0 {
+            return;
+        }
+        col[..g.col_rows() * row_len]
+            .par_chunks_mut(row_len)
+            .enumerate()
+            .for_each(|(r, row)| {
+                let (c, ki, kj) = (r / (kh * kw), (r / kw) % kh, r % kw);
+                let dy = (ki * g.dilation[0]) as isize - g.pad[0] as isize;
+                let dx = (kj * g.dilation[1]) as isize - g.pad[1] as isize;
+                for (n, out) in row.chunks_exact_mut(spatial).enumerate() {
+                    let plane =
+                        &images[n * image_len + c * g.height * g.width..][..g.height * g.width];
+                    for (oh, out_row) in out.chunks_exact_mut(out_w).enumerate() {
+                        let h = (oh * g.stride[0]) as isize + dy;
+                        if h < 0 || h >= g.height as isize {
+                            out_row.fill(0.0);
+                            continue;
+                        }
+                        let src = &plane[h as usize * g.width..][..g.width];
+                        for (ow, v) in out_row.iter_mut().enumerate() {
+                            let w = (ow * g.stride[1]) as isize + dx;
+                            *v = if w < 0 || w >= g.width as isize {
+                                0.0
+                            } else {
+                                src[w as usize]
+                            };
+                        }
+                    }
+                }
+            });
+    }
+
+    fn col2im(&self, g: &ConvGeometry, batch: usize, col: &[f32], images: &mut [f32]) {
+        let plane_len = g.height * g.width;
+        let Some([out_h, out_w]) = g.output_size() else {
+            images[..batch * g.channels * plane_len].fill(0.0);
+            return;
+        };
+        let spatial = out_h * out_w;
+        let row_len = batch * spatial;
+        let [kh, kw] = g.kernel;
+        if plane_len == 0 {
+            return;
+        }
+        images[..batch * g.channels * plane_len]
+            .par_chunks_mut(plane_len)
+            .enumerate()
+            .for_each(|(p, plane)| {
+                let (n, c) = (p / g.channels, p % g.channels);
+                plane.fill(0.0);
+                for ki in 0..kh {
+                    for kj in 0..kw {
+                        let r = (c * kh + ki) * kw + kj;
+                        let src = &col[r * row_len + n * spatial..][..spatial];
+                        let dy = (ki * g.dilation[0]) as isize - g.pad[0] as isize;
+                        let dx = (kj * g.dilation[1]) as isize - g.pad[1] as isize;
+                        for (oh, src_row) in src.chunks_exact(out_w).enumerate() {
+                            let h = (oh * g.stride[0]) as isize + dy;
+                            if h < 0 || h >= g.height as isize {
+                                continue;
+                            }
+                            let dst = &mut plane[h as usize * g.width..][..g.width];
+                            for (ow, v) in src_row.iter().enumerate() {
+                                let w = (ow * g.stride[1]) as isize + dx;
+                                if w >= 0 && w < g.width as isize {
+                                    dst[w as usize] += v;
+                                }
+                            }
+                        }
+                    }
+                }
+            });
+    }
+
+    fn max_pool_forward(
+        &self,
+        g: &PoolGeometry,
+        planes: usize,
+        input: &[f32],
+        output: &mut [f32],
+        argmax: &mut [u32],
+    ) {
+        let Some([out_h, out_w]) = g.output_size() else {
+            return;
+        };
+        let (in_len, out_len) = (g.height * g.width, out_h * out_w);
+        if out_len == 0 {
+            return;
+        }
+        output[..planes * out_len]
+            .par_chunks_mut(out_len)
+            .zip(argmax[..planes * out_len].par_chunks_mut(out_len))
+            .enumerate()
+            .for_each(|(p, (out, mask))| {
+                let plane = &input[p * in_len..][..in_len];
+                for oh in 0..out_h {
+                    let (h0, h1, _) = pool_window(oh, g.kernel[0], g.stride[0], g.pad[0], g.height);
+                    for ow in 0..out_w {
+                        let (w0, w1, _) =
+                            pool_window(ow, g.kernel[1], g.stride[1], g.pad[1], g.width);
+                        let mut best = -f32::MAX;
+                        let mut best_idx = u32::MAX;
+                        for h in h0..h1 {
+                            for w in w0..w1 {
+                                let v = plane[h * g.width + w];
+                                if v > best {
+                                    best = v;
+                                    best_idx = (h * g.width + w) as u32;
+                                }
+                            }
+                        }
+                        out[oh * out_w + ow] = best;
+                        mask[oh * out_w + ow] = best_idx;
+                    }
+                }
+            });
+    }
+
+    fn max_pool_backward(
+        &self,
+        g: &PoolGeometry,
+        planes: usize,
+        output_diff: &[f32],
+        argmax: &[u32],
+        input_diff: &mut [f32],
+    ) {
+        let (in_len, out_len) = (g.height * g.width, g.out_spatial());
+        if in_len == 0 {
+            return;
+        }
+        input_diff[..planes * in_len]
+            .par_chunks_mut(in_len)
+            .enumerate()
+            .for_each(|(p, plane)| {
+                plane.fill(0.0);
+                let diffs = &output_diff[p * out_len..][..out_len];
+                let mask = &argmax[p * out_len..][..out_len];
+                for (&d, &i) in diffs.iter().zip(mask) {
+                    if i != u32::MAX {
+                        plane[i as usize] += d;
+                    }
+                }
+            });
+    }
+
+    fn ave_pool_forward(&self, g: &PoolGeometry, planes: usize, input: &[f32], output: &mut [f32]) {
+        let Some([out_h, out_w]) = g.output_size() else {
+            return;
+        };
+        let (in_len, out_len) = (g.height * g.width, out_h * out_w);
+        if out_len == 0 {
+            return;
+        }
+        output[..planes * out_len]
+            .par_chunks_mut(out_len)
+            .enumerate()
+            .for_each(|(p, out)| {
+                let plane = &input[p * in_len..][..in_len];
+                for oh in 0..out_h {
+                    let (h0, h1, sh) =
+                        pool_window(oh, g.kernel[0], g.stride[0], g.pad[0], g.height);
+                    for ow in 0..out_w {
+                        let (w0, w1, sw) =
+                            pool_window(ow, g.kernel[1], g.stride[1], g.pad[1], g.width);
+                        let mut sum = 0.0;
+                        for h in h0..h1 {
+                            sum += plane[h * g.width + w0..h * g.width + w1]
+                                .iter()
+                                .sum::<f32>();
+                        }
+                        out[oh * out_w + ow] = sum / (sh * sw) as f32;
+                    }
+                }
+            });
+    }
+
+    fn ave_pool_backward(
+        &self,
+        g: &PoolGeometry,
+        planes: usize,
+        output_diff: &[f32],
+        input_diff: &mut [f32],
+    ) {
+        let Some([out_h, out_w]) = g.output_size() else {
+            return;
+        };
+        let (in_len, out_len) = (g.height * g.width, out_h * out_w);
+        if in_len == 0 {
+            return;
+        }
+        input_diff[..planes * in_len]
+            .par_chunks_mut(in_len)
+            .enumerate()
+            .for_each(|(p, plane)| {
+                plane.fill(0.0);
+                let diffs = &output_diff[p * out_len..][..out_len];
+                for oh in 0..out_h {
+                    let (h0, h1, sh) =
+                        pool_window(oh, g.kernel[0], g.stride[0], g.pad[0], g.height);
+                    for ow in 0..out_w {
+                        let (w0, w1, sw) =
+                            pool_window(ow, g.kernel[1], g.stride[1], g.pad[1], g.width);
+                        let share = diffs[oh * out_w + ow] / (sh * sw) as f32;
+                        for h in h0..h1 {
+                            plane[h * g.width + w0..h * g.width + w1]
+                                .iter_mut()
+                                .for_each(|v| *v += share);
+                        }
+                    }
+                }
+            });
+    }
+
+    fn relu_forward(&self, slope: f32, x: &[f32], y: &mut [f32]) {
+        for (y, &x) in y.iter_mut().zip(x) {
+            // Caffe's form: +0 (not −0) for negative inputs at slope 0.
+            *y = x.max(0.0) + slope * x.min(0.0);
+        }
+    }
+
+    fn relu_backward(&self, slope: f32, x: &[f32], dy: &[f32], dx: &mut [f32]) {
+        for ((dx, &dy), &x) in dx.iter_mut().zip(dy).zip(x) {
+            *dx = dy * (f32::from(u8::from(x > 0.0)) + slope * f32::from(u8::from(x <= 0.0)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{Array2, ArrayView2};
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+
+    fn random(len: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
+        (0..len).map(|_| rng.random_range(-1.0..1.0)).collect()
+    }
+
+    /// op(a)·op(b) by ndarray, the reference for every transpose combination.
+    fn reference(g: Gemm, a: &[f32], b: &[f32], c: &[f32]) -> Array2<f32> {
+        let a = if g.trans_a {
+            ArrayView2::from_shape((g.k, g.m), a)
+                .unwrap()
+                .t()
+                .to_owned()
+        } else {
+            ArrayView2::from_shape((g.m, g.k), a).unwrap().to_owned()
+        };
+        let b = if g.trans_b {
+            ArrayView2::from_shape((g.n, g.k), b)
+                .unwrap()
+                .t()
+                .to_owned()
+        } else {
+            ArrayView2::from_shape((g.k, g.n), b).unwrap().to_owned()
+        };
+        let c = ArrayView2::from_shape((g.m, g.n), c).unwrap();
+        a.dot(&b) * g.alpha + &c * g.beta
+    }
+
+    #[test]
+    fn gemm_matches_ndarray_with_blas_alpha_beta() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            for &(m, n, k) in &[(3, 4, 5), (1, 7, 2), (70, 90, 65)] {
+                for &(alpha, beta) in &[(1.0, 0.0), (0.5, 1.0), (2.0, -0.5)] {
+                    let g = Gemm {
+                        trans_a: ta,
+                        trans_b: tb,
+                        m,
+                        n,
+                        k,
+                        alpha,
+                        beta,
+                    };
+                    let a = random(m * k, &mut rng);
+                    let b = random(k * n, &mut rng);
+                    let mut c = random(m * n, &mut rng);
+                    let expect = reference(g, &a, &b, &c);
+                    CpuBackend.gemm(g, &a, &b, &mut c);
+                    for (got, want) in c.iter().zip(expect.iter()) {
+                        assert!((got - want).abs() < 1e-4, "{g:?}: {got} vs {want}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gemm_with_beta_zero_ignores_nan_in_dst() {
+        let g = Gemm::new(false, false, 1, 1, 2);
+        let mut c = [f32::NAN];
+        CpuBackend.gemm(g, &[1.0, 2.0], &[3.0, 4.0], &mut c);
+        assert_eq!(c, [11.0]);
+    }
+
+    /// col2im is im2col's adjoint: <im2col(x), y> == <x, col2im(y)>.
+    #[test]
+    fn col2im_is_the_adjoint_of_im2col() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let g = ConvGeometry {
+            channels: 2,
+            height: 5,
+            width: 6,
+            kernel: [3, 2],
+            stride: [2, 1],
+            pad: [1, 2],
+            dilation: [1, 2],
+        };
+        let batch = 3;
+        let x = random(batch * 2 * 5 * 6, &mut rng);
+        let cols = g.col_rows() * batch * g.out_spatial();
+        let y = random(cols, &mut rng);
+        let mut col = vec![0.0; cols];
+        CpuBackend.im2col(&g, batch, &x, &mut col);
+        let mut back = vec![0.0; x.len()];
+        CpuBackend.col2im(&g, batch, &y, &mut back);
+        let lhs: f64 = col.iter().zip(&y).map(|(a, b)| (a * b) as f64).sum();
+        let rhs: f64 = x.iter().zip(&back).map(|(a, b)| (a * b) as f64).sum();
+        assert!((lhs - rhs).abs() < 1e-4, "{lhs} vs {rhs}");
+    }
+}

@@ -1,0 +1,49 @@
+//! `LayerError`: what can go wrong building, shaping and running layers and nets, and reading
+//! or writing weights; every message names the layer or file and what was expected.
+
+/// Errors of siamese-layers.
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    /// A layer's parameters make no sense (`num_output: 0`, an unknown pooling method...).
+    #[error("layer \"{layer}\": {message}")]
+    Config { layer: String, message: String },
+    /// Bottom blobs whose shapes the layer cannot work with.
+    #[error("layer \"{layer}\": {message}")]
+    Shape { layer: String, message: String },
+    /// A weights file that does not fit the net, or is not a NetParameter.
+    #[error("{path}: {message}")]
+    Weights { path: String, message: String },
+    /// A Data layer's database could not be read.
+    #[error("layer \"{layer}\": {source}")]
+    Data {
+        layer: String,
+        #[source]
+        source: siamese_data::DataError,
+    },
+    /// The net definition (or a V1 weights file) could not be turned into a net.
+    #[error(transparent)]
+    Net(#[from] siamese_net::NetError),
+    /// Reading or writing a file.
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl LayerError {
+    pub(crate) fn config(layer: &str, message: impl Into<String>) -> Self {
+        Self::Config {
+            layer: layer.to_string(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn shape(layer: &str, message: impl Into<String>) -> Self {
+        Self::Shape {
+            layer: layer.to_string(),
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! Data: batches of Caffe Datum records from a LevelDB (via siamese-data's `BatchReader`),
+//! scaled by `transform_param.scale`; tops are the data `[batch, c, h, w]` and labels `[batch]`.
+
+use std::path::Path;
+
+use siamese_data::batches::BatchReader;
+use siamese_proto::LayerParameter;
+
+use super::{Layer, check_arity};
+use crate::{Backend, Blob, LayerError};
+
+/// Caffe's `Data` layer (LevelDB, key order, wrapping around at the end).
+#[derive(Debug)]
+pub struct DataLayer {
+    name: String,
+    reader: BatchReader,
+    batch: usize,
+    /// Labels read when the layer has no label top.
+    unused_labels: Vec<f32>,
+}
+
+impl DataLayer {
+    /// Opens `source` (the resolved `data_param.source`).
+    pub fn new(p: &LayerParameter, source: Option<&Path>) -> Result<Self, LayerError> {
+        let name = p.name().to_string();
+        let dp = p.data_param.clone().unwrap_or_default();
+        let tp = p.transform_param.clone().unwrap_or_default();
+        if tp.mean_file.is_some() || !tp.mean_value.is_empty() || tp.crop_size() != 0 || tp.mirror()
+        {
+            return Err(LayerError::config(
+                &name,
+                "transform_param: only scale is supported (no mean, crop or mirror)",
+            ));
+        }
+        if dp.batch_size() == 0 {
+            return Err(LayerError::config(
+                &name,
+                "data_param.batch_size must be positive",
+            ));
+        }
+        let source =
+            source.ok_or_else(|| LayerError::config(&name, "data_param.source is missing"))?;
+        let reader = BatchReader::open(source, tp.scale()).map_err(|source| LayerError::Data {
+            layer: name.clone(),
+            source,
+        })?;
+        if reader.is_empty() {
+            return Err(LayerError::config(
+                &name,
+                format!("{}: the database is empty", source.display()),
+            ));
+        }
+        Ok(Self {
+            name,
+            reader,
+            batch: dp.batch_size() as usize,
+            unused_labels: Vec::new(),
+        })
+    }
+
+    /// A Data layer over an already opened reader (tests, tools).
+    pub fn from_reader(name: &str, reader: BatchReader, batch: usize) -> Self {
+        Self {
+            name: name.to_string(),
+            reader,
+            batch,
+            unused_labels: Vec::new(),
+        }
+    }
+}
+
+impl Layer for DataLayer {
+    fn kind(&self) -> &'static str {
+        "Data"
+    }
+
+    fn setup(&mut self, bottom: &[Blob], num_tops: usize) -> Result<Vec<Vec<usize>>, LayerError> {
+        check_arity(
+            &self.name,
+            self.kind(),
+            bottom.len(),
+            0..=0,
+            num_tops,
+            1..=2,
+        )?;
+        Ok(Vec::new())
+    }
+
+    fn reshape(&mut self, _bottom: &[Blob], top: &mut [Blob]) -> Result<(), LayerError> {
+        let [c, h, w] = self.reader.datum_shape();
+        top[0].reshape(&[self.batch, c, h, w]);
+        match top.get_mut(1) {
+            Some(labels) => labels.reshape(&[self.batch]),
+            None => self.unused_labels.resize(self.batch, 0.0),
+        }
+        Ok(())
+    }
+
+    fn forward(
+        &mut self,
+        _backend: &dyn Backend,
+        _bottom: &[Blob],
+        _params: &[Blob],
+        top: &mut [Blob],
+    ) -> Result<(), LayerError> {
+        let result = match top {
+            [data, labels] => self.reader.next_batch(&mut data.data, &mut labels.data),
+            [data] => self
+                .reader
+                .next_batch(&mut data.data, &mut self.unused_labels),
+            _ => unreachable!("setup checked the tops"),
+        };
+        result.map_err(|source| LayerError::Data {
+            layer: self.name.clone(),
+            source,
+        })
+    }
+
+    fn backward(
+        &mut self,
+        _backend: &dyn Backend,
+        _top: &[Blob],
+        _params: &mut [Blob],
+        _propagate_down: &[bool],
+        _bottom: &mut [Blob],
+    ) {
+    }
+
+    fn data_position(&self) -> Option<usize> {
+        Some(self.reader.position())
+    }
+
+    fn seek_data(&mut self, position: usize) -> Result<(), LayerError> {
+        self.reader.seek(position);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use siamese_proto::{DataParameter, Datum, TransformationParameter};
+
+    use super::*;
+    use crate::CpuBackend;
+
+    /// Three 1×1×2 records with bytes (10i, 10i + 1) and label i, in a temporary LevelDB.
+    fn db(dir: &Path) -> std::path::PathBuf {
+        let path = dir.join("db");
+        let records = (0..3u8).map(|i| {
+            let datum = Datum {
+                channels: Some(1),
+                height: Some(1),
+                width: Some(2),
+                data: Some(vec![10 * i, 10 * i + 1]),
+                label: Some(i32::from(i)),
+                ..Default::default()
+            };
+            (format!("{i:08}"), datum)
+        });
+        siamese_data::leveldb::write_datums(&path, records.collect::<Vec<_>>(), false).unwrap();
+        path
+    }
+
+    fn layer(source: &Path, batch: u32, scale: f32) -> DataLayer {
+        let p = LayerParameter {
+            name: Some("data".into()),
+            data_param: Some(DataParameter {
+                batch_size: Some(batch),
+                ..Default::default()
+            }),
+            transform_param: Some(TransformationParameter {
+                scale: Some(scale),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        DataLayer::new(&p, Some(source)).unwrap()
+    }
+
+    #[test]
+    fn batches_scale_wrap_and_seek() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut data = layer(&db(dir.path()), 2, 0.5);
+        let mut top = [Blob::default(), Blob::default()];
+        data.setup(&[], 2).unwrap();
+        data.reshape(&[], &mut top).unwrap();
+        assert_eq!(
+            (top[0].shape.as_slice(), top[1].shape.as_slice()),
+            (&[2, 1, 1, 2][..], &[2][..])
+        );
+        data.forward(&CpuBackend, &[], &[], &mut top).unwrap();
+        assert_eq!(
+            (top[0].data.as_slice(), top[1].data.as_slice()),
+            (&[0.0, 0.5, 5.0, 5.5][..], &[0.0, 1.0][..])
+        );
+        data.forward(&CpuBackend, &[], &[], &mut top).unwrap();
+        assert_eq!(top[1].data, [2.0, 0.0], "wraps to the first record");
+        assert_eq!(data.data_position(), Some(1));
+        data.seek_data(2).unwrap();
+        let mut one = [Blob::default()];
+        data.setup(&[], 1).unwrap();
+        data.reshape(&[], &mut one).unwrap();
+        data.forward(&CpuBackend, &[], &[], &mut one).unwrap();
+        assert_eq!(one[0].data, [10.0, 10.5, 0.0, 0.5], "without a label top");
+    }
+
+    #[test]
+    fn unreadable_source_and_unsupported_transform_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = LayerParameter {
+            name: Some("data".into()),
+            data_param: Some(DataParameter {
+                batch_size: Some(4),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let missing = dir.path().join("nothing");
+        let err = DataLayer::new(&p, Some(&missing)).unwrap_err().to_string();
+        assert!(
+            err.starts_with("layer \"data\": ") && err.contains("nothing"),
+            "{err}"
+        );
+        let p = LayerParameter {
+            name: Some("data".into()),
+            transform_param: Some(TransformationParameter {
+                mirror: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let err = DataLayer::new(&p, Some(&missing)).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "layer \"data\": transform_param: only scale is supported (no mean, crop or mirror)"
+        );
+    }
+}
