@@ -25,6 +25,12 @@ pub enum SolverError {
         loss: f32,
         last_snapshot: Option<PathBuf>,
     },
+    /// A net definition that cannot be read or built.
+    #[error(transparent)]
+    Net(Box<siamese_net::NetError>),
+    /// A net that fails while running or loading weights.
+    #[error(transparent)]
+    Layer(Box<siamese_layers::LayerError>),
 }
 
 impl SolverError {
@@ -37,5 +43,17 @@ impl SolverError {
             },
             other => other,
         }
+    }
+}
+
+impl From<siamese_net::NetError> for SolverError {
+    fn from(e: siamese_net::NetError) -> SolverError {
+        SolverError::Net(Box::new(e))
+    }
+}
+
+impl From<siamese_layers::LayerError> for SolverError {
+    fn from(e: siamese_layers::LayerError) -> SolverError {
+        SolverError::Layer(Box::new(e))
     }
 }

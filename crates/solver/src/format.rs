@@ -63,7 +63,10 @@ pub fn lr_line(iter: i32, lr: f32) -> String {
 
 /// `    Train net output #0: loss = 0.0456 (* 1 = 0.0456 loss)` (`kind` is "Train" or "Test").
 pub fn output_line(kind: &str, index: usize, name: &str, value: f32, loss_weight: f32) -> String {
-    format!("    {kind} net output #{index}: {}", score_line(name, value, loss_weight))
+    format!(
+        "    {kind} net output #{index}: {}",
+        score_line(name, value, loss_weight)
+    )
 }
 
 /// `loss = 0.0456 (* 1 = 0.0456 loss)`; the weighted part only for outputs with a loss weight.

@@ -9,6 +9,7 @@ pub mod lr_policy;
 pub mod metrics;
 pub mod smoothing;
 pub mod snapshot;
+pub mod solver;
 pub mod update;
 
 pub use control::{SolverAction, SolverControl};
@@ -16,4 +17,5 @@ pub use csv_log::{CsvLog, CsvRow, read_csv_log};
 pub use error::SolverError;
 pub use lr_policy::{LearningRate, LrPolicy};
 pub use smoothing::SmoothedLoss;
+pub use solver::{NetOutput, Solver, SolverEvent};
 pub use update::{ParamSlot, Regularization, SolverType, UpdateRule};
