@@ -142,6 +142,56 @@ fn for_each_chunk(data: &mut [f32], len: usize, f: impl Fn(usize, &mut [f32]) + 
     }
 }
 
+/// `dst` (rows of `width`) = the `width`-wide rows of `src`, `pitch` apart: one im2col row of
+/// an unpadded unit-stride convolution. Rows are short (8 and 24 for LeNet); with the width
+/// known at compile time each is a few vector moves instead of a memcpy call.
+fn copy_window(dst: &mut [f32], src: &[f32], width: usize, pitch: usize) {
+    fn rows<const W: usize>(dst: &mut [f32], src: &[f32], pitch: usize) {
+        for (oh, d) in dst.chunks_exact_mut(W).enumerate() {
+            let d: &mut [f32; W] = d.try_into().expect("chunk of W");
+            *d = *<&[f32; W]>::try_from(&src[oh * pitch..][..W]).expect("slice of W");
+        }
+    }
+    match width {
+        8 => rows::<8>(dst, src, pitch),
+        16 => rows::<16>(dst, src, pitch),
+        24 => rows::<24>(dst, src, pitch),
+        _ => {
+            for (oh, d) in dst.chunks_exact_mut(width).enumerate() {
+                d.copy_from_slice(&src[oh * pitch..][..width]);
+            }
+        }
+    }
+}
+
+/// The adjoint of [`copy_window`]: adds the `width`-wide rows of `src` into `dst`'s rows,
+/// `pitch` apart.
+fn add_window(dst: &mut [f32], src: &[f32], width: usize, pitch: usize) {
+    fn rows<const W: usize>(dst: &mut [f32], src: &[f32], pitch: usize) {
+        for (oh, s) in src.chunks_exact(W).enumerate() {
+            let d: &mut [f32; W] = (&mut dst[oh * pitch..][..W])
+                .try_into()
+                .expect("slice of W");
+            for (d, s) in d.iter_mut().zip(s) {
+                *d += s;
+            }
+        }
+    }
+    match width {
+        8 => rows::<8>(dst, src, pitch),
+        16 => rows::<16>(dst, src, pitch),
+        24 => rows::<24>(dst, src, pitch),
+        _ => {
+            for (oh, s) in src.chunks_exact(width).enumerate() {
+                dst[oh * pitch..][..width]
+                    .iter_mut()
+                    .zip(s)
+                    .for_each(|(d, s)| *d += s);
+            }
+        }
+    }
+}
+
 /// For unit horizontal stride: the output columns `[lo, hi)` whose input column `ow + dx` lies
 /// inside the image.
 fn unit_stride_span(g: &ConvGeometry, out_w: usize, dx: isize) -> (usize, usize) {
@@ -239,8 +289,16 @@ impl Backend for CpuBackend {
         if row_len == 0 {
             return;
         }
+        let plain = g.pad == [0, 0] && g.stride == [1, 1] && g.dilation == [1, 1];
         for_each_chunk(&mut col[..g.col_rows() * row_len], row_len, |r, row| {
             let (c, ki, kj) = (r / (kh * kw), (r / kw) % kh, r % kw);
+            if plain {
+                for (n, out) in row.chunks_exact_mut(spatial).enumerate() {
+                    let plane = &images[n * image_len + c * g.height * g.width..];
+                    copy_window(out, &plane[ki * g.width + kj..], out_w, g.width);
+                }
+                return;
+            }
             let dy = (ki * g.dilation[0]) as isize - g.pad[0] as isize;
             let dx = (kj * g.dilation[1]) as isize - g.pad[1] as isize;
             let (lo, hi) = unit_stride_span(g, out_w, dx);
@@ -254,11 +312,16 @@ impl Backend for CpuBackend {
                     }
                     let src = &plane[h as usize * g.width..][..g.width];
                     if g.stride[1] == 1 {
-                        // Unit stride: one copy of the pixels inside the image, zeros around.
-                        out_row[..lo].fill(0.0);
-                        out_row[hi..].fill(0.0);
+                        // Unit stride: the pixels inside the image, zeros around. Rows are
+                        // short (8 for LeNet's conv2): a plain loop beats memcpy/memset calls.
                         let start = (lo as isize + dx) as usize;
-                        out_row[lo..hi].copy_from_slice(&src[start..start + hi - lo]);
+                        let (head, rest) = out_row.split_at_mut(lo);
+                        let (body, tail) = rest.split_at_mut(hi - lo);
+                        head.iter_mut().for_each(|v| *v = 0.0);
+                        tail.iter_mut().for_each(|v| *v = 0.0);
+                        body.iter_mut()
+                            .zip(&src[start..start + hi - lo])
+                            .for_each(|(d, s)| *d = *s);
                         continue;
                     }
                     for (ow, v) in out_row.iter_mut().enumerate() {
@@ -286,6 +349,7 @@ impl Backend for CpuBackend {
         if plane_len == 0 {
             return;
         }
+        let plain = g.pad == [0, 0] && g.stride == [1, 1] && g.dilation == [1, 1];
         for_each_chunk(
             &mut images[..batch * g.channels * plane_len],
             plane_len,
@@ -296,6 +360,10 @@ impl Backend for CpuBackend {
                     for kj in 0..kw {
                         let r = (c * kh + ki) * kw + kj;
                         let src = &col[r * row_len + n * spatial..][..spatial];
+                        if plain {
+                            add_window(&mut plane[ki * g.width + kj..], src, out_w, g.width);
+                            continue;
+                        }
                         let dy = (ki * g.dilation[0]) as isize - g.pad[0] as isize;
                         let dx = (kj * g.dilation[1]) as isize - g.pad[1] as isize;
                         let (lo, hi) = unit_stride_span(g, out_w, dx);
