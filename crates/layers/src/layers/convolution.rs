@@ -28,6 +28,19 @@ pub struct Convolution {
     partials: Vec<f32>,
 }
 
+/// The sum of `values` over 8 interleaved partial sums (vectorised; a plain `sum` is one long
+/// chain of dependent adds), combined in a fixed order.
+fn sum_in_lanes(values: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let chunks = values.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for chunk in chunks {
+        lanes.iter_mut().zip(chunk).for_each(|(l, v)| *l += v);
+    }
+    let [a, b, c, d, e, f, g, h] = lanes;
+    ((a + b) + (c + d)) + ((e + f) + (g + h)) + tail
+}
+
 /// Images per task when `batch` images are split for the current rayon pool: a few tasks per
 /// thread, so a busy core does not hold the others up.
 fn images_per_task(batch: usize) -> usize {
@@ -253,7 +266,7 @@ impl Layer for Convolution {
                 backend.im2col(&g, 1, &images[n * image_in..][..image_in], col);
                 backend.gemm(weight_grad, dy, col, weight_part);
                 for (b, row) in bias_part.iter_mut().zip(dy.chunks_exact(spatial)) {
-                    *b += row.iter().sum::<f32>();
+                    *b += sum_in_lanes(row);
                 }
                 if let Some(diff) = diff.as_deref_mut() {
                     // The column buffer is free now: reuse it for the columns' gradient.
