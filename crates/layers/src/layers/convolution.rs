@@ -24,7 +24,7 @@ pub struct Convolution {
     /// reused for its gradient.
     cols: Vec<f32>,
     /// Per task: its share of the weight gradient `[num_output, channels·kh·kw]`, then of the
-    /// bias gradient `[num_output]`, summed in task order (bit-identical for a thread count).
+    /// bias gradient `[num_output]`, summed in task order (the same bits on any thread count).
     partials: Vec<f32>,
 }
 
@@ -41,11 +41,14 @@ fn sum_in_lanes(values: &[f32]) -> f32 {
     ((a + b) + (c + d)) + ((e + f) + (g + h)) + tail
 }
 
-/// Images per task when `batch` images are split for the current rayon pool: a few tasks per
-/// thread, so a busy core does not hold the others up.
+/// Images per task: the batch is cut into tasks of this many images whatever the thread
+/// count, so the weight gradient (summed per task, then over tasks in order) has the same bits
+/// on 1 or 16 threads; 128 images make 16 tasks, enough to keep a busy core from holding the
+/// others up.
+const IMAGES_PER_TASK: usize = 8;
+
 fn images_per_task(batch: usize) -> usize {
-    let tasks = (4 * rayon::current_num_threads()).clamp(1, batch.max(1));
-    batch.div_ceil(tasks).max(1)
+    IMAGES_PER_TASK.min(batch.max(1))
 }
 
 impl Convolution {
@@ -288,7 +291,7 @@ impl Layer for Convolution {
                 .enumerate()
                 .for_each(|(t, (c, p))| task(t, c, p, None));
         }
-        // Fixed order, whatever ran where: the same bits for the same thread count.
+        // Fixed order, whatever ran where and on how many threads: the same bits.
         for part in self.partials[..tasks * partial].chunks_exact(partial) {
             let (weight_part, bias_part) = part.split_at(outputs * k);
             params[0]
