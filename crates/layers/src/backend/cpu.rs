@@ -206,8 +206,8 @@ fn is_tiling_2x2(g: &PoolGeometry) -> bool {
     g.kernel == [2, 2]
         && g.stride == [2, 2]
         && g.pad == [0, 0]
-        && g.height % 2 == 0
-        && g.width % 2 == 0
+        && g.height.is_multiple_of(2)
+        && g.width.is_multiple_of(2)
 }
 
 /// Max pooling of one plane for [`is_tiling_2x2`] geometry; same comparisons, in the same
