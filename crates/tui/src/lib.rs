@@ -7,6 +7,8 @@ pub mod dashboard;
 pub mod experiment;
 pub mod grid;
 pub mod headless;
+pub mod overrides;
+pub mod pair_dbs;
 pub mod runner;
 pub mod scatter;
 pub mod screen;
