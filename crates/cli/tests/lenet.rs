@@ -6,10 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// Iterations trained by the end-to-end test (dev profile: about 0.1 s each on one core).
+/// Iterations trained by the end-to-end test (about 12 s in the dev profile).
 const ITERATIONS: u32 = 200;
-/// Test accuracy the run must exceed; 200 iterations reach about 0.95 (release runs of the
-/// full solver pass 0.95 by iteration 500, see the report in experiments/lenet).
+/// Test accuracy the run must exceed. With random_seed 1701 the sample's 2,000 test digits
+/// score 0.9115 after 100 iterations, 0.9455 after 200, 0.958 after 300 and 0.9725 after
+/// the solver's 1,000 (the same bits in release and dev builds).
 const MIN_ACCURACY: f32 = 0.9;
 
 fn repo() -> PathBuf {
@@ -21,7 +22,10 @@ fn caffe_reference() -> Option<PathBuf> {
     if dir.join("lenet_train_test.prototxt").exists() {
         Some(dir)
     } else {
-        eprintln!("skipped: Caffe's reference files are not at {}", dir.display());
+        eprintln!(
+            "skipped: Caffe's reference files are not at {}",
+            dir.display()
+        );
         None
     }
 }
@@ -48,9 +52,14 @@ fn repo_like(dir: &Path) {
     let lenet = dir.join("experiments/lenet");
     std::fs::create_dir_all(&lenet).unwrap();
     for file in ["lenet_solver.prototxt", "lenet_train_test.prototxt"] {
-        std::fs::copy(repo().join("experiments/lenet").join(file), lenet.join(file)).unwrap();
+        std::fs::copy(
+            repo().join("experiments/lenet").join(file),
+            lenet.join(file),
+        )
+        .unwrap();
     }
     let sample = repo().join("data/mnist-sample");
+    std::fs::create_dir_all(dir.join("data/mnist-sample")).unwrap();
     for (set, db) in [("train", "train"), ("t10k", "test")] {
         siamese_data::convert::create_mnist_db(
             &sample.join(format!("{set}-images-idx3-ubyte.gz")),
@@ -123,6 +132,7 @@ fn lenet_trains_on_the_sample_and_caffes_net_scores_it() {
     let stdout = text(&out);
     assert!(out.status.success(), "{stdout}");
     let accuracy = score(&stdout, "accuracy");
+    println!("accuracy after {ITERATIONS} iterations: {accuracy}");
     assert!(accuracy > MIN_ACCURACY, "accuracy {accuracy}\n{log}");
     let loss = score(&stdout, "loss");
     assert!(loss < 0.5, "loss {loss}\n{stdout}");
@@ -138,7 +148,13 @@ fn lenet_trains_on_the_sample_and_caffes_net_scores_it() {
         .replace("_lmdb", "_leveldb")
         .replace("backend: LMDB", "backend: LEVELDB");
     std::fs::write(dir.path().join("caffe_lenet.prototxt"), caffe_net).unwrap();
-    let args = ["test", "--model", "caffe_lenet.prototxt", "--weights", &weights];
+    let args = [
+        "test",
+        "--model",
+        "caffe_lenet.prototxt",
+        "--weights",
+        &weights,
+    ];
     let out = siamese(dir.path(), &[&args[..], &["--iterations", "20"]].concat());
     let caffe_stdout = text(&out);
     assert!(out.status.success(), "{caffe_stdout}");

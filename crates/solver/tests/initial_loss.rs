@@ -25,7 +25,10 @@ fn siamese_net(db: &Path, margin: f32) -> Net {
     let path = repo().join("experiments/siamese/mnist_siamese_train_test.prototxt");
     let text = std::fs::read_to_string(&path)
         .unwrap()
-        .replace("data/mnist/siamese_train_leveldb", &db.display().to_string())
+        .replace(
+            "data/mnist/siamese_train_leveldb",
+            &db.display().to_string(),
+        )
         .replace("data/mnist/siamese_test_leveldb", &db.display().to_string())
         .replace("margin: 1 ", &format!("margin: {margin} "));
     assert!(text.contains(&format!("margin: {margin} ")));
@@ -38,8 +41,17 @@ fn siamese_net(db: &Path, margin: f32) -> Net {
 fn first_batch(db: &Path, margin: f32) -> (f64, usize, f32) {
     let mut net = siamese_net(db, margin);
     let loss = f64::from(net.forward().unwrap());
-    let sim = net.blob("sim").unwrap().data.iter().filter(|&&s| s == 1.0).count();
-    let (a, b) = (&net.blob("feat").unwrap().data, &net.blob("feat_p").unwrap().data);
+    let sim = net
+        .blob("sim")
+        .unwrap()
+        .data
+        .iter()
+        .filter(|&&s| s == 1.0)
+        .count();
+    let (a, b) = (
+        &net.blob("feat").unwrap().data,
+        &net.blob("feat_p").unwrap().data,
+    );
     let max_d = a
         .chunks(2)
         .zip(b.chunks(2))
@@ -65,7 +77,11 @@ fn initial_loss_is_the_contrastive_quadratic_in_the_margin() {
     let runs: Vec<_> = [1.0, 2.0, 4.0, 6.0].map(|m| first_batch(&db, m)).into();
     let (loss_1, sim, max_d) = runs[0];
     for run in &runs {
-        assert_eq!((run.1, run.2), (sim, max_d), "features depend on the margin");
+        assert_eq!(
+            (run.1, run.2),
+            (sim, max_d),
+            "features depend on the margin"
+        );
     }
     assert!(max_d < 2.0, "xavier features far apart: {max_d}");
     let n = 64.0;
@@ -81,7 +97,10 @@ fn initial_loss_is_the_contrastive_quadratic_in_the_margin() {
     let zero_features = dis;
     let low = dis * (1.0 - d).max(0.0).powi(2);
     let high = dis + sim as f64 * d * d / (2.0 * n);
-    assert!(low <= loss_1 && loss_1 <= high, "{loss_1} outside [{low}, {high}]");
+    assert!(
+        low <= loss_1 && loss_1 <= high,
+        "{loss_1} outside [{low}, {high}]"
+    );
     println!(
         "iteration-0 loss at margin 1: {loss_1:.6} ({sim} similar of 64, largest distance \
          {max_d:.4}, zero-feature value {zero_features:.6})"
