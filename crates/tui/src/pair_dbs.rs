@@ -89,10 +89,14 @@ impl PairMaker {
                 (&files.test_images, &files.test_labels, &test),
             ] {
                 // create_siamese_db renames a finished database into place: one that exists
-                // is complete.
+                // is complete. Another process (a Slurm array task sharing `pairs_dir`) may
+                // finish the same database first; its rename winning over ours is success.
                 if !out.exists() {
-                    create_siamese_db(images, labels, out, &opts, false)
-                        .with_context(|| format!("making pair database {}", out.display()))?;
+                    let made = create_siamese_db(images, labels, out, &opts, false);
+                    if made.is_err() && out.exists() {
+                        continue;
+                    }
+                    made.with_context(|| format!("making pair database {}", out.display()))?;
                 }
             }
         }
