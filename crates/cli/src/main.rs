@@ -4,7 +4,15 @@
 mod db;
 mod draw;
 mod embed;
+mod eval;
+mod features;
 mod net;
+mod net_stats;
+mod plot;
+mod test_net;
+mod threads;
+mod time;
+mod train;
 
 use std::process::ExitCode;
 
@@ -32,6 +40,16 @@ enum Command {
     Draw(draw::DrawArgs),
     /// Run a deploy net over IDX images and write its last output as CSV.
     Embed(embed::EmbedArgs),
+    /// Train a net from a solver definition (Caffe's `caffe train`).
+    Train(train::TrainArgs),
+    /// Mean of each net output over N test batches (Caffe's `caffe test`).
+    Test(test_net::TestArgs),
+    /// Forward/backward timings per layer (Caffe's `caffe time`).
+    Time(time::TimeArgs),
+    /// k-NN and pair-verification accuracy of an embedding.
+    Eval(eval::EvalArgs),
+    /// Draw the embedding scatter (--features) or the loss curves (--log) as PNG.
+    Plot(plot::PlotArgs),
 }
 
 /// Errors print on one line (`{:#}` joins the causes), followed by the offending prototxt
@@ -58,5 +76,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Net(args) => net::run(args),
         Command::Draw(args) => draw::run(args),
         Command::Embed(args) => embed::run(args),
+        Command::Train(args) => train::run(&args),
+        Command::Test(args) => test_net::run(&args),
+        Command::Time(args) => time::run(&args),
+        Command::Eval(args) => eval::run(&args),
+        Command::Plot(args) => plot::run(&args),
     }
 }

@@ -176,15 +176,26 @@ impl CellFolder {
 }
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it over `path`, so a
-/// reader never sees half a file.
+/// reader never sees half a file. The temporary name is unique to this write (process id and
+/// a random number), so writers in other processes or on other hosts sharing the folder
+/// (Slurm array tasks) never write into each other's temporary file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::hash::BuildHasher;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    let nonce = std::collections::hash_map::RandomState::new()
+        .hash_one(WRITES.fetch_add(1, Ordering::Relaxed));
     let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".part");
+    tmp.push(format!(".{}-{nonce:016x}.part", std::process::id()));
     let tmp = PathBuf::from(tmp);
-    {
+    let written = (|| {
         let mut f = fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
     }
-    fs::rename(&tmp, path)
+    written
 }

@@ -94,6 +94,9 @@ pub struct Dashboard {
     pub stopping: bool,
     /// The runner is done (every cell finished, failed or stopped).
     pub grid_over: bool,
+    /// `--watch`: the cells run in other processes (Slurm tasks); q leaves at once and
+    /// nothing can be paused or stopped from here.
+    pub watching: bool,
 }
 
 impl Dashboard {
@@ -124,6 +127,7 @@ impl Dashboard {
             popup: None,
             stopping: false,
             grid_over: false,
+            watching: false,
         }
     }
 
@@ -257,11 +261,11 @@ impl Dashboard {
             KeyCode::Char('l') => self.log_scale = !self.log_scale,
             KeyCode::Char('?') => self.popup = Some(Popup::Help),
             KeyCode::Esc => self.zoom = false,
-            KeyCode::Char('p') if !self.grid_over && !self.stopping => {
+            KeyCode::Char('p') if !self.grid_over && !self.stopping && !self.watching => {
                 self.paused = !self.paused;
                 return Action::SetPaused(self.paused);
             }
-            KeyCode::Char('q') if self.grid_over => return Action::Quit,
+            KeyCode::Char('q') if self.grid_over || self.watching => return Action::Quit,
             KeyCode::Char('q') => self.popup = Some(Popup::ConfirmQuit),
             _ => {}
         }
@@ -269,7 +273,7 @@ impl Dashboard {
     }
 
     fn quit_now(&mut self) -> Action {
-        if self.grid_over {
+        if self.grid_over || self.watching {
             return Action::Quit;
         }
         self.stopping = true;
@@ -350,6 +354,18 @@ mod tests {
         let mut d = board(1);
         d.grid_over = true;
         assert_eq!(d.on_key(key(KeyCode::Char('q'))), Action::Quit);
+    }
+
+    #[test]
+    fn watching_quits_at_once_and_cannot_pause() {
+        let mut d = board(1);
+        d.watching = true;
+        assert_eq!(d.on_key(key(KeyCode::Char('p'))), Action::Redraw);
+        assert!(!d.paused);
+        assert_eq!(d.on_key(key(KeyCode::Char('q'))), Action::Quit);
+        let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+        assert_eq!(d.on_key(ctrl_c), Action::Quit);
+        assert!(!d.stopping);
     }
 
     #[test]

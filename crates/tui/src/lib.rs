@@ -2,16 +2,22 @@
 //! shown live in a ratatui screen or as plain lines with `--headless`.
 
 pub mod cell_folder;
+pub mod cell_progress;
 pub mod cell_trainer;
 pub mod dashboard;
 pub mod experiment;
 pub mod grid;
 pub mod headless;
+pub mod manifest;
+pub mod run_cell;
 pub mod runner;
 pub mod scatter;
 pub mod screen;
+pub mod slurm;
+pub mod summary;
 pub mod terminal;
 pub mod train;
+pub mod watch;
 
 use experiment::Experiment;
 use grid::Cell;

@@ -1,7 +1,6 @@
 //! The grid runner: runs an experiment's cells on N worker threads through a `CellTrainer`,
 //! skips finished cells, resumes interrupted ones, and keeps `summary.csv` up to date.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -13,15 +12,13 @@ use std::time::Instant;
 
 use siamese_solver::metrics;
 
-use crate::cell_folder::{CellFolder, LogRow, write_atomic};
+use crate::cell_folder::{CellFolder, LogRow};
 use crate::cell_trainer::{
     CellEvent, CellJob, CellOutcome, CellSummary, CellTrainer, Control, Flow,
 };
 use crate::experiment::Experiment;
 use crate::grid::Cell;
-
-/// Name of the grid's results table inside `runs/<experiment>/`.
-pub const SUMMARY_FILE: &str = "summary.csv";
+pub use crate::summary::SUMMARY_FILE;
 /// Shared pair LevelDBs inside `runs/<experiment>/` (kept by `--fresh`).
 pub const PAIRS_DIR: &str = "pairs";
 /// How many final training losses the summary's train loss averages.
@@ -88,12 +85,31 @@ pub fn run_grid(
     control: &Control,
     events: Sender<CellEvent>,
 ) -> Result<GridReport, RunError> {
+    let all: Vec<usize> = cells.iter().map(|c| c.index).collect();
+    run_cells(experiment, cells, &all, options, trainer, control, events)
+}
+
+/// Like [`run_grid`], but only for the cells whose index is in `selected` (`run-cell` runs
+/// one). summary.csv is rebuilt from every finished cell's folder, so it also lists cells
+/// that other processes (Slurm array tasks) finished.
+pub fn run_cells(
+    experiment: &Experiment,
+    cells: &[Cell],
+    selected: &[usize],
+    options: &RunOptions,
+    trainer: &dyn CellTrainer,
+    control: &Control,
+    events: Sender<CellEvent>,
+) -> Result<GridReport, RunError> {
     let grid_dir = options.out.join(&experiment.name);
     if options.fresh && grid_dir.exists() {
         clear_results(&grid_dir)?;
     }
     let pairs_dir = grid_dir.join(PAIRS_DIR);
     fs::create_dir_all(&pairs_dir).map_err(io_at(&pairs_dir))?;
+    crate::manifest::GridManifest::new(experiment, cells)
+        .write(&grid_dir)
+        .map_err(io_at(&grid_dir.join(crate::manifest::MANIFEST_FILE)))?;
 
     let summary_path = grid_dir.join(SUMMARY_FILE);
     let shared = Shared {
@@ -103,22 +119,20 @@ pub fn run_grid(
         control,
         pairs_dir,
         threads: options.threads,
-        summaries: Mutex::new(BTreeMap::new()),
-        summary_path: summary_path.clone(),
+        grid_dir: grid_dir.clone(),
         report: Mutex::new(GridReport {
             summary: summary_path,
             ..Default::default()
         }),
     };
     let mut queue = Vec::new();
-    for cell in cells {
+    for cell in cells.iter().filter(|c| selected.contains(&c.index)) {
         let folder = CellFolder::new(grid_dir.join(&cell.id));
         match folder
             .done()
             .filter(|s| s.iterations == experiment.iterations)
         {
             Some(summary) => {
-                shared.lock_summaries().insert(cell.index, summary.clone());
                 shared.lock_report().skipped += 1;
                 let _ = events.send(CellEvent::Skipped {
                     cell: cell.index,
@@ -192,16 +206,11 @@ struct Shared<'a> {
     control: &'a Control,
     pairs_dir: PathBuf,
     threads: usize,
-    summaries: Mutex<BTreeMap<usize, CellSummary>>,
-    summary_path: PathBuf,
+    grid_dir: PathBuf,
     report: Mutex<GridReport>,
 }
 
 impl Shared<'_> {
-    fn lock_summaries(&self) -> std::sync::MutexGuard<'_, BTreeMap<usize, CellSummary>> {
-        self.summaries.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     fn lock_report(&self) -> std::sync::MutexGuard<'_, GridReport> {
         self.report.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -295,7 +304,7 @@ impl Shared<'_> {
         let wall = seconds_before + start.elapsed().as_secs_f64();
         let rows = rows.into_inner().unwrap_or_else(|e| e.into_inner());
         match result {
-            Ok(outcome) => match self.finish_cell(cell, folder, &outcome, &rows, wall) {
+            Ok(outcome) => match self.finish_cell(folder, &outcome, &rows, wall) {
                 Ok(summary) => {
                     self.lock_report().finished += 1;
                     let _ = events.send(CellEvent::Finished {
@@ -333,7 +342,6 @@ impl Shared<'_> {
     /// summary; a problem with the outcome is the cell's failure (returned as text).
     fn finish_cell(
         &self,
-        cell: &Cell,
         folder: &CellFolder,
         outcome: &CellOutcome,
         rows: &[LogRow],
@@ -352,16 +360,15 @@ impl Shared<'_> {
         folder
             .write_done(&summary)
             .map_err(|e| format!("{}: {e}", folder.dir.display()))?;
-        self.lock_summaries().insert(cell.index, summary.clone());
         self.write_summary().map_err(|e| e.to_string())?;
         Ok(summary)
     }
 
     /// Rewrites summary.csv with every finished cell, in grid order.
     fn write_summary(&self) -> Result<(), RunError> {
-        let summaries = self.lock_summaries();
-        let bytes = summary_csv(self.cells, &summaries).map_err(io_at(&self.summary_path))?;
-        write_atomic(&self.summary_path, &bytes).map_err(io_at(&self.summary_path))
+        crate::summary::write_summary(&self.grid_dir, self.cells, self.experiment.iterations)
+            .map(drop)
+            .map_err(io_at(&self.grid_dir.join(SUMMARY_FILE)))
     }
 }
 
@@ -405,54 +412,6 @@ fn summarize(
         pair_threshold: f64::from(threshold),
         wall_seconds: wall,
     }
-}
-
-/// summary.csv: cell id, the grid's parameters (and seed), then the results.
-fn summary_csv(cells: &[Cell], summaries: &BTreeMap<usize, CellSummary>) -> io::Result<Vec<u8>> {
-    let mut keys: Vec<&str> = cells
-        .first()
-        .map(|c| c.values.iter().map(|(k, _)| *k).collect())
-        .unwrap_or_default();
-    let with_seed = !keys.contains(&"seed");
-    if with_seed {
-        keys.push("seed");
-    }
-    let results = [
-        "iterations",
-        "train_loss",
-        "test_loss",
-        "knn_accuracy",
-        "pair_accuracy",
-        "pair_threshold",
-        "wall_seconds",
-    ];
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let header: Vec<&str> = std::iter::once("cell")
-        .chain(keys.iter().copied())
-        .chain(results)
-        .collect();
-    w.write_record(&header)?;
-    for (index, s) in summaries {
-        let Some(cell) = cells.get(*index) else {
-            continue;
-        };
-        let mut record: Vec<String> = vec![cell.id.clone()];
-        record.extend(cell.values.iter().map(|(_, v)| v.clone()));
-        if with_seed {
-            record.push(cell.params.seed.to_string());
-        }
-        record.extend([
-            s.iterations.to_string(),
-            s.train_loss.to_string(),
-            s.test_loss.to_string(),
-            s.knn_accuracy.to_string(),
-            s.pair_accuracy.to_string(),
-            s.pair_threshold.to_string(),
-            format!("{:.3}", s.wall_seconds),
-        ]);
-        w.write_record(&record)?;
-    }
-    w.into_inner().map_err(|e| io::Error::other(e.to_string()))
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {

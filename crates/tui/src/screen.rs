@@ -76,11 +76,12 @@ pub fn draw(frame: &mut Frame, dash: &Dashboard) {
         draw_pane(frame, chart, dash, Pane::Chart);
         draw_pane(frame, scatter, dash, Pane::Scatter);
     }
-    frame.render_widget(
-        Line::from("↑↓ select  Tab pane  Enter zoom  o overlay  l log  p pause  ? help  q quit")
-            .dark_gray(),
-        hints,
-    );
+    let hints_text = if dash.watching {
+        "↑↓ select  Tab pane  Enter zoom  o overlay  l log  ? help  q quit (the cells go on)"
+    } else {
+        "↑↓ select  Tab pane  Enter zoom  o overlay  l log  p pause  ? help  q quit"
+    };
+    frame.render_widget(Line::from(hints_text).dark_gray(), hints);
     match dash.popup {
         Some(Popup::Help) => draw_help(frame, area),
         Some(Popup::ConfirmQuit) => draw_confirm(frame, area),
@@ -97,6 +98,8 @@ fn draw_title(frame: &mut Frame, area: Rect, dash: &Dashboard) {
                 .yellow()
                 .bold(),
         );
+    } else if dash.watching {
+        spans.push(Span::from("WATCHING · ").cyan().bold());
     } else if dash.grid_over {
         spans.push(Span::from("GRID OVER: q quits · ").green().bold());
     } else if dash.paused {

@@ -1,0 +1,111 @@
+//! `siamese time`: average forward, backward and forward-backward time per iteration and a
+//! per-layer table with GFLOP/s, like `caffe time`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use siamese_layers::Net;
+use siamese_net::NetSpec;
+use siamese_proto::Phase;
+use siamese_solver::format::caffe_float;
+
+/// Arguments of `siamese time`.
+#[derive(Debug, clap::Args)]
+pub struct TimeArgs {
+    /// Net definition (its TRAIN phase is timed, as `caffe time` does).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Timed iterations (after one untimed warm-up pass).
+    #[arg(long, default_value_t = 50)]
+    pub iterations: usize,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// Per-layer totals in seconds.
+struct LayerTimes {
+    forward: Vec<f64>,
+    backward: Vec<f64>,
+}
+
+pub fn run(args: &TimeArgs) -> Result<()> {
+    let threads = crate::threads::configure(args.threads)?;
+    if args.iterations == 0 {
+        bail!("--iterations 0: expected at least 1");
+    }
+    let param = siamese_net::load_net(&args.model)?;
+    let spec = NetSpec::build(&param, Phase::Train, args.model.parent())?;
+    let mut net = Net::new(&spec, 0)?;
+    let names: Vec<String> = net.layer_names().iter().map(|n| n.to_string()).collect();
+    println!(
+        "Testing for {} iterations on {threads} thread(s).",
+        args.iterations
+    );
+    let initial = net.forward()?;
+    net.backward();
+    println!("Initial loss: {}", caffe_float(initial));
+
+    let n = names.len();
+    let mut t = LayerTimes {
+        forward: vec![0.0; n],
+        backward: vec![0.0; n],
+    };
+    let (mut fwd_total, mut bwd_total) = (0.0f64, 0.0f64);
+    let total = Instant::now();
+    for _ in 0..args.iterations {
+        let fwd = Instant::now();
+        for (i, slot) in t.forward.iter_mut().enumerate() {
+            let s = Instant::now();
+            net.forward_layer(i)?;
+            *slot += s.elapsed().as_secs_f64();
+        }
+        fwd_total += fwd.elapsed().as_secs_f64();
+        let bwd = Instant::now();
+        for i in (0..n).rev() {
+            let s = Instant::now();
+            net.backward_layer(i);
+            t.backward[i] += s.elapsed().as_secs_f64();
+        }
+        bwd_total += bwd.elapsed().as_secs_f64();
+    }
+    let total_s = total.elapsed().as_secs_f64();
+    let iters = args.iterations as f64;
+    let ms = |s: f64| s / iters * 1e3;
+
+    let width = names.iter().map(String::len).max().unwrap_or(5).max(5);
+    println!("Average time per layer:");
+    println!(
+        "{:<width$}  {:>12}  {:>12}  {:>12}",
+        "layer", "forward ms", "backward ms", "fwd GFLOP/s"
+    );
+    for (i, name) in names.iter().enumerate() {
+        let flops = net.layer_flops(i) as f64;
+        let gflops = if t.forward[i] > 0.0 {
+            flops * iters / t.forward[i] / 1e9
+        } else {
+            0.0
+        };
+        println!(
+            "{name:<width$}  {:>12.4}  {:>12.4}  {:>12.2}",
+            ms(t.forward[i]),
+            ms(t.backward[i]),
+            gflops
+        );
+    }
+    let flops = crate::net_stats::forward_flops(&net);
+    println!("Average Forward pass: {:.4} ms.", ms(fwd_total));
+    println!("Average Backward pass: {:.4} ms.", ms(bwd_total));
+    println!(
+        "Average Forward-Backward: {:.4} ms.",
+        ms(fwd_total + bwd_total)
+    );
+    println!("Total Time: {:.2} ms.", total_s * 1e3);
+    println!(
+        "Forward {:.2} GFLOP/s, forward-backward {:.2} GFLOP/s (backward counted as 2x forward FLOPs).",
+        flops * iters / fwd_total.max(1e-12) / 1e9,
+        3.0 * flops * iters / (fwd_total + bwd_total).max(1e-12) / 1e9
+    );
+    Ok(())
+}

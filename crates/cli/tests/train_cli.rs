@@ -1,0 +1,142 @@
+//! `siamese train` as a user runs it: log lines, CSV log, JSON summary, and SIGINT
+//! snapshotting and stopping a run.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use siamese_proto::Datum;
+
+fn setup(dir: &Path, max_iter: u32) -> PathBuf {
+    let db = dir.join("db");
+    let records = (0..32u32).map(|i| {
+        let px: Vec<u8> = (0..4).map(|j| ((i * 37 + j * 61) % 256) as u8).collect();
+        let label = i32::from(px[0] > 128);
+        let datum = Datum {
+            channels: Some(1),
+            height: Some(2),
+            width: Some(2),
+            data: Some(px),
+            label: Some(label),
+            ..Default::default()
+        };
+        (format!("{i:08}"), datum)
+    });
+    siamese_data::leveldb::write_datums(&db, records, false).unwrap();
+    let net = format!(
+        r#"name: "tiny"
+layer {{ name: "data" type: "Data" top: "data" top: "label"
+  transform_param {{ scale: 0.00390625 }} data_param {{ source: "{}" batch_size: 4 backend: LEVELDB }} }}
+layer {{ name: "ip" type: "InnerProduct" bottom: "data" top: "ip"
+  inner_product_param {{ num_output: 1 weight_filler {{ type: "xavier" }} }} }}
+layer {{ name: "loss" type: "EuclideanLoss" bottom: "ip" bottom: "label" top: "loss" }}
+"#,
+        db.display()
+    );
+    std::fs::write(dir.join("net.prototxt"), net).unwrap();
+    let solver = format!(
+        "net: \"net.prototxt\"\ntest_iter: 2\ntest_interval: 4\nbase_lr: 0.01\nmomentum: 0.9\n\
+         lr_policy: \"inv\"\ngamma: 0.0001\npower: 0.75\ndisplay: 2\nmax_iter: {max_iter}\n\
+         snapshot: 0\nsnapshot_prefix: \"snaps/tiny\"\nrandom_seed: 1\n"
+    );
+    let path = dir.join("solver.prototxt");
+    std::fs::write(&path, solver).unwrap();
+    path
+}
+
+fn siamese() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_siamese"))
+}
+
+#[test]
+fn train_prints_caffe_lines_and_writes_csv_and_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path(), 8);
+    let out = siamese()
+        .current_dir(dir.path())
+        .args([
+            "train",
+            "--solver",
+            "solver.prototxt",
+            "--log-csv",
+            "log.csv",
+        ])
+        .args(["--json-summary", "sum.json", "--threads", "1"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("Iteration 2, lr = 0.00999"), "{stdout}");
+    assert!(
+        stdout.contains("    Test net output #0: loss = "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Snapshotting to binary proto file snaps/tiny_iter_8.caffemodel"),
+        "{stdout}"
+    );
+    assert!(dir.path().join("snaps/tiny_iter_8.solverstate").exists());
+    let csv = std::fs::read_to_string(dir.path().join("log.csv")).unwrap();
+    let iters: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(iters, ["0", "2", "4", "6", "8"], "{csv}");
+    let sum: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("sum.json")).unwrap())
+            .unwrap();
+    assert_eq!(sum["iterations"], 8);
+    assert_eq!(sum["threads"], 1);
+    assert!(sum["ms_per_iter_median"].as_f64().unwrap() > 0.0);
+    assert!(sum["final_test_loss"].as_f64().is_some());
+}
+
+#[cfg(unix)]
+#[test]
+fn sigint_snapshots_and_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path(), 100_000_000);
+    let mut child = siamese()
+        .current_dir(dir.path())
+        .args(["train", "--solver", "solver.prototxt", "--threads", "1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // wait until training runs, then interrupt
+    for line in lines.by_ref() {
+        if line.unwrap().starts_with("Iteration 4 ") {
+            break;
+        }
+    }
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{rest:?}");
+    let stopped = rest
+        .iter()
+        .find(|l| l.starts_with("Optimization stopped early at iteration "))
+        .expect("stop line");
+    let iter: u32 = stopped
+        .trim_end_matches('.')
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        dir.path()
+            .join(format!("snaps/tiny_iter_{iter}.solverstate"))
+            .exists(),
+        "{rest:?}"
+    );
+}

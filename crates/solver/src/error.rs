@@ -1,0 +1,59 @@
+//! The solver's error type: bad settings, unreadable or malformed files, a loss that is no
+//! longer finite, and errors of the net it drives.
+
+use std::path::PathBuf;
+
+/// Everything that can stop a solver.
+#[derive(Debug, thiserror::Error)]
+pub enum SolverError {
+    /// A solver setting Caffe would reject.
+    #[error("{message}")]
+    Setting { message: String },
+    /// A file that could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A file whose content is not what was expected.
+    #[error("{}: {message}", path.display())]
+    Format { path: PathBuf, message: String },
+    /// The training loss became NaN or infinite.
+    #[error("loss is {loss} at iteration {iter}; last snapshot: {}", last_snapshot.as_ref().map_or("none".to_string(), |p| p.display().to_string()))]
+    NonFiniteLoss {
+        iter: i32,
+        loss: f32,
+        last_snapshot: Option<PathBuf>,
+    },
+    /// A net definition that cannot be read or built.
+    #[error(transparent)]
+    Net(Box<siamese_net::NetError>),
+    /// A net that fails while running or loading weights.
+    #[error(transparent)]
+    Layer(Box<siamese_layers::LayerError>),
+}
+
+impl SolverError {
+    /// Names the file a setting error came from.
+    pub fn in_file(self, path: &std::path::Path) -> SolverError {
+        match self {
+            SolverError::Setting { message } => SolverError::Format {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
+        }
+    }
+}
+
+impl From<siamese_net::NetError> for SolverError {
+    fn from(e: siamese_net::NetError) -> SolverError {
+        SolverError::Net(Box::new(e))
+    }
+}
+
+impl From<siamese_layers::LayerError> for SolverError {
+    fn from(e: siamese_layers::LayerError) -> SolverError {
+        SolverError::Layer(Box::new(e))
+    }
+}

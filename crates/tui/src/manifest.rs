@@ -1,0 +1,111 @@
+//! `runs/<experiment>/grid.toml`: the grid's cells (index, id, axis values) and iteration
+//! count, written beside the cell folders so `--watch` shows every cell, queued ones included,
+//! without the experiment file.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cell_folder::write_atomic;
+use crate::experiment::{AXIS_KEYS, Experiment};
+use crate::grid::Cell;
+
+pub const MANIFEST_FILE: &str = "grid.toml";
+
+/// grid.toml.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GridManifest {
+    pub experiment: String,
+    pub iterations: u32,
+    pub cells: Vec<ManifestCell>,
+}
+
+/// One cell as the watcher needs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManifestCell {
+    pub index: usize,
+    pub id: String,
+    /// `[axis key, value]` in the order of the id.
+    pub values: Vec<(String, String)>,
+}
+
+impl GridManifest {
+    pub fn new(experiment: &Experiment, cells: &[Cell]) -> GridManifest {
+        GridManifest {
+            experiment: experiment.name.clone(),
+            iterations: experiment.iterations,
+            cells: cells
+                .iter()
+                .map(|c| ManifestCell {
+                    index: c.index,
+                    id: c.id.clone(),
+                    values: c
+                        .values
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.clone()))
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Writes `grid_dir/grid.toml` unless it already holds the same grid (concurrent
+    /// writers write the same bytes; the rename is atomic either way).
+    pub fn write(&self, grid_dir: &Path) -> io::Result<()> {
+        let text = toml::to_string(self).map_err(io::Error::other)?;
+        let path = grid_dir.join(MANIFEST_FILE);
+        if fs::read_to_string(&path).is_ok_and(|old| old == text) {
+            return Ok(());
+        }
+        write_atomic(&path, text.as_bytes())
+    }
+
+    /// Reads `grid_dir/grid.toml`; the error is one line naming the file.
+    pub fn read(grid_dir: &Path) -> Result<GridManifest, String> {
+        let path = grid_dir.join(MANIFEST_FILE);
+        let text = fs::read_to_string(&path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => format!(
+                "{}: not found: expected a grid folder written by siamese-tui \
+                 (runs/<experiment>/, made by running the grid, `slurm` or `run-cell`)",
+                path.display()
+            ),
+            _ => format!("{}: {e}", path.display()),
+        })?;
+        toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))
+    }
+
+    /// The cells, as far as the screen needs them: index, id and axis values (the solver
+    /// overrides are not kept in grid.toml and are left at their defaults).
+    pub fn cells(&self) -> Result<Vec<Cell>, String> {
+        self.cells
+            .iter()
+            .enumerate()
+            .map(|(at, c)| {
+                if c.index != at {
+                    return Err(format!(
+                        "{MANIFEST_FILE}: cell {} has index {}, expected {at}",
+                        c.id, c.index
+                    ));
+                }
+                let values = c
+                    .values
+                    .iter()
+                    .map(|(k, v)| {
+                        let key = AXIS_KEYS.iter().find(|a| **a == k).ok_or_else(|| {
+                            format!("{MANIFEST_FILE}: cell {}: unknown axis `{k}`", c.id)
+                        })?;
+                        Ok((*key, v.clone()))
+                    })
+                    .collect::<Result<_, String>>()?;
+                Ok(Cell {
+                    index: c.index,
+                    id: c.id.clone(),
+                    values,
+                    params: Default::default(),
+                })
+            })
+            .collect()
+    }
+}

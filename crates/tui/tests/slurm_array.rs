@@ -1,0 +1,373 @@
+//! Grids as Slurm job arrays without a cluster: `run-cell` tasks running side by side with the
+//! scripted trainer, the sbatch script `slurm` writes (snapshot), and `--submit` through a
+//! stand-in sbatch (and without one).
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use siamese_tui::cell_folder::CellFolder;
+use siamese_tui::cell_progress::{CellStatus, RunState, read_embedding};
+use siamese_tui::cell_trainer::Control;
+use siamese_tui::experiment::Experiment;
+use siamese_tui::grid::Cell;
+use siamese_tui::run_cell::{record_failure, run_cell};
+use support::{ScriptedTrainer, TEST_POINTS};
+
+const TINY: &str = "name = \"tiny\"\niterations = 12\ntest_interval = 4\nsnapshot_interval = 5\n[grid]\nmargin = [1, 2, 4]\n";
+
+fn tiny(dir: &Path) -> (Experiment, Vec<Cell>) {
+    let experiment = Experiment::load(&support::experiment_file(dir, "tiny", TINY)).unwrap();
+    let cells = Cell::expand(&experiment);
+    (experiment, cells)
+}
+
+fn summary_cells(grid: &Path) -> Vec<String> {
+    csv::Reader::from_path(grid.join("summary.csv"))
+        .unwrap()
+        .records()
+        .map(|r| r.unwrap()[0].to_string())
+        .collect()
+}
+
+fn status(dir: &Path) -> CellStatus {
+    CellStatus::read(dir).expect("status.toml").unwrap()
+}
+
+#[test]
+fn run_cell_tasks_side_by_side_write_every_file_and_one_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let (experiment, cells) = tiny(dir.path());
+    let out = dir.path().join("runs");
+    let trainer = ScriptedTrainer::default();
+    // Three array tasks at once, each a run-cell of its own cell.
+    let lines: Vec<String> = std::thread::scope(|scope| {
+        let tasks: Vec<_> = cells
+            .iter()
+            .map(|cell| {
+                let (experiment, cells, out, trainer) = (&experiment, &cells, &out, &trainer);
+                scope.spawn(move || {
+                    let mut lines = Vec::new();
+                    let report = run_cell(
+                        experiment,
+                        cells,
+                        cell,
+                        out,
+                        1,
+                        trainer,
+                        &Control::new(),
+                        &mut lines,
+                    )
+                    .unwrap();
+                    assert_eq!((report.finished, report.failed), (1, 0));
+                    String::from_utf8(lines).unwrap()
+                })
+            })
+            .collect();
+        tasks.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let grid = out.join("tiny");
+    assert_eq!(
+        summary_cells(&grid),
+        ["000-margin_1", "001-margin_2", "002-margin_4"]
+    );
+    for cell in &cells {
+        let folder = grid.join(&cell.id);
+        for file in ["params.toml", "log.csv", "features.csv", "done.toml"] {
+            assert!(folder.join(file).is_file(), "{}/{file}", cell.id);
+        }
+        let status = status(&folder);
+        assert_eq!(
+            (status.state, status.iter, status.total),
+            (RunState::Done, 12, 12)
+        );
+        let embedding = read_embedding(&folder).unwrap();
+        assert_eq!((embedding.iter, embedding.points.len()), (12, TEST_POINTS));
+    }
+    let first = &lines[0];
+    assert!(
+        first.starts_with("tiny: cell 0 of 3 (000-margin_1), 12 iterations, 1 thread on "),
+        "{first}"
+    );
+    assert!(
+        first.contains("[000-margin_1] test at iteration 4: loss "),
+        "{first}"
+    );
+    assert!(first.contains("[000-margin_1] finished in "), "{first}");
+    assert!(first.trim_end().ends_with(&format!(
+        "summary in {}",
+        grid.join("summary.csv").display()
+    )));
+
+    // A task run again for a finished cell skips it.
+    let mut again = Vec::new();
+    let report = run_cell(
+        &experiment,
+        &cells,
+        &cells[1],
+        &out,
+        1,
+        &trainer,
+        &Control::new(),
+        &mut again,
+    )
+    .unwrap();
+    assert_eq!((report.skipped, report.finished), (1, 0));
+    assert_eq!(trainer.calls().len(), 3);
+}
+
+#[test]
+fn a_failing_cell_says_why_in_its_status_and_is_left_out_of_the_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let (experiment, cells) = tiny(dir.path());
+    let out = dir.path().join("runs");
+    let trainer = ScriptedTrainer {
+        fail_cell: Some(2),
+        ..Default::default()
+    };
+    let mut lines = Vec::new();
+    for cell in [&cells[0], &cells[2]] {
+        run_cell(
+            &experiment,
+            &cells,
+            cell,
+            &out,
+            1,
+            &trainer,
+            &Control::new(),
+            &mut lines,
+        )
+        .unwrap();
+    }
+    let grid = out.join("tiny");
+    let failed = status(&grid.join(&cells[2].id));
+    assert_eq!(failed.state, RunState::Failed);
+    assert_eq!(
+        failed.error.as_deref(),
+        Some("scripted failure: loss is NaN")
+    );
+    assert_eq!(failed.iter, 1);
+    assert_eq!(summary_cells(&grid), ["000-margin_1"]);
+
+    // No engine at all: the task records why before anything runs.
+    record_failure(
+        &experiment,
+        &cells,
+        &cells[1],
+        &out,
+        "training engine not built yet",
+    )
+    .unwrap();
+    let failed = status(&grid.join(&cells[1].id));
+    assert_eq!(failed.state, RunState::Failed);
+    assert_eq!(
+        failed.error.as_deref(),
+        Some("training engine not built yet")
+    );
+    assert!(grid.join("grid.toml").is_file());
+}
+
+// ---- the `slurm` command, through the binary ----
+
+const BIN: &str = env!("CARGO_BIN_EXE_siamese-tui");
+
+fn siamese_tui(cwd: &Path, path: &str, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .env("PATH", path)
+        .output()
+        .unwrap()
+}
+
+fn text(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A stand-in `sbatch` in `bin/` that logs its arguments and answers `answer` on stdout
+/// (exit 0) or on stderr (exit 1) when `fail`.
+fn fake_sbatch(dir: &Path, answer: &str, fail: bool) -> PathBuf {
+    let bin = dir.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let reply = if fail {
+        format!("echo '{answer}' >&2; exit 1")
+    } else {
+        format!("echo '{answer}'")
+    };
+    let script = format!(
+        "#!/bin/sh\necho \"$@\" > '{}'\n{reply}\n",
+        dir.join("sbatch.args").display()
+    );
+    let path = bin.join("sbatch");
+    fs::write(&path, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+/// Four cells, the second already finished.
+fn four_cells(dir: &Path) -> PathBuf {
+    let body = TINY.replace("[1, 2, 4]", "[1, 2, 4, 8]");
+    let file = support::experiment_file(dir, "tiny", &body);
+    let done = CellFolder::new(dir.join("runs/tiny/001-margin_2"));
+    fs::create_dir_all(&done.dir).unwrap();
+    done.write_done(&siamese_tui::cell_trainer::CellSummary {
+        iterations: 12,
+        train_loss: 0.1,
+        test_loss: 0.1,
+        knn_accuracy: 0.9,
+        pair_accuracy: 0.9,
+        pair_threshold: 1.0,
+        wall_seconds: 1.0,
+    })
+    .unwrap();
+    file
+}
+
+#[test]
+fn the_sbatch_script_runs_the_unfinished_cells() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_path = dir.path().canonicalize().unwrap();
+    four_cells(&dir_path);
+    let output = siamese_tui(
+        &dir_path,
+        "/usr/bin:/bin",
+        &[
+            "slurm",
+            "tiny.toml",
+            "--partition",
+            "debug",
+            "--time",
+            "30",
+            "--cpus-per-task",
+            "2",
+            "--gpus-per-task",
+            "1",
+            "--max-parallel",
+            "2",
+        ],
+    );
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stderr}");
+    let script_path = dir_path.join("runs/tiny/slurm/tiny.sbatch");
+    assert!(
+        stdout.starts_with(&format!("wrote {} (3 of 4 cells)\n", script_path.display())),
+        "{stdout}"
+    );
+    assert!(dir_path.join("runs/tiny/grid.toml").is_file());
+    let exe = Path::new(BIN).canonicalize().unwrap();
+    let script = fs::read_to_string(&script_path)
+        .unwrap()
+        .replace(exe.to_str().unwrap(), "[EXE]")
+        .replace(dir_path.to_str().unwrap(), "[TMP]");
+    insta::assert_snapshot!(script);
+}
+
+#[test]
+fn submit_hands_the_script_to_sbatch_and_prints_the_job_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_path = dir.path().canonicalize().unwrap();
+    four_cells(&dir_path);
+    let bin = fake_sbatch(&dir_path, "4242;siamese-ci", false);
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let output = siamese_tui(&dir_path, &path, &["slurm", "tiny.toml", "--submit"]);
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("submitted job array 4242; task logs in "),
+        "{stdout}"
+    );
+    let args = fs::read_to_string(dir_path.join("sbatch.args")).unwrap();
+    assert_eq!(
+        args.trim(),
+        format!(
+            "--parsable {}",
+            dir_path.join("runs/tiny/slurm/tiny.sbatch").display()
+        )
+    );
+}
+
+#[test]
+fn submit_errors_say_what_went_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_path = dir.path().canonicalize().unwrap();
+    four_cells(&dir_path);
+    let script = dir_path.join("runs/tiny/slurm/tiny.sbatch");
+    let empty = dir_path.join("empty");
+    fs::create_dir_all(&empty).unwrap();
+    let output = siamese_tui(
+        &dir_path,
+        empty.to_str().unwrap(),
+        &["slurm", "tiny.toml", "--submit"],
+    );
+    assert!(!output.status.success());
+    assert_eq!(
+        text(&output).1,
+        format!(
+            "siamese-tui: sbatch not found on PATH: --submit needs Slurm's client commands; the script is written, submit it where Slurm runs with `sbatch {}`\n",
+            script.display()
+        )
+    );
+    assert!(script.is_file());
+
+    let bin = fake_sbatch(
+        &dir_path,
+        "sbatch: error: invalid partition specified: gpu",
+        true,
+    );
+    let output = siamese_tui(
+        &dir_path,
+        bin.to_str().unwrap(),
+        &["slurm", "tiny.toml", "--submit"],
+    );
+    assert!(!output.status.success());
+    assert_eq!(
+        text(&output).1,
+        format!(
+            "siamese-tui: sbatch {} failed (exit status: 1): sbatch: error: invalid partition specified: gpu\n",
+            script.display()
+        )
+    );
+
+    let output = siamese_tui(
+        &dir_path,
+        "/usr/bin:/bin",
+        &["slurm", "tiny.toml", "--partition", "gpu long"],
+    );
+    assert_eq!(
+        text(&output).1,
+        "siamese-tui: --partition `gpu long` cannot go on an #SBATCH line: expected no spaces, quotes, `#` or `\\`\n"
+    );
+}
+
+#[test]
+fn a_finished_grid_has_nothing_to_submit() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_path = dir.path().canonicalize().unwrap();
+    four_cells(&dir_path);
+    let body = TINY.replace("[1, 2, 4]", "[2]");
+    support::experiment_file(&dir_path, "tiny", &body);
+    fs::rename(
+        dir_path.join("runs/tiny/001-margin_2"),
+        dir_path.join("runs/tiny/000-margin_2"),
+    )
+    .unwrap();
+    // No sbatch on PATH: were anything submitted, this would fail.
+    let output = siamese_tui(
+        &dir_path,
+        "/nonexistent",
+        &["slurm", "tiny.toml", "--submit"],
+    );
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stdout.starts_with("every cell of tiny is finished (1 cells); nothing to submit."),
+        "{stdout}"
+    );
+    assert!(!dir_path.join("runs/tiny/slurm").exists());
+}
