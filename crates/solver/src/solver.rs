@@ -428,7 +428,7 @@ impl Solver {
         if let Some(dir) = caffemodel.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| SolverError::Io {
                 path: dir.to_path_buf(),
-                source,
+                error: source,
             })?;
         }
         let model: NetParameter = self.net.to_proto();

@@ -42,7 +42,7 @@ impl DataLayer {
             source.ok_or_else(|| LayerError::config(&name, "data_param.source is missing"))?;
         let reader = BatchReader::open(source, tp.scale()).map_err(|source| LayerError::Data {
             layer: name.clone(),
-            source,
+            error: source,
         })?;
         if reader.is_empty() {
             return Err(LayerError::config(
@@ -112,7 +112,7 @@ impl Layer for DataLayer {
         };
         result.map_err(|source| LayerError::Data {
             layer: self.name.clone(),
-            source,
+            error: source,
         })
     }
 
