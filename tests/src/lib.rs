@@ -18,8 +18,15 @@ pub fn bin(package: &str, name: &str) -> PathBuf {
     static BUILT: OnceLock<std::sync::Mutex<Vec<String>>> = OnceLock::new();
     // target/<profile>/deps/<test binary> -> target/<profile>
     let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
-    let profile = profile_dir.file_name().unwrap().to_string_lossy().into_owned();
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let profile = profile_dir
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     let built = BUILT.get_or_init(Default::default);
     let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
     if !built.iter().any(|b| b == name) {
@@ -33,7 +40,10 @@ pub fn bin(package: &str, name: &str) -> PathBuf {
             cmd.args(["--profile", &profile]);
         }
         let status = cmd.status().expect("running cargo build");
-        assert!(status.success(), "cargo build -p {package} --bin {name} failed");
+        assert!(
+            status.success(),
+            "cargo build -p {package} --bin {name} failed"
+        );
         built.push(name.to_string());
     }
     profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX))

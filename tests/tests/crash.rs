@@ -14,11 +14,19 @@ use siamese_data::Datum;
 use siamese_e2e::siamese;
 use siamese_proto::{NetParameter, SolverState};
 
-const MAX_ITER: u32 = 60;
+/// One training configuration: tower width, snapshot interval, iterations, learning rate.
+#[derive(Clone, Copy)]
+struct Run {
+    width: u32,
+    snapshot: u32,
+    max_iter: u32,
+    base_lr: f32,
+}
 
 /// A siamese pair net in miniature: 2-channel 2×2 records sliced into two towers sharing their
 /// weights by name, a contrastive loss; `ip_width` sets the towers' size (the snapshot size).
-fn setup(dir: &Path, ip_width: u32, snapshot_every: u32) -> PathBuf {
+fn setup(dir: &Path, run: Run) -> PathBuf {
+    let ip_width = run.width;
     let db = dir.join("pairs");
     let records = (0..40u32).map(|i| {
         let px: Vec<u8> = (0..8).map(|j| ((i * 37 + j * 61) % 256) as u8).collect();
@@ -61,9 +69,10 @@ layer {{ name: \"slice\" type: \"Slice\" bottom: \"pair\" top: \"a\" top: \"b\"
     std::fs::write(dir.join("net.prototxt"), net).unwrap();
     std::fs::create_dir_all(dir.join("snaps")).unwrap();
     let solver = format!(
-        "net: \"net.prototxt\"\nbase_lr: 0.05\nmomentum: 0.9\nweight_decay: 0.0005\n\
-         lr_policy: \"inv\"\ngamma: 0.0001\npower: 0.75\ndisplay: 1\nmax_iter: {MAX_ITER}\n\
-         snapshot: {snapshot_every}\nsnapshot_prefix: \"snaps/pairs\"\nrandom_seed: 11\n"
+        "net: \"net.prototxt\"\nbase_lr: {}\nmomentum: 0.9\nweight_decay: 0.0005\n\
+         lr_policy: \"inv\"\ngamma: 0.0001\npower: 0.75\ndisplay: 1\nmax_iter: {}\n\
+         snapshot: {}\nsnapshot_prefix: \"snaps/pairs\"\nrandom_seed: 11\n",
+        run.base_lr, run.max_iter, run.snapshot
     );
     let path = dir.join("solver.prototxt");
     std::fs::write(&path, solver).unwrap();
@@ -89,7 +98,10 @@ fn weights(path: &Path) -> Vec<(String, Vec<u32>)> {
         .layer
         .iter()
         .map(|l| {
-            let bits = l.blobs.iter().flat_map(|b| b.data.iter().map(|v| v.to_bits()));
+            let bits = l
+                .blobs
+                .iter()
+                .flat_map(|b| b.data.iter().map(|v| v.to_bits()));
             (l.name().to_string(), bits.collect())
         })
         .collect()
@@ -115,7 +127,11 @@ fn check_snapshots(dir: &Path) -> (Option<u32>, usize) {
             let iter: u32 = stem.rsplit('_').next().unwrap().parse().unwrap();
             assert_eq!(state.iter(), iter as i32, "{name}");
             let model = dir.join(state.learned_net());
-            assert!(model.is_file(), "{name} names a missing {}", model.display());
+            assert!(
+                model.is_file(),
+                "{name} names a missing {}",
+                model.display()
+            );
             latest = latest.max(Some(iter));
         } else {
             assert!(name.ends_with(".caffemodel"), "unexpected file {name}");
@@ -127,33 +143,41 @@ fn check_snapshots(dir: &Path) -> (Option<u32>, usize) {
     (latest, temporary)
 }
 
-fn final_model(dir: &Path) -> PathBuf {
-    dir.join(format!("snaps/pairs_iter_{MAX_ITER}.caffemodel"))
+fn final_model(dir: &Path, run: Run) -> PathBuf {
+    dir.join(format!("snaps/pairs_iter_{}.caffemodel", run.max_iter))
 }
 
-fn uninterrupted(ip_width: u32, snapshot_every: u32) -> Vec<(String, Vec<u32>)> {
+/// The final weights of a run left alone, and how long it took.
+fn uninterrupted(run: Run) -> (Vec<(String, Vec<u32>)>, Duration) {
     let dir = tempfile::tempdir().unwrap();
-    setup(dir.path(), ip_width, snapshot_every);
+    setup(dir.path(), run);
+    let started = Instant::now();
     let out = train(dir.path(), None).wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    weights(&final_model(dir.path()))
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (weights(&final_model(dir.path(), run)), started.elapsed())
 }
 
 /// Kills training after a random delay from `delays_ms`, resumes from the latest snapshot, and
 /// repeats until a run finishes. Returns the final weights and the temporary files seen.
 fn killed_and_resumed(
-    ip_width: u32,
-    snapshot_every: u32,
+    run: Run,
     seed: u64,
     delays_ms: std::ops::Range<u64>,
 ) -> (Vec<(String, Vec<u32>)>, usize, usize) {
     let dir = tempfile::tempdir().unwrap();
-    setup(dir.path(), ip_width, snapshot_every);
+    setup(dir.path(), run);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (mut kills, mut temporary) = (0, 0);
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        assert!(Instant::now() < deadline, "no run finished after {kills} kills");
+        assert!(
+            Instant::now() < deadline,
+            "no run finished after {kills} kills"
+        );
         let (latest, _) = check_snapshots(dir.path());
         let resume = latest.map(|i| PathBuf::from(format!("snaps/pairs_iter_{i}.solverstate")));
         let mut child = train(dir.path(), resume.as_deref());
@@ -177,27 +201,45 @@ fn killed_and_resumed(
         let (_, temp) = check_snapshots(dir.path());
         temporary = temporary.max(temp);
         if finished {
-            return (weights(&final_model(dir.path())), kills, temporary);
+            return (weights(&final_model(dir.path(), run)), kills, temporary);
         }
     }
 }
 
+/// Kill delays: from a tenth to nine tenths of an uninterrupted run's duration.
+fn delays(whole: Duration) -> std::ops::Range<u64> {
+    let ms = whole.as_millis() as u64;
+    (ms / 10).max(1)..(ms * 9 / 10).max(2)
+}
+
 #[test]
 fn killed_training_resumes_to_the_same_weights() {
-    let expected = uninterrupted(8, 5);
+    let run = Run {
+        width: 8,
+        snapshot: 50,
+        max_iter: 3000,
+        base_lr: 0.02,
+    };
+    let (expected, whole) = uninterrupted(run);
     for seed in [1, 2] {
-        let (got, kills, _) = killed_and_resumed(8, 5, seed, 20..400);
+        let (got, kills, _) = killed_and_resumed(run, seed, delays(whole));
         assert!(kills > 0, "seed {seed}: the run finished before any kill");
         assert_eq!(got, expected, "seed {seed}: {kills} kills");
     }
 }
 
-/// Big snapshots every iteration, so kills often land mid-write: no corrupt file ever lies
-/// under a final name (`check_snapshots` decodes every one after each kill).
+/// Big snapshots every few iterations, so kills often land mid-write: no corrupt file ever
+/// lies under a final name (`check_snapshots` decodes every one after each kill).
 #[test]
 fn kill_during_a_snapshot_never_leaves_a_corrupt_file() {
-    let expected = uninterrupted(3000, 1);
-    let (got, kills, temporary) = killed_and_resumed(3000, 1, 7, 30..300);
+    let run = Run {
+        width: 2000,
+        snapshot: 2,
+        max_iter: 120,
+        base_lr: 0.002,
+    };
+    let (expected, whole) = uninterrupted(run);
+    let (got, kills, temporary) = killed_and_resumed(run, 7, delays(whole));
     assert!(kills > 0, "the run finished before any kill");
     assert_eq!(got, expected, "{kills} kills");
     eprintln!("{kills} kills, at most {temporary} cut snapshot(s) seen as temporary files");

@@ -56,7 +56,10 @@ fn names(dir: &Path) -> Vec<String> {
 /// The one error line of a failed run (`error: ...`), checking it failed with exactly one.
 fn error_line(out: &Output) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "expected a failure; stderr: {stderr}");
+    assert!(
+        !out.status.success(),
+        "expected a failure; stderr: {stderr}"
+    );
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "expected one line: {stderr}");
@@ -80,7 +83,11 @@ fn locked_leveldb_is_read_through_a_private_copy() {
     let _lock = LockHolder::hold(env!("CARGO_BIN_EXE_hold_lock"), &db);
     let before = hashes(&db);
     let out = dump(&db);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
     assert_eq!(DatumDb::open(&db).unwrap().into_records(), records(5));
     assert_eq!(hashes(&db), before, "the locked database was modified");
@@ -101,7 +108,9 @@ fn locked_leveldb_is_never_replaced() {
             db.display()
         )
     );
-    let err = write_datums(&db, records(2), false).unwrap_err().to_string();
+    let err = write_datums(&db, records(2), false)
+        .unwrap_err()
+        .to_string();
     assert!(err.ends_with("already exists, expected a new path (force/--force replaces it)"));
     assert_eq!(DatumDb::open(&db).unwrap().len(), 5);
     assert_eq!(names(dir.path()), ["db"], "no temporary folder left");

@@ -459,9 +459,16 @@ mod tests {
         let err = download(&remote(&body), &[dropping], dir.path(), &quick())
             .unwrap_err()
             .to_string();
-        assert!(err.contains("connection closed after 50000 of 100000 bytes"), "{err}");
+        assert!(
+            err.contains("connection closed after 50000 of 100000 bytes"),
+            "{err}"
+        );
         assert_eq!(std::fs::read(&dest).unwrap(), b"an older download");
-        assert_eq!(names(dir.path()), ["train-labels-idx1-ubyte.gz"], "no .part left");
+        assert_eq!(
+            names(dir.path()),
+            ["train-labels-idx1-ubyte.gz"],
+            "no .part left"
+        );
     }
 
     #[test]
@@ -486,7 +493,10 @@ mod tests {
         };
         let mirror = serve(vec![
             (PATH, Reply::Body(body.clone())),
-            ("/t10k-labels-idx1-ubyte.gz", Reply::DropHalfway(b"other".to_vec())),
+            (
+                "/t10k-labels-idx1-ubyte.gz",
+                Reply::DropHalfway(b"other".to_vec()),
+            ),
         ]);
         let dir = tempfile::tempdir().unwrap();
         let mirrors = [mirror];
@@ -543,7 +553,9 @@ mod tests {
 
     impl Drop for SmallDisk {
         fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(self.0.path()).status();
+            let _ = std::process::Command::new("umount")
+                .arg(self.0.path())
+                .status();
         }
     }
 

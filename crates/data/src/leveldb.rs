@@ -129,7 +129,11 @@ fn is_locked(path: &Path) -> bool {
     if !lock.is_file() {
         return false;
     }
-    let Ok(file) = std::fs::OpenOptions::new().read(true).write(true).open(&lock) else {
+    let Ok(file) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&lock)
+    else {
         return false;
     };
     if let Err(std::fs::TryLockError::WouldBlock) = file.try_lock() {

@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use prost::Message;
 use proptest::prelude::*;
+use prost::Message;
 use siamese_data::batches::BatchReader;
 use siamese_data::leveldb::DatumDb;
 use siamese_data::{Datum, record_key};
@@ -105,7 +105,8 @@ fn good_records_give_batches() {
         ..Default::default()
     };
     let raw = [0, 1].map(|i| (record_key(i as usize).into_bytes(), good(i).encode_to_vec()));
-    let mut reader = BatchReader::from_db(DatumDb::from_raw(Path::new("db"), raw).unwrap(), 0.5).unwrap();
+    let mut reader =
+        BatchReader::from_db(DatumDb::from_raw(Path::new("db"), raw).unwrap(), 0.5).unwrap();
     let (mut data, mut labels) = ([0f32; 8], [0f32; 2]);
     reader.next_batch(&mut data, &mut labels).unwrap();
     assert_eq!(labels, [0.0, 1.0]);

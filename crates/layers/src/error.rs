@@ -26,10 +26,7 @@ pub enum LayerError {
     Net(#[from] siamese_net::NetError),
     /// Reading or writing a file.
     #[error("{path}: {error}")]
-    Io {
-        path: String,
-        error: std::io::Error,
-    },
+    Io { path: String, error: std::io::Error },
 }
 
 impl LayerError {

@@ -5,8 +5,8 @@
 use std::cell::RefCell;
 use std::path::Path;
 
-use prost::Message;
 use proptest::prelude::*;
+use prost::Message;
 use siamese_layers::Net;
 use siamese_net::{NetSpec, load_net};
 use siamese_proto::{BlobProto, BlobShape, LayerParameter, NetParameter, Phase, V1LayerParameter};

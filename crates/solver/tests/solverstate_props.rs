@@ -52,7 +52,10 @@ fn fixture() -> Fixture {
     let param = siamese_net::parse::parse_solver_text(&solver_text, "s.prototxt").unwrap();
     let mut solver = Solver::new(param, None).unwrap();
     solver.solve(&mut |_| {}).unwrap();
-    let state = solver.last_snapshot().expect("a final snapshot").to_path_buf();
+    let state = solver
+        .last_snapshot()
+        .expect("a final snapshot")
+        .to_path_buf();
     let good = (
         std::fs::read(&state).unwrap(),
         state.with_extension("caffemodel"),
@@ -92,9 +95,14 @@ fn good() -> (Vec<u8>, PathBuf) {
 
 fn history() -> impl Strategy<Value = Vec<BlobProto>> {
     // The net has 4 parameters of 8, 2, 2 and 1 values: right counts are likely.
-    let blob = (prop_oneof![Just(8usize), Just(2), Just(1), 0usize..10], any::<bool>())
+    let blob = (
+        prop_oneof![Just(8usize), Just(2), Just(1), 0usize..10],
+        any::<bool>(),
+    )
         .prop_map(|(n, double)| BlobProto {
-            shape: Some(BlobShape { dim: vec![n as i64] }),
+            shape: Some(BlobShape {
+                dim: vec![n as i64],
+            }),
             data: if double { vec![] } else { vec![0.1; n] },
             double_data: if double { vec![0.1; n] } else { vec![] },
             ..Default::default()

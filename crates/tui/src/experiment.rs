@@ -491,7 +491,9 @@ impl Checker<'_> {
         };
         let cells = axes
             .iter()
-            .try_fold(u64::from(repeats), |n, a| n.checked_mul(a.values.len() as u64))
+            .try_fold(u64::from(repeats), |n, a| {
+                n.checked_mul(a.values.len() as u64)
+            })
             .filter(|&n| n <= MAX_CELLS);
         if cells.is_none() {
             let sizes: Vec<String> = axes
