@@ -47,8 +47,11 @@ enum Failure {
     Status(String),
     /// The host name does not resolve (no network, or a wrong mirror): no retry either.
     Unresolved(String),
-    /// No usable answer (refused, reset, timeout, closed early): worth a retry.
+    /// No usable answer (refused, reset, timeout): worth a retry.
     Network(String),
+    /// The server answered but the body was cut short: worth a retry, and proof the network
+    /// works (so no "no network?" hint).
+    Cut(String),
     /// The local file could not be written: no mirror can fix that.
     Local(anyhow::Error),
 }
@@ -94,8 +97,12 @@ pub fn download(
                     break msg;
                 }
                 Err(Failure::Unresolved(msg)) => break msg,
+                Err(Failure::Cut(msg)) if attempts > opts.retries => {
+                    any_answer = true;
+                    break msg;
+                }
                 Err(Failure::Network(msg)) if attempts > opts.retries => break msg,
-                Err(Failure::Network(_)) => {}
+                Err(Failure::Network(_) | Failure::Cut(_)) => {}
                 Err(Failure::Local(e)) => {
                     let _ = std::fs::remove_file(&part);
                     return Err(e);
@@ -162,7 +169,7 @@ fn fetch(url: &str, part: &Path, opts: &FetchOptions) -> Result<String, Failure>
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 bar.abandon();
-                return Err(Failure::Network(format!("after {received} bytes: {e}")));
+                return Err(Failure::Cut(format!("after {received} bytes: {e}")));
             }
         };
         hasher.update(&buf[..n]);
@@ -173,7 +180,7 @@ fn fetch(url: &str, part: &Path, opts: &FetchOptions) -> Result<String, Failure>
     out.flush().map_err(local)?;
     bar.finish_and_clear();
     if let Some(len) = expected_len.filter(|&len| len != received) {
-        return Err(Failure::Network(format!(
+        return Err(Failure::Cut(format!(
             "connection closed after {received} of {len} bytes"
         )));
     }
@@ -460,7 +467,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("connection closed after 50000 of 100000 bytes"),
+            err.contains(": after 50000 bytes: ") && !err.contains("no network"),
             "{err}"
         );
         assert_eq!(std::fs::read(&dest).unwrap(), b"an older download");
