@@ -10,10 +10,16 @@ use siamese_layers::Net;
 use siamese_proto::{NetParameter, Phase};
 
 fn deploy_net() -> Net {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../experiments/siamese/mnist_siamese.prototxt");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../experiments/siamese/mnist_siamese.prototxt"
+    );
     let mut param = siamese_net::load_net(std::path::Path::new(path)).expect("deploy net parses");
     // One digit instead of 10,000: the weights are the same, the blobs small.
-    let input = param.layer[0].input_param.as_mut().expect("Input layer first");
+    let input = param.layer[0]
+        .input_param
+        .as_mut()
+        .expect("Input layer first");
     input.shape[0].dim[0] = 1;
     let spec = siamese_net::NetSpec::build(&param, Phase::Test, None).expect("deploy net builds");
     Net::new(&spec, 1).expect("deploy net constructs")

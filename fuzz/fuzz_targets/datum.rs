@@ -31,6 +31,8 @@ fuzz_target!(|data: &[u8]| {
     for batch in [1, 3] {
         let mut values = vec![0f32; batch * size];
         let mut labels = vec![0f32; batch];
-        reader.next_batch(&mut values, &mut labels).expect("buffers fit the batch");
+        reader
+            .next_batch(&mut values, &mut labels)
+            .expect("buffers fit the batch");
     }
 });

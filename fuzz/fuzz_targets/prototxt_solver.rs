@@ -9,6 +9,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if let Ok(solver) = siamese_net::parse::parse_solver_text(text, "fuzz_solver.prototxt") {
-        let _ = siamese_net::resolve_solver_paths(&solver, std::path::Path::new("fuzz_solver.prototxt"));
+        let _ = siamese_net::resolve_solver_paths(
+            &solver,
+            std::path::Path::new("fuzz_solver.prototxt"),
+        );
     }
 });

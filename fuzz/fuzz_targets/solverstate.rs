@@ -15,12 +15,23 @@ use siamese_solver::snapshot::{history_from_state, learned_net_path};
 fn counts() -> &'static [usize] {
     static COUNTS: OnceLock<Vec<usize>> = OnceLock::new();
     COUNTS.get_or_init(|| {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../experiments/siamese/mnist_siamese.prototxt");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../experiments/siamese/mnist_siamese.prototxt"
+        );
         let mut param = siamese_net::load_net(Path::new(path)).expect("deploy net parses");
-        param.layer[0].input_param.as_mut().expect("Input layer").shape[0].dim[0] = 1;
+        param.layer[0]
+            .input_param
+            .as_mut()
+            .expect("Input layer")
+            .shape[0]
+            .dim[0] = 1;
         let spec = siamese_net::NetSpec::build(&param, Phase::Test, None).expect("builds");
         let net = siamese_layers::Net::new(&spec, 1).expect("constructs");
-        net.learnable_params().iter().map(|p| p.blob.count()).collect()
+        net.learnable_params()
+            .iter()
+            .map(|p| p.blob.count())
+            .collect()
     })
 }
 
