@@ -44,6 +44,6 @@ pub fn load_solver(path: &Path) -> Result<SolverParameter, NetError> {
 fn read(path: &Path) -> Result<String, NetError> {
     std::fs::read_to_string(path).map_err(|source| NetError::Io {
         path: path.to_path_buf(),
-        source,
+        error: source,
     })
 }

@@ -50,7 +50,7 @@ impl DataLayer {
         }
         let reader = BatchReader::open(source, tp.scale()).map_err(|source| LayerError::Data {
             layer: name.clone(),
-            source,
+            error: source,
         })?;
         if reader.is_empty() {
             return Err(LayerError::config(
@@ -120,7 +120,7 @@ impl Layer for DataLayer {
         };
         result.map_err(|source| LayerError::Data {
             layer: self.name.clone(),
-            source,
+            error: source,
         })
     }
 
