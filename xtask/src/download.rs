@@ -47,8 +47,11 @@ enum Failure {
     Status(String),
     /// The host name does not resolve (no network, or a wrong mirror): no retry either.
     Unresolved(String),
-    /// No usable answer (refused, reset, timeout, closed early): worth a retry.
+    /// No usable answer (refused, reset, timeout): worth a retry.
     Network(String),
+    /// The server answered but the body was cut short: worth a retry, and proof the network
+    /// works (so no "no network?" hint).
+    Cut(String),
     /// The local file could not be written: no mirror can fix that.
     Local(anyhow::Error),
 }
@@ -94,8 +97,12 @@ pub fn download(
                     break msg;
                 }
                 Err(Failure::Unresolved(msg)) => break msg,
+                Err(Failure::Cut(msg)) if attempts > opts.retries => {
+                    any_answer = true;
+                    break msg;
+                }
                 Err(Failure::Network(msg)) if attempts > opts.retries => break msg,
-                Err(Failure::Network(_)) => {}
+                Err(Failure::Network(_) | Failure::Cut(_)) => {}
                 Err(Failure::Local(e)) => {
                     let _ = std::fs::remove_file(&part);
                     return Err(e);
@@ -162,7 +169,7 @@ fn fetch(url: &str, part: &Path, opts: &FetchOptions) -> Result<String, Failure>
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 bar.abandon();
-                return Err(Failure::Network(format!("after {received} bytes: {e}")));
+                return Err(Failure::Cut(format!("after {received} bytes: {e}")));
             }
         };
         hasher.update(&buf[..n]);
@@ -173,7 +180,7 @@ fn fetch(url: &str, part: &Path, opts: &FetchOptions) -> Result<String, Failure>
     out.flush().map_err(local)?;
     bar.finish_and_clear();
     if let Some(len) = expected_len.filter(|&len| len != received) {
-        return Err(Failure::Network(format!(
+        return Err(Failure::Cut(format!(
             "connection closed after {received} of {len} bytes"
         )));
     }
@@ -225,6 +232,9 @@ mod tests {
         Body(Vec<u8>),
         /// 200 announcing the body's full length, then closing after half of it.
         DropHalfway(Vec<u8>),
+        /// 200 with no Content-Length (the body ends when the connection closes), closing
+        /// after half of it.
+        CutUnannounced(Vec<u8>),
     }
 
     /// A minimal HTTP/1.1 server on 127.0.0.1 for `routes` (anything else: 404). It answers
@@ -276,6 +286,10 @@ mod tests {
             }
             Some(Reply::DropHalfway(body)) => {
                 let _ = stream.write_all(head(body.len()).as_bytes());
+                let _ = stream.write_all(&body[..body.len() / 2]);
+            }
+            Some(Reply::CutUnannounced(body)) => {
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
                 let _ = stream.write_all(&body[..body.len() / 2]);
             }
             None => {
@@ -439,5 +453,137 @@ mod tests {
         assert!(err.contains("--from DIR"), "{err}");
         assert!(err.contains("data/mnist-sample"), "{err}");
         assert!(names(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn cut_off_download_keeps_the_file_already_there() {
+        let body = payload();
+        let dir = tempfile::tempdir().unwrap();
+        // An older file under the final name (another version: wrong checksum).
+        let dest = dir.path().join("train-labels-idx1-ubyte.gz");
+        std::fs::write(&dest, b"an older download").unwrap();
+        let dropping = serve(vec![(PATH, Reply::DropHalfway(body.clone()))]);
+        let err = download(&remote(&body), &[dropping], dir.path(), &quick())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(": after 50000 bytes: ") && !err.contains("no network"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&dest).unwrap(), b"an older download");
+        assert_eq!(
+            names(dir.path()),
+            ["train-labels-idx1-ubyte.gz"],
+            "no .part left"
+        );
+    }
+
+    #[test]
+    fn cut_off_download_without_length_fails_its_checksum() {
+        let body = payload();
+        let cut = serve(vec![(PATH, Reply::CutUnannounced(body.clone()))]);
+        let dir = tempfile::tempdir().unwrap();
+        let err = download(&remote(&body), &[cut], dir.path(), &quick())
+            .unwrap_err()
+            .to_string();
+        let half = hex::encode(Sha256::digest(&body[..body.len() / 2]));
+        assert!(err.contains(&format!("SHA-256 {half}, expected")), "{err}");
+        assert!(names(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn files_already_downloaded_survive_a_later_cut() {
+        let body = payload();
+        let other = RemoteFile {
+            name: "t10k-labels-idx1-ubyte.gz".into(),
+            sha256: hex::encode(Sha256::digest(b"other")),
+        };
+        let mirror = serve(vec![
+            (PATH, Reply::Body(body.clone())),
+            (
+                "/t10k-labels-idx1-ubyte.gz",
+                Reply::DropHalfway(b"other".to_vec()),
+            ),
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        let mirrors = [mirror];
+        download(&remote(&body), &mirrors, dir.path(), &quick()).unwrap();
+        download(&other, &mirrors, dir.path(), &quick()).unwrap_err();
+        assert_eq!(names(dir.path()), ["train-labels-idx1-ubyte.gz"]);
+        assert_eq!(
+            std::fs::read(dir.path().join("train-labels-idx1-ubyte.gz")).unwrap(),
+            body
+        );
+    }
+
+    /// An output folder that cannot take files (its path runs through a regular file, which
+    /// fails even for root, unlike chmod 0555): a clear error naming the `.part` file, no retry.
+    #[test]
+    fn unwritable_folder_names_the_part_file() {
+        let body = payload();
+        let mirror = serve(vec![(PATH, Reply::Body(body.clone()))]);
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("file");
+        std::fs::write(&blocker, b"x").unwrap();
+        let out = blocker.join("mnist");
+        let err = download(&remote(&body), &[mirror], &out, &quick())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{}: Not a directory (os error 20)",
+                out.join("train-labels-idx1-ubyte.gz.part").display()
+            )
+        );
+    }
+
+    /// A tmpfs of `kib` KiB, unmounted on drop: a disk that really fills up (ENOSPC).
+    struct SmallDisk(tempfile::TempDir);
+
+    impl SmallDisk {
+        /// `None`, with the reason printed, where this process may not mount (not root).
+        fn mount(kib: usize) -> Option<SmallDisk> {
+            let dir = tempfile::tempdir().unwrap();
+            let status = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
+                .arg(dir.path())
+                .stderr(std::process::Stdio::null())
+                .status();
+            if !status.is_ok_and(|s| s.success()) {
+                eprintln!("skipped: cannot mount a small tmpfs here (needs root)");
+                return None;
+            }
+            Some(SmallDisk(dir))
+        }
+    }
+
+    impl Drop for SmallDisk {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg(self.0.path())
+                .status();
+        }
+    }
+
+    #[test]
+    fn full_disk_is_a_clear_error_leaving_no_part_file() {
+        let Some(disk) = SmallDisk::mount(64) else {
+            return;
+        };
+        let body = payload(); // 100,000 bytes: more than the disk holds
+        let mirror = serve(vec![(PATH, Reply::Body(body.clone()))]);
+        let kept = disk.0.path().join("kept");
+        std::fs::write(&kept, b"written before").unwrap();
+        let err = download(&remote(&body), &[mirror], disk.0.path(), &quick())
+            .unwrap_err()
+            .to_string();
+        let part = disk.0.path().join("train-labels-idx1-ubyte.gz.part");
+        assert_eq!(
+            err,
+            format!("{}: No space left on device (os error 28)", part.display())
+        );
+        assert_eq!(names(disk.0.path()), ["kept"]);
+        assert_eq!(std::fs::read(&kept).unwrap(), b"written before");
     }
 }

@@ -52,13 +52,13 @@ enum Command {
     Plot(plot::PlotArgs),
 }
 
-/// Errors print on one line (`{:#}` joins the causes), followed by the offending prototxt
+/// Errors print on one line (the causes joined by `: `), followed by the offending prototxt
 /// line with a caret when there is one, and exit with status 1.
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             if let Some(excerpt) = e
                 .downcast_ref::<siamese_net::NetError>()
                 .and_then(|n| n.excerpt())
@@ -68,6 +68,22 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes joined by `: `, skipping a cause whose text the message before it
+/// already ends with (library errors often print their source themselves).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.is_empty() {
+            line = text;
+        } else if !line.ends_with(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -81,5 +97,40 @@ fn run(cli: Cli) -> Result<()> {
         Command::Time(args) => time::run(&args),
         Command::Eval(args) => eval::run(&args),
         Command::Plot(args) => plot::run(&args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    /// An error that prints its source and also reports it as its source.
+    #[derive(Debug)]
+    struct Repeats {
+        source: std::io::Error,
+    }
+
+    impl std::fmt::Display for Repeats {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "layer \"data\": {}", self.source)
+        }
+    }
+
+    impl std::error::Error for Repeats {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.source)
+        }
+    }
+
+    #[test]
+    fn causes_join_once() {
+        let io = || std::io::Error::other("db: no such folder");
+        let repeated = anyhow::Error::new(Repeats { source: io() }).context("solver.prototxt");
+        assert_eq!(
+            one_line(&repeated),
+            "solver.prototxt: layer \"data\": db: no such folder"
+        );
+        let plain = anyhow::Error::new(io()).context("cannot open");
+        assert_eq!(one_line(&plain), "cannot open: db: no such folder");
     }
 }

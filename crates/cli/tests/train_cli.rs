@@ -140,3 +140,78 @@ fn sigint_snapshots_and_stops() {
         "{rest:?}"
     );
 }
+
+/// `(iteration, loss)` of each `Iteration N (…), loss = X` or `Iteration N, loss = X` line of a
+/// Caffe training log (glog prefixes allowed): the lines to compare against a reference log
+/// from real Caffe on the same data.
+fn caffe_log_losses(log: &str) -> Vec<(i32, f32)> {
+    log.lines()
+        .filter_map(|line| {
+            let rest = &line[line.find("Iteration ")? + "Iteration ".len()..];
+            let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+            let iter = rest[..digits].parse().ok()?;
+            let (head, loss) = rest.split_once("loss = ")?;
+            // `Iteration N, lr = …` and test lines carry no training loss.
+            if head.contains("Testing") || head.contains("net output") {
+                return None;
+            }
+            Some((iter, loss.split(' ').next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn caffe_log_lines_parse() {
+    let log = "I0912 10:19:58.1 1 solver.cpp:228] Iteration 100, loss = 0.0456\n\
+               I0912 10:19:58.1 1 solver.cpp:244]     Train net output #0: loss = 0.0456 (* 1 = 0.0456 loss)\n\
+               I0912 10:19:58.1 1 sgd_solver.cpp:106] Iteration 100, lr = 0.00992565\n\
+               I0912 10:19:58.1 1 solver.cpp:337] Iteration 500, Testing net (#0)\n\
+               Iteration 200 (12.3 iter/s, 8.13s/100 iters), loss = 1.5e-05\n";
+    assert_eq!(caffe_log_losses(log), [(100, 0.0456), (200, 1.5e-5)]);
+}
+
+/// The CSV log without its elapsed_s column.
+fn csv_without_time(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+        .collect()
+}
+
+#[test]
+fn two_runs_with_a_seed_log_identical_losses() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path(), 12);
+    let train = |csv: &str| {
+        let out = siamese()
+            .current_dir(dir.path())
+            .args(["train", "--solver", "solver.prototxt", "--log-csv", csv])
+            .args(["--threads", "2"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{stdout}");
+        stdout
+    };
+    let (first, second) = (train("a.csv"), train("b.csv"));
+    let a = csv_without_time(&dir.path().join("a.csv"));
+    assert_eq!(a, csv_without_time(&dir.path().join("b.csv")));
+    assert_eq!(caffe_log_losses(&first), caffe_log_losses(&second));
+    // The log lines carry the CSV's training losses (to the six digits they print).
+    let logged = caffe_log_losses(&first);
+    let csv_train: Vec<(i32, f32)> = a
+        .iter()
+        .skip(1)
+        .filter_map(|row| {
+            let cols: Vec<&str> = row.split(',').collect();
+            Some((cols[0].parse().ok()?, cols[2].parse().ok()?))
+        })
+        .collect();
+    assert_eq!(logged.len(), 7, "{first}");
+    assert_eq!(logged.len(), csv_train.len(), "{a:?}");
+    for ((i, x), (j, y)) in logged.iter().zip(&csv_train) {
+        assert_eq!(i, j);
+        assert!((x - y).abs() <= 1e-5 * y.abs(), "iteration {i}: {x} vs {y}");
+    }
+}

@@ -23,9 +23,17 @@ impl BatchReader {
     /// Loads every record of the database at `path` (read-only); `scale` multiplies each byte
     /// (Caffe's `transform_param { scale: 0.00390625 }` maps 0..=255 to [0, 1)).
     pub fn open(path: &Path, scale: f32) -> Result<BatchReader, DataError> {
-        let db = DatumDb::open(path)?;
-        let first = db.first()?;
-        let shape = datum_shape(path, "(first)", &first)?;
+        BatchReader::from_db(DatumDb::open(path)?, scale)
+    }
+
+    /// Checks the records of `db` (raw pixel bytes, one shape for all) and holds them as a
+    /// reader; errors name `db.path()`.
+    pub fn from_db(db: DatumDb, scale: f32) -> Result<BatchReader, DataError> {
+        let path = db.path();
+        let (first_key, first) = db.iter().next().ok_or_else(|| DataError::Empty {
+            path: path.to_path_buf(),
+        })?;
+        let shape = datum_shape(path, first_key, first)?;
         let size = shape.iter().product::<usize>();
         let mut bytes = Vec::with_capacity(db.len() * size);
         let mut labels = Vec::with_capacity(db.len());
@@ -43,7 +51,7 @@ impl BatchReader {
             labels.push(datum.label() as f32);
         }
         Ok(BatchReader {
-            path: path.into(),
+            path: path.to_path_buf(),
             shape,
             scale,
             bytes,
@@ -131,8 +139,9 @@ fn datum_shape(path: &Path, key: &str, datum: &Datum) -> Result<[usize; 3], Data
         ));
     }
     let shape = dims.map(|d| d as usize);
-    let size = shape.iter().product::<usize>();
-    if datum.data().len() != size {
+    // Three positive i32s multiply to at most 2^93: exact in u128, not always in usize.
+    let size: u128 = dims.iter().map(|&d| d as u128).product();
+    if datum.data().len() as u128 != size {
         let what = if datum.data().is_empty() && !datum.float_data.is_empty() {
             "float_data only (not supported)".to_string()
         } else {
@@ -239,5 +248,26 @@ mod tests {
         write_datums(&path, [], false).unwrap();
         let err = BatchReader::open(&path, 1.0).unwrap_err();
         assert!(matches!(err, DataError::Empty { .. }), "{err}");
+    }
+
+    /// Dimensions whose product overflows usize used to panic (an overflow) instead of being
+    /// reported as a record that does not match its data.
+    #[test]
+    fn huge_dimensions_are_an_error_not_an_overflow() {
+        use prost::Message;
+        let huge = Datum {
+            channels: Some(i32::MAX),
+            height: Some(i32::MAX),
+            width: Some(i32::MAX),
+            data: Some(vec![1, 2, 3]),
+            ..Default::default()
+        };
+        let raw = [(b"00000000".to_vec(), huge.encode_to_vec())];
+        let db = DatumDb::from_raw(Path::new("db"), raw).unwrap();
+        let err = BatchReader::from_db(db, 1.0).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "db: record \"00000000\": 3 data bytes, expected 9903520300447984150353281023 bytes (c x h x w)"
+        );
     }
 }

@@ -102,6 +102,13 @@ pub fn write_datums(
         .map_err(|reason| db_error(path, reason))?
         .map_err(|reason| db_error(path, reason))?;
     if path.exists() {
+        if is_locked(path) {
+            return Err(db_error(
+                path,
+                "locked by another process (a running Caffe or LevelDB program?), expected a \
+                 database no one has open; it was not replaced",
+            ));
+        }
         let removed = if path.is_dir() {
             std::fs::remove_dir_all(path)
         } else {
@@ -113,6 +120,44 @@ pub fn write_datums(
     // The folder now lives at `path`; keep TempDir from deleting it.
     let _ = tmp.keep();
     Ok(count)
+}
+
+/// Whether another process holds the LevelDB lock of the database folder `path`: an fcntl
+/// lock on `LOCK` (C++ LevelDB, so Caffe) or a flock (rusty-leveldb). Only tried, never kept.
+fn is_locked(path: &Path) -> bool {
+    let lock = path.join("LOCK");
+    if !lock.is_file() {
+        return false;
+    }
+    let Ok(file) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&lock)
+    else {
+        return false;
+    };
+    if let Err(std::fs::TryLockError::WouldBlock) = file.try_lock() {
+        return true;
+    }
+    let _ = file.unlock();
+    fcntl_locked(&file)
+}
+
+#[cfg(unix)]
+fn fcntl_locked(file: &std::fs::File) -> bool {
+    use rustix::fs::{FlockOperation, fcntl_lock};
+    match fcntl_lock(file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {
+            let _ = fcntl_lock(file, FlockOperation::NonBlockingUnlock);
+            false
+        }
+        Err(e) => e == rustix::io::Errno::AGAIN || e == rustix::io::Errno::ACCESS,
+    }
+}
+
+#[cfg(not(unix))]
+fn fcntl_locked(_: &std::fs::File) -> bool {
+    false
 }
 
 /// Puts every record into a fresh database in `dir` and flushes it to tables.
@@ -154,7 +199,15 @@ impl DatumDb {
     /// (it reads a private copy). Corruption, undecodable records and panics inside
     /// rusty-leveldb all become a [`DataError`].
     pub fn open(path: &Path) -> Result<DatumDb, DataError> {
-        let raw = read_raw(path)?;
+        DatumDb::from_raw(path, read_raw(path)?)
+    }
+
+    /// Decodes `(key, value)` pairs as a LevelDB iterator returns them (key order) into
+    /// Datums; `path` names the database in errors. [`DatumDb::open`] reads the pairs from disk.
+    pub fn from_raw(
+        path: &Path,
+        raw: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
+    ) -> Result<DatumDb, DataError> {
         let records = raw
             .into_iter()
             .map(|(key, value)| {

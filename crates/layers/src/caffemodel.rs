@@ -80,7 +80,7 @@ pub fn copy_proto_into(p: &BlobProto, blob: &mut Blob, what: &str) -> Result<(),
 pub fn read_net_parameter(path: &Path) -> Result<NetParameter, LayerError> {
     let bytes = std::fs::read(path).map_err(|source| LayerError::Io {
         path: path.display().to_string(),
-        source,
+        error: source,
     })?;
     NetParameter::decode(bytes.as_slice()).map_err(|e| LayerError::Weights {
         path: path.display().to_string(),
@@ -92,7 +92,7 @@ pub fn read_net_parameter(path: &Path) -> Result<NetParameter, LayerError> {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LayerError> {
     let io = |source| LayerError::Io {
         path: path.display().to_string(),
-        source,
+        error: source,
     };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,

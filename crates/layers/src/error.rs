@@ -14,22 +14,19 @@ pub enum LayerError {
     #[error("{path}: {message}")]
     Weights { path: String, message: String },
     /// A Data layer's database could not be read.
-    #[error("layer \"{layer}\": {source}")]
+    /// (Causes are part of the one-line messages here, not a separate `source()`, so a binary
+    /// printing the error chain does not repeat them.)
+    #[error("layer \"{layer}\": {error}")]
     Data {
         layer: String,
-        #[source]
-        source: siamese_data::DataError,
+        error: siamese_data::DataError,
     },
     /// The net definition (or a V1 weights file) could not be turned into a net.
     #[error(transparent)]
     Net(#[from] siamese_net::NetError),
     /// Reading or writing a file.
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{path}: {error}")]
+    Io { path: String, error: std::io::Error },
 }
 
 impl LayerError {

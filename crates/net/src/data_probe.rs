@@ -8,8 +8,20 @@ use std::path::Path;
 
 use siamese_data::leveldb::DatumDb;
 
+/// Why an LMDB source cannot be read, and what to do about it (Caffe's LeNet files name LMDB
+/// sources; siamese reads LevelDB only).
+pub const LMDB_UNSUPPORTED: &str = "LMDB is not supported, convert with `cargo xtask create-mnist-db` (LevelDB) and set backend: LEVELDB";
+
+/// Whether `path` is an LMDB environment folder (it holds LMDB's `data.mdb`).
+pub fn is_lmdb_folder(path: &Path) -> bool {
+    path.join("data.mdb").is_file()
+}
+
 /// `[channels, height, width]` of the first Datum in the LevelDB at `path`.
 pub fn probe_datum_shape(path: &Path) -> Result<[usize; 3], String> {
+    if is_lmdb_folder(path) {
+        return Err(LMDB_UNSUPPORTED.to_string());
+    }
     if !path.is_dir() {
         return Err(if path.exists() {
             "not a LevelDB folder".to_string()
@@ -77,5 +89,9 @@ mod tests {
         write_db(&db, vec![]);
         let err = probe_datum_shape(&db).unwrap_err();
         assert!(err.contains("no records"), "{err}");
+        let lmdb = dir.path().join("mnist_train_lmdb");
+        std::fs::create_dir(&lmdb).unwrap();
+        std::fs::write(lmdb.join("data.mdb"), b"").unwrap();
+        assert_eq!(probe_datum_shape(&lmdb), Err(LMDB_UNSUPPORTED.into()));
     }
 }

@@ -7,11 +7,12 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
     /// The file could not be read.
-    #[error("{}: {source}", path.display())]
+    /// (The cause is part of the one-line message, not a separate `source()`, so a binary
+    /// printing the error chain does not repeat it.)
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The text is not valid protobuf text format for the expected message (syntax error,
     /// unknown field, unknown enum value, value out of range...).

@@ -24,7 +24,7 @@ use std::path::Path;
 
 use siamese_proto::{NetParameter, SolverParameter};
 
-pub use data_probe::probe_datum_shape;
+pub use data_probe::{LMDB_UNSUPPORTED, is_lmdb_folder, probe_datum_shape};
 pub use error::NetError;
 pub use paths::{SolverPaths, resolve_in, resolve_path, resolve_solver_paths};
 pub use shape::SUPPORTED_TYPES;
@@ -44,6 +44,6 @@ pub fn load_solver(path: &Path) -> Result<SolverParameter, NetError> {
 fn read(path: &Path) -> Result<String, NetError> {
     std::fs::read_to_string(path).map_err(|source| NetError::Io {
         path: path.to_path_buf(),
-        source,
+        error: source,
     })
 }

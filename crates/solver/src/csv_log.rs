@@ -30,7 +30,7 @@ impl CsvLog<BufWriter<File>> {
     pub fn create(path: &Path) -> Result<Self, SolverError> {
         let file = File::create(path).map_err(|source| SolverError::Io {
             path: path.to_path_buf(),
-            source,
+            error: source,
         })?;
         CsvLog::new(BufWriter::new(file), path)
     }
@@ -73,7 +73,7 @@ impl<W: Write> CsvLog<W> {
         self.flush_pending()?;
         self.out.flush().map_err(|source| SolverError::Io {
             path: self.path.clone(),
-            source,
+            error: source,
         })
     }
 
@@ -106,7 +106,7 @@ impl<W: Write> CsvLog<W> {
     fn write_record<S: AsRef<[u8]>>(&mut self, record: &[S]) -> Result<(), SolverError> {
         self.out.write_record(record).map_err(|e| SolverError::Io {
             path: self.path.clone(),
-            source: std::io::Error::other(e),
+            error: std::io::Error::other(e),
         })
     }
 }

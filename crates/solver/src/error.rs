@@ -10,10 +10,12 @@ pub enum SolverError {
     #[error("{message}")]
     Setting { message: String },
     /// A file that could not be read or written.
-    #[error("{}: {source}", path.display())]
+    /// (The cause is part of the one-line message, not a separate `source()`, so a binary
+    /// printing the error chain does not repeat it.)
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A file whose content is not what was expected.
     #[error("{}: {message}", path.display())]

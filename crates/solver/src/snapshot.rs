@@ -19,7 +19,7 @@ pub fn snapshot_path(prefix: &str, iter: i32, extension: &str) -> PathBuf {
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), SolverError> {
     let io = |source| SolverError::Io {
         path: path.to_path_buf(),
-        source,
+        error: source,
     };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -70,7 +70,7 @@ pub fn write_solver_state(path: &Path, state: &SolverState) -> Result<(), Solver
 pub fn read_solver_state(path: &Path) -> Result<SolverState, SolverError> {
     let bytes = fs::read(path).map_err(|source| SolverError::Io {
         path: path.to_path_buf(),
-        source,
+        error: source,
     })?;
     SolverState::decode(bytes.as_slice()).map_err(|e| SolverError::Format {
         path: path.to_path_buf(),

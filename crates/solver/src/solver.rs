@@ -224,6 +224,16 @@ impl Solver {
         let state = snapshot::read_solver_state(solverstate)?;
         let counts: Vec<usize> = self.history.iter().map(Vec::len).collect();
         let history = snapshot::history_from_state(solverstate, &state, &counts)?;
+        if state.iter() < 0 || state.current_step() < 0 {
+            return Err(SolverError::Format {
+                path: solverstate.to_path_buf(),
+                message: format!(
+                    "iter {} and current_step {}, expected counts of at least 0",
+                    state.iter(),
+                    state.current_step()
+                ),
+            });
+        }
         if let Some(learned) = state.learned_net.as_deref() {
             let model = snapshot::learned_net_path(solverstate, learned);
             self.net.load_caffemodel(&model).map_err(layer_error)?;
@@ -281,7 +291,7 @@ impl Solver {
         iters: i32,
         on_event: &mut dyn FnMut(&SolverEvent),
     ) -> Result<(), SolverError> {
-        let stop_iter = self.iter + iters.max(0);
+        let stop_iter = self.iter.saturating_add(iters.max(0));
         self.smoothed = SmoothedLoss::new(self.param.average_loss(), self.iter);
         self.stop_requested = false;
         while self.iter < stop_iter {
@@ -418,7 +428,7 @@ impl Solver {
         if let Some(dir) = caffemodel.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| SolverError::Io {
                 path: dir.to_path_buf(),
-                source,
+                error: source,
             })?;
         }
         let model: NetParameter = self.net.to_proto();
@@ -460,34 +470,45 @@ impl Solver {
     /// net has read `iter × iter_size` batches, each test net `test_iter` batches per test run
     /// before `iter`.
     fn position_data(&mut self) -> Result<(), SolverError> {
-        let train_batches = self.iter as usize * self.param.iter_size().max(1) as usize;
+        // A restored iteration can be anything up to i32::MAX: count in u64, check products.
+        let train_batches = self.iter.max(0) as u64 * self.param.iter_size().max(1) as u64;
         set_positions(&mut self.net, &self.spec, train_batches)?;
         let interval = self.param.test_interval();
         let tests_before = if interval > 0 {
-            let at_multiples = (self.iter + interval - 1) / interval; // k·interval < iter
-            let skipped_zero = i32::from(self.iter > 0 && !self.param.test_initialization());
-            (at_multiples - skipped_zero).max(0) as usize
+            let iter = i64::from(self.iter);
+            let at_multiples = (iter + i64::from(interval) - 1) / i64::from(interval); // k·interval < iter
+            let skipped_zero = i64::from(self.iter > 0 && !self.param.test_initialization());
+            (at_multiples - skipped_zero).max(0) as u64
         } else {
             0
         };
         for t in &mut self.test_nets {
-            set_positions(&mut t.net, &t.spec, tests_before * t.iters.max(0) as usize)?;
+            set_positions(&mut t.net, &t.spec, tests_before * t.iters.max(0) as u64)?;
         }
         Ok(())
     }
 }
 
 /// Sets each Data layer's cursor to `batches × batch_size` records.
-fn set_positions(net: &mut Net, spec: &NetSpec, batches: usize) -> Result<(), SolverError> {
+fn set_positions(net: &mut Net, spec: &NetSpec, batches: u64) -> Result<(), SolverError> {
     let positions: Vec<usize> = spec
         .layers
         .iter()
         .filter(|l| l.kind == "Data")
         .map(|l| {
-            let batch = l.proto.data_param.as_ref().map_or(0, |d| d.batch_size()) as usize;
-            batches * batch
+            let batch = l.proto.data_param.as_ref().map_or(0, |d| d.batch_size());
+            batches
+                .checked_mul(u64::from(batch))
+                .and_then(|records| usize::try_from(records).ok())
+                .ok_or_else(|| SolverError::Setting {
+                    message: format!(
+                        "layer \"{}\": {batches} batches of {batch} records: past what a data \
+                         cursor can count",
+                        l.name
+                    ),
+                })
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     net.set_data_positions(&positions).map_err(layer_error)
 }
 

@@ -22,7 +22,7 @@ pub trait CellTrainer: Send + Sync {
     fn run(
         &self,
         job: &CellJob,
-        events: &dyn Fn(CellEvent),
+        events: &(dyn Fn(CellEvent) + Sync),
         control: &Control,
     ) -> Result<CellOutcome, String>;
 }

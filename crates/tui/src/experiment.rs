@@ -48,6 +48,9 @@ pub const AXIS_KEYS: &[&str] = &[
     "feature_dim",
     "seed",
 ];
+/// The most cells a grid may have: each is a training run, and a few typos (`repeats =
+/// 4000000000`) must be an error, not an attempt to hold billions of cells in memory.
+pub const MAX_CELLS: u64 = 10_000;
 const LR_POLICIES: &[&str] = &[
     "fixed",
     "step",
@@ -486,6 +489,24 @@ impl Checker<'_> {
             Some(r) => r.into_inner(),
             None => 1,
         };
+        let cells = axes
+            .iter()
+            .try_fold(u64::from(repeats), |n, a| {
+                n.checked_mul(a.values.len() as u64)
+            })
+            .filter(|&n| n <= MAX_CELLS);
+        if cells.is_none() {
+            let sizes: Vec<String> = axes
+                .iter()
+                .map(|a| format!("{} {}", a.values.len(), a.key))
+                .chain((repeats > 1).then(|| format!("{repeats} repeats")))
+                .collect();
+            let msg = format!(
+                "[grid] makes too many cells ({}), expected at most {MAX_CELLS}",
+                sizes.join(" x ")
+            );
+            return Err(self.error(None, msg));
+        }
         Ok(Grid { axes, repeats })
     }
 }

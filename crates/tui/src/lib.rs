@@ -9,6 +9,8 @@ pub mod experiment;
 pub mod grid;
 pub mod headless;
 pub mod manifest;
+pub mod overrides;
+pub mod pair_dbs;
 pub mod run_cell;
 pub mod runner;
 pub mod scatter;

@@ -64,14 +64,16 @@ pub struct GridReport {
 /// A runner error that stops the whole grid (cell failures do not).
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    /// (The cause is in the message, not a separate `source()`, so printing the chain does
+    /// not repeat it.)
+    #[error("{}: {error}", path.display())]
+    Io { path: PathBuf, error: io::Error },
 }
 
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> RunError + '_ {
     move |source| RunError::Io {
         path: path.to_path_buf(),
-        source,
+        error: source,
     }
 }
 
@@ -298,7 +300,7 @@ impl Shared<'_> {
         if let Some(e) = log_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
             return Err(RunError::Io {
                 path: log_path,
-                source: e,
+                error: e,
             });
         }
         let wall = seconds_before + start.elapsed().as_secs_f64();

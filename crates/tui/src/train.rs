@@ -1,12 +1,369 @@
-//! The training engine behind `siamese-tui`: the `CellTrainer` built on siamese-solver.
-//! It is not wired yet; until it is, running a grid stops with a clear error.
+//! The training engine behind `siamese-tui`: a `CellTrainer` on siamese-solver that trains a
+//! cell on its own thread pool, tests and embeds the test digits, snapshots, and stops on request.
 
-use crate::cell_trainer::CellTrainer;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use siamese_data::Dataset;
+use siamese_layers::Net;
+use siamese_layers::embed::{Embedding, cap_input_batch, embed_images};
+use siamese_net::NetSpec;
+use siamese_proto::{NetParameter, Phase};
+use siamese_solver::{NetOutput, Solver, SolverEvent};
+
+use crate::cell_trainer::{CellEvent, CellJob, CellOutcome, CellTrainer, Control, Flow};
+use crate::overrides::{self, SolverSetup};
+use crate::pair_dbs::{IdxFiles, PairMaker};
+
+/// The deploy net used when none sits beside the experiment's net.
+pub const DEFAULT_DEPLOY_NET: &str = "experiments/siamese/mnist_siamese.prototxt";
+/// Test digits embedded after each test (the scatter and features.csv), at most.
+pub const TEST_EMBED_CAP: usize = 2_000;
+/// Training digits embedded at the end as the k-NN reference set, at most.
+pub const REFERENCE_CAP: usize = 10_000;
+/// Images per forward pass of the deploy net.
+const EMBED_BATCH: usize = 256;
 
 /// The trainer the binary runs cells with.
 pub fn trainer() -> anyhow::Result<Box<dyn CellTrainer>> {
-    anyhow::bail!(
-        "training engine not built yet: siamese-tui checks experiment files, but cannot train \
-         until the siamese-solver CellTrainer is wired into crates/tui/src/train.rs"
-    )
+    Ok(Box::new(SolverTrainer::new()))
+}
+
+/// Trains cells with siamese-solver's `Solver` on the CPU.
+#[derive(Debug, Default)]
+pub struct SolverTrainer {
+    pairs: PairMaker,
+}
+
+impl SolverTrainer {
+    pub fn new() -> SolverTrainer {
+        SolverTrainer::default()
+    }
+}
+
+impl CellTrainer for SolverTrainer {
+    fn run(
+        &self,
+        job: &CellJob,
+        events: &(dyn Fn(CellEvent) + Sync),
+        control: &Control,
+    ) -> Result<CellOutcome, String> {
+        // A pool per cell: concurrent cells each compute on their own `job.threads` threads.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(job.threads.max(1))
+            .thread_name(move |i| format!("siamese-compute-{i}"))
+            .build()
+            .map_err(|e| format!("cannot start {} compute threads: {e}", job.threads))?;
+        pool.install(|| self.train(job, events, control))
+            .map_err(|e| format!("{e:#}"))
+    }
+}
+
+impl SolverTrainer {
+    fn train(
+        &self,
+        job: &CellJob,
+        events: &(dyn Fn(CellEvent) + Sync),
+        control: &Control,
+    ) -> anyhow::Result<CellOutcome> {
+        let cell = job.cell.index;
+        let mut run = CellRun::prepare(&self.pairs, job)?;
+        let mut last_snapshot = job.resume.as_ref().map(|r| r.iter);
+        let mut test_features = None;
+        while run.iter() < job.iterations {
+            if control.checkpoint() == Flow::Stop {
+                let iter = run.iter();
+                if last_snapshot != Some(iter) {
+                    run.snapshot(cell, events)?;
+                }
+                bail!("stopped at iteration {iter}");
+            }
+            run.step(cell, events)?;
+            let iter = run.iter();
+            if iter % job.test_interval == 0 || iter == job.iterations {
+                run.test(cell, events)?;
+                let embedding = run.embed_test_digits()?;
+                events(CellEvent::Embedding {
+                    cell,
+                    iter,
+                    points: run.test_digits.scatter(&embedding),
+                });
+                test_features = Some(embedding);
+            }
+            if iter % job.snapshot_interval == 0 {
+                run.snapshot(cell, events)?;
+                last_snapshot = Some(iter);
+            }
+        }
+        if last_snapshot != Some(job.iterations) {
+            run.snapshot(cell, events)?;
+        }
+        let test_features = match test_features {
+            Some(f) => f,
+            None => run.embed_test_digits()?,
+        };
+        let reference = run.embed_reference_digits()?;
+        Ok(CellOutcome {
+            model: run.model_path(job.iterations),
+            test_features: run.test_digits.features(&test_features),
+            reference_features: reference,
+        })
+    }
+}
+
+/// Digits to embed and their labels.
+struct Digits {
+    set: Dataset,
+    count: usize,
+}
+
+impl Digits {
+    fn load(images: &Path, labels: &Path, cap: usize) -> anyhow::Result<Digits> {
+        let set = Dataset::load(images, labels)?;
+        let count = set.len().min(cap);
+        Ok(Digits { set, count })
+    }
+
+    fn embed(&self, net: &mut Net, scale: f32) -> anyhow::Result<Embedding> {
+        let e = embed_images(net, &self.set.images, self.count, scale, EMBED_BATCH)?;
+        if e.len() != self.count || e.dim == 0 {
+            bail!(
+                "the deploy net gave {} features of size {} for {} digits",
+                e.len(),
+                e.dim,
+                self.count
+            );
+        }
+        Ok(e)
+    }
+
+    /// `(features, digit)` per image.
+    fn features(&self, e: &Embedding) -> Vec<(Vec<f32>, u8)> {
+        (0..e.len())
+            .map(|i| (e.row(i).to_vec(), self.set.labels.labels[i]))
+            .collect()
+    }
+
+    /// The first two components (the second 0 for a 1-D embedding) and the digit.
+    fn scatter(&self, e: &Embedding) -> Vec<(f32, f32, u8)> {
+        (0..e.len())
+            .map(|i| {
+                let row = e.row(i);
+                (
+                    row[0],
+                    row.get(1).copied().unwrap_or(0.0),
+                    self.set.labels.labels[i],
+                )
+            })
+            .collect()
+    }
+}
+
+/// One cell's solver, deploy net and digits, ready to train.
+struct CellRun {
+    solver: Solver,
+    deploy: Net,
+    /// Pixel scale of the train Data layer, applied to the digits the deploy net embeds.
+    scale: f32,
+    test_digits: Digits,
+    files: IdxFiles,
+    prefix: PathBuf,
+}
+
+impl CellRun {
+    fn prepare(pairs: &PairMaker, job: &CellJob) -> anyhow::Result<CellRun> {
+        let params = &job.cell.params;
+        let files = IdxFiles::find(&job.data)?;
+        let pairs_dir = std::path::absolute(&job.pairs_dir)?;
+        let dbs = pairs.ensure(&files, &pairs_dir, params.similar_fraction, params.seed)?;
+
+        let base_net = siamese_net::load_net(&job.net)?;
+        let net = overrides::train_net(base_net, params, &dbs.train, &dbs.test)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| job.net.display().to_string())?;
+        let test_batch = test_batch_size(&net).with_context(|| job.net.display().to_string())?;
+        let scale = train_scale(&net);
+        let prefix = std::path::absolute(&job.dir)?.join(snapshot_name(&job.solver));
+        let setup = SolverSetup {
+            iterations: job.iterations,
+            test_iter: i32::try_from(dbs.test_pairs.div_ceil(test_batch).max(1))
+                .unwrap_or(i32::MAX),
+            snapshot_prefix: prefix.display().to_string(),
+        };
+        let base_solver = siamese_net::load_solver(&job.solver)?;
+        let param = overrides::solver_param(base_solver, params, net, &setup);
+        let mut solver = Solver::new(param, Some(&job.solver))
+            .with_context(|| format!("{}: cannot set up the solver", job.solver.display()))?;
+        if let Some(resume) = &job.resume {
+            solver.restore(&resume.solverstate)?;
+        }
+
+        let deploy_path = deploy_net_path(&job.net);
+        let deploy = deploy_net(&deploy_path, params, params.seed)?;
+        let test_digits = Digits::load(&files.test_images, &files.test_labels, TEST_EMBED_CAP)?;
+        Ok(CellRun {
+            solver,
+            deploy,
+            scale,
+            test_digits,
+            files,
+            prefix,
+        })
+    }
+
+    /// Iterations done.
+    fn iter(&self) -> u32 {
+        u32::try_from(self.solver.iter()).unwrap_or(0)
+    }
+
+    /// One training iteration, reported as `Train` with the count of iterations done.
+    fn step(&mut self, cell: usize, events: &(dyn Fn(CellEvent) + Sync)) -> anyhow::Result<()> {
+        self.solver.step(1, &mut |event| {
+            if let SolverEvent::Iteration { iter, lr, loss, .. } = event {
+                events(CellEvent::Train {
+                    cell,
+                    iter: u32::try_from(*iter + 1).unwrap_or(0),
+                    lr: *lr,
+                    loss: *loss,
+                });
+            }
+        })?;
+        Ok(())
+    }
+
+    /// A pass over the test pairs on the current weights.
+    fn test(&mut self, cell: usize, events: &(dyn Fn(CellEvent) + Sync)) -> anyhow::Result<()> {
+        self.solver.test_all(&mut |event| {
+            if let SolverEvent::Test {
+                iter,
+                net_id: 0,
+                outputs,
+            } = event
+            {
+                events(CellEvent::Test {
+                    cell,
+                    iter: u32::try_from(*iter).unwrap_or(0),
+                    loss: test_loss(outputs),
+                    outputs: outputs.iter().map(|o| (o.name.clone(), o.value)).collect(),
+                });
+            }
+        })?;
+        Ok(())
+    }
+
+    fn snapshot(&mut self, cell: usize, events: &(dyn Fn(CellEvent) + Sync)) -> anyhow::Result<()> {
+        self.solver.snapshot(&mut |event| {
+            if let SolverEvent::Snapshot {
+                iter, solverstate, ..
+            } = event
+            {
+                events(CellEvent::Snapshot {
+                    cell,
+                    iter: u32::try_from(*iter).unwrap_or(0),
+                    path: solverstate.clone(),
+                });
+            }
+        })?;
+        Ok(())
+    }
+
+    /// The test digits through the deploy net with the train net's current weights.
+    fn embed_test_digits(&mut self) -> anyhow::Result<Embedding> {
+        self.deploy.copy_params_from(self.solver.net())?;
+        self.test_digits.embed(&mut self.deploy, self.scale)
+    }
+
+    /// Features of (up to [`REFERENCE_CAP`]) training digits: the k-NN reference set.
+    fn embed_reference_digits(&mut self) -> anyhow::Result<Vec<(Vec<f32>, u8)>> {
+        let digits = Digits::load(
+            &self.files.train_images,
+            &self.files.train_labels,
+            REFERENCE_CAP,
+        )?;
+        self.deploy.copy_params_from(self.solver.net())?;
+        let e = digits.embed(&mut self.deploy, self.scale)?;
+        Ok(digits.features(&e))
+    }
+
+    /// `<prefix>_iter_<iter>.caffemodel`, as the solver names its snapshots.
+    fn model_path(&self, iter: u32) -> PathBuf {
+        let mut name = self.prefix.as_os_str().to_owned();
+        name.push(format!("_iter_{iter}.caffemodel"));
+        PathBuf::from(name)
+    }
+}
+
+/// The deploy net (one tower, Input layer) with the cell's feature size, batch capped.
+fn deploy_net(path: &Path, params: &crate::grid::CellParams, seed: u64) -> anyhow::Result<Net> {
+    let param = siamese_net::load_net(path)?;
+    let mut param = overrides::deploy_net(param, params)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| path.display().to_string())?;
+    cap_input_batch(&mut param, EMBED_BATCH);
+    let spec = NetSpec::build(&param, Phase::Test, path.parent())?;
+    Net::new(&spec, seed).with_context(|| path.display().to_string())
+}
+
+/// The deploy net for a train/test net: `X.prototxt` beside `X_train_test.prototxt` when it
+/// exists (Caffe's naming), else [`DEFAULT_DEPLOY_NET`].
+pub fn deploy_net_path(net: &Path) -> PathBuf {
+    let beside = net
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.strip_suffix("_train_test"))
+        .map(|stem| net.with_file_name(format!("{stem}.prototxt")));
+    match beside {
+        Some(p) if p.is_file() => p,
+        _ => PathBuf::from(DEFAULT_DEPLOY_NET),
+    }
+}
+
+/// The file name part of the base solver's snapshot prefix (else the solver's file stem).
+fn snapshot_name(solver: &Path) -> String {
+    let from_prefix = siamese_net::load_solver(solver).ok().and_then(|p| {
+        let prefix = p.snapshot_prefix?;
+        let name = Path::new(&prefix).file_name()?.to_str()?.to_string();
+        (!prefix.ends_with('/') && !name.is_empty()).then_some(name)
+    });
+    from_prefix.unwrap_or_else(|| {
+        solver
+            .file_stem()
+            .map_or("model".into(), |s| s.to_string_lossy().into_owned())
+    })
+}
+
+/// Batch size of the TEST Data layer (the one not included in TRAIN).
+fn test_batch_size(net: &NetParameter) -> anyhow::Result<usize> {
+    let test = net.layer.iter().filter(|l| l.r#type() == "Data").find(|l| {
+        l.include
+            .iter()
+            .any(|r| r.phase == Some(Phase::Test as i32))
+            || l.phase == Some(Phase::Test as i32)
+    });
+    match test
+        .and_then(|l| l.data_param.as_ref())
+        .map(|d| d.batch_size())
+    {
+        Some(b) if b > 0 => Ok(b as usize),
+        _ => bail!("no TEST-phase Data layer with a batch_size: expected one to test on"),
+    }
+}
+
+/// `transform_param.scale` of the first Data layer (Caffe's default 1).
+fn train_scale(net: &NetParameter) -> f32 {
+    net.layer
+        .iter()
+        .find(|l| l.r#type() == "Data")
+        .and_then(|l| l.transform_param.as_ref())
+        .map_or(1.0, |t| t.scale())
+}
+
+/// The test loss: the output named `loss`, else the first one with a loss weight.
+fn test_loss(outputs: &[NetOutput]) -> f32 {
+    outputs
+        .iter()
+        .find(|o| o.name == "loss")
+        .or_else(|| outputs.iter().find(|o| o.loss_weight != 0.0))
+        .or(outputs.first())
+        .map_or(f32::NAN, |o| o.value)
 }

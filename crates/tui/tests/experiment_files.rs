@@ -85,6 +85,15 @@ fn config_errors() {
         &format!("{OK}[grid]\nrepeats = 0\n"),
         "FILE:7: [grid] repeats: must be at least 1",
     );
+    // A huge grid used to be expanded in memory (billions of cells) before anything ran.
+    check(
+        &format!("{OK}[grid]\nrepeats = 4000000000\n"),
+        "FILE: [grid] makes too many cells (4000000000 repeats), expected at most 10000",
+    );
+    check(
+        &format!("{OK}[grid]\nmargin = [1, 2]\nbatch_size = [1, 2, 3]\nrepeats = 2000\n"),
+        "FILE: [grid] makes too many cells (2 margin x 3 batch_size x 2000 repeats), expected at most 10000",
+    );
     check(
         "iterations = \"many\"\ntest_interval = 5\n",
         "FILE:4: iterations: invalid type: string \"many\", expected u32",

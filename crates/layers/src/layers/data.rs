@@ -5,11 +5,13 @@ use std::path::Path;
 
 use siamese_data::batches::BatchReader;
 use siamese_proto::LayerParameter;
+use siamese_proto::data_parameter::Db;
 
 use super::{Layer, check_arity};
 use crate::{Backend, Blob, LayerError};
 
-/// Caffe's `Data` layer (LevelDB, key order, wrapping around at the end).
+/// Caffe's `Data` layer (LevelDB, key order, wrapping around at the end). An LMDB source
+/// (`backend: LMDB`, or a folder holding `data.mdb`) is an error that says how to convert it.
 #[derive(Debug)]
 pub struct DataLayer {
     name: String,
@@ -40,9 +42,15 @@ impl DataLayer {
         }
         let source =
             source.ok_or_else(|| LayerError::config(&name, "data_param.source is missing"))?;
+        if dp.backend() == Db::Lmdb || siamese_net::is_lmdb_folder(source) {
+            return Err(LayerError::config(
+                &name,
+                format!("{}: {}", source.display(), siamese_net::LMDB_UNSUPPORTED),
+            ));
+        }
         let reader = BatchReader::open(source, tp.scale()).map_err(|source| LayerError::Data {
             layer: name.clone(),
-            source,
+            error: source,
         })?;
         if reader.is_empty() {
             return Err(LayerError::config(
@@ -112,7 +120,7 @@ impl Layer for DataLayer {
         };
         result.map_err(|source| LayerError::Data {
             layer: self.name.clone(),
-            source,
+            error: source,
         })
     }
 
@@ -234,5 +242,36 @@ mod tests {
             err,
             "layer \"data\": transform_param: only scale is supported (no mean, crop or mirror)"
         );
+    }
+
+    #[test]
+    fn lmdb_sources_say_how_to_convert() {
+        let dir = tempfile::tempdir().unwrap();
+        let lmdb = |backend| LayerParameter {
+            name: Some("mnist".into()),
+            data_param: Some(DataParameter {
+                batch_size: Some(64),
+                backend: Some(backend as i32),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let expected = |path: &Path| {
+            format!(
+                "layer \"mnist\": {}: LMDB is not supported, convert with `cargo xtask \
+                 create-mnist-db` (LevelDB) and set backend: LEVELDB",
+                path.display()
+            )
+        };
+        // Named LMDB in the prototxt (Caffe's LeNet files), whether or not it exists.
+        let missing = dir.path().join("mnist_train_lmdb");
+        let err = DataLayer::new(&lmdb(Db::Lmdb), Some(&missing)).unwrap_err();
+        assert_eq!(err.to_string(), expected(&missing));
+        // An LMDB folder given as a LevelDB source.
+        let real = dir.path().join("lmdb_env");
+        std::fs::create_dir(&real).unwrap();
+        std::fs::write(real.join("data.mdb"), b"").unwrap();
+        let err = DataLayer::new(&lmdb(Db::Leveldb), Some(&real)).unwrap_err();
+        assert_eq!(err.to_string(), expected(&real));
     }
 }

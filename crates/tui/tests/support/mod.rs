@@ -51,7 +51,7 @@ pub fn clusters(n: usize, spread: f32) -> Vec<(Vec<f32>, u8)> {
         .collect()
 }
 
-fn snapshot(job: &CellJob, iter: u32, events: &dyn Fn(CellEvent)) -> Result<(), String> {
+fn snapshot(job: &CellJob, iter: u32, events: &(dyn Fn(CellEvent) + Sync)) -> Result<(), String> {
     let base = job.dir.join(format!("snap_iter_{iter}"));
     let write = |ext: &str| {
         fs::write(base.with_extension(ext), format!("weights at {iter}")).map_err(|e| e.to_string())
@@ -70,7 +70,7 @@ impl CellTrainer for ScriptedTrainer {
     fn run(
         &self,
         job: &CellJob,
-        events: &dyn Fn(CellEvent),
+        events: &(dyn Fn(CellEvent) + Sync),
         control: &Control,
     ) -> Result<CellOutcome, String> {
         let cell = job.cell.index;

@@ -1,0 +1,163 @@
+//! The pair LevelDBs a grid trains on: made from the data folder's IDX files on first use, one
+//! train/test pair per (similar_fraction, seed), shared by the cells and reused across runs.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use anyhow::Context;
+use siamese_data::convert::create_siamese_db;
+use siamese_data::pairs::PairOptions;
+
+/// MNIST's IDX files in a data folder, plain or gzipped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdxFiles {
+    pub train_images: PathBuf,
+    pub train_labels: PathBuf,
+    pub test_images: PathBuf,
+    pub test_labels: PathBuf,
+}
+
+impl IdxFiles {
+    /// Finds the four files in `dir` (`train-images-idx3-ubyte`, …, each plain or `.gz`).
+    pub fn find(dir: &Path) -> anyhow::Result<IdxFiles> {
+        let find = |name: &str| -> anyhow::Result<PathBuf> {
+            [name.to_string(), format!("{name}.gz")]
+                .iter()
+                .map(|f| dir.join(f))
+                .find(|p| p.is_file())
+                .with_context(|| {
+                    format!(
+                        "{}: no {name} (or {name}.gz): expected MNIST's IDX files",
+                        dir.display()
+                    )
+                })
+        };
+        Ok(IdxFiles {
+            train_images: find("train-images-idx3-ubyte")?,
+            train_labels: find("train-labels-idx1-ubyte")?,
+            test_images: find("t10k-images-idx3-ubyte")?,
+            test_labels: find("t10k-labels-idx1-ubyte")?,
+        })
+    }
+}
+
+/// The two databases of a cell.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairDbs {
+    pub train: PathBuf,
+    pub test: PathBuf,
+    /// Records in the test database (one pair per test image).
+    pub test_pairs: usize,
+}
+
+/// Makes pair databases once, however many workers ask for them at the same time.
+#[derive(Debug, Default)]
+pub struct PairMaker {
+    making: Mutex<()>,
+}
+
+impl PairMaker {
+    pub fn new() -> PairMaker {
+        PairMaker::default()
+    }
+
+    /// The databases for `similar_fraction` (`None`: Caffe's uniform draws) and `seed` in
+    /// `pairs_dir`, written there first when missing.
+    pub fn ensure(
+        &self,
+        files: &IdxFiles,
+        pairs_dir: &Path,
+        similar_fraction: Option<f64>,
+        seed: u64,
+    ) -> anyhow::Result<PairDbs> {
+        let tag = match similar_fraction {
+            None => format!("caffe_seed{seed}"),
+            Some(f) => format!("similar{f}_seed{seed}"),
+        };
+        let train = pairs_dir.join(format!("siamese_train_{tag}_leveldb"));
+        let test = pairs_dir.join(format!("siamese_test_{tag}_leveldb"));
+        let opts = PairOptions {
+            seed,
+            pairs_per_image: 1,
+            similar_fraction,
+        };
+        {
+            // Held while checking and writing, so two workers never build the same database.
+            let _making = self.making.lock().unwrap_or_else(|e| e.into_inner());
+            for (images, labels, out) in [
+                (&files.train_images, &files.train_labels, &train),
+                (&files.test_images, &files.test_labels, &test),
+            ] {
+                // create_siamese_db renames a finished database into place: one that exists
+                // is complete. Another process (a Slurm array task sharing `pairs_dir`) may
+                // finish the same database first; its rename winning over ours is success.
+                if !out.exists() {
+                    let made = create_siamese_db(images, labels, out, &opts, false);
+                    if made.is_err() && out.exists() {
+                        continue;
+                    }
+                    made.with_context(|| format!("making pair database {}", out.display()))?;
+                }
+            }
+        }
+        let test_pairs = siamese_data::idx::read_labels(&files.test_labels)?.len();
+        Ok(PairDbs {
+            train,
+            test,
+            test_pairs,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use siamese_data::leveldb::DatumDb;
+
+    fn sample() -> IdxFiles {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist-sample");
+        IdxFiles::find(&dir).unwrap()
+    }
+
+    #[test]
+    fn databases_are_made_once_per_fraction_and_seed() {
+        let dir = tempfile::tempdir().unwrap();
+        let maker = PairMaker::new();
+        let files = sample();
+        let dbs = std::thread::scope(|s| {
+            let a = s.spawn(|| maker.ensure(&files, dir.path(), Some(0.5), 3).unwrap());
+            let b = s.spawn(|| maker.ensure(&files, dir.path(), Some(0.5), 3).unwrap());
+            let (a, b) = (a.join().unwrap(), b.join().unwrap());
+            assert_eq!(a, b);
+            a
+        });
+        assert!(
+            dbs.train
+                .ends_with("siamese_train_similar0.5_seed3_leveldb")
+        );
+        assert_eq!(dbs.test_pairs, 2000);
+        let test = DatumDb::open(&dbs.test).unwrap();
+        assert_eq!(test.len(), 2000);
+        let similar = test.iter().filter(|(_, d)| d.label() == 1).count();
+        assert_eq!(similar, 1000, "half the pairs are similar");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
+    fn a_folder_without_idx_files_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = IdxFiles::find(dir.path()).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{}: no train-images-idx3-ubyte (or train-images-idx3-ubyte.gz): expected \
+                 MNIST's IDX files",
+                dir.path().display()
+            )
+        );
+    }
+}

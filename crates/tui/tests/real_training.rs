@@ -1,0 +1,234 @@
+//! The grid runner with the real engine (siamese-solver) on a slice of the embedded MNIST
+//! sample: every cell's files, the summary, skipping finished cells, and stop then resume.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use siamese_data::idx::{read_images, read_labels};
+use siamese_proto::{Message, NetParameter};
+use siamese_tui::cell_trainer::{CellEvent, CellJob, CellOutcome, CellTrainer, Control};
+use siamese_tui::experiment::Experiment;
+use siamese_tui::grid::Cell;
+use siamese_tui::headless::run_headless;
+use siamese_tui::runner::{GridReport, RunOptions};
+use siamese_tui::train::SolverTrainer;
+
+const TRAIN_DIGITS: usize = 320;
+const TEST_DIGITS: usize = 100;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Writes the first `n` images and labels of a sample IDX pair as plain IDX files.
+fn write_slice(from: &str, to: &str, dir: &Path, n: usize) {
+    let sample = repo().join("data/mnist-sample");
+    let images = read_images(&sample.join(format!("{from}-images-idx3-ubyte.gz"))).unwrap();
+    let labels = read_labels(&sample.join(format!("{from}-labels-idx1-ubyte.gz"))).unwrap();
+    let mut bytes = Vec::new();
+    for v in [2051, n as u32, images.rows as u32, images.cols as u32] {
+        bytes.extend(v.to_be_bytes());
+    }
+    bytes.extend(&images.pixels[..n * images.rows * images.cols]);
+    fs::write(dir.join(format!("{to}-images-idx3-ubyte")), bytes).unwrap();
+    let mut bytes = Vec::new();
+    for v in [2049, n as u32] {
+        bytes.extend(v.to_be_bytes());
+    }
+    bytes.extend(&labels.labels[..n]);
+    fs::write(dir.join(format!("{to}-labels-idx1-ubyte")), bytes).unwrap();
+}
+
+/// A 2-cell grid (margins 1 and 2, batch 16, 20 iterations) on 320 + 100 sample digits.
+fn experiment(dir: &Path) -> Experiment {
+    let data = dir.join("data");
+    fs::create_dir_all(&data).unwrap();
+    write_slice("train", "train", &data, TRAIN_DIGITS);
+    write_slice("t10k", "t10k", &data, TEST_DIGITS);
+    let siamese = repo().join("experiments/siamese");
+    let text = format!(
+        "name = \"real\"\nsolver = {:?}\nnet = {:?}\ndata = {:?}\niterations = 20\n\
+         test_interval = 10\nsnapshot_interval = 10\nseed = 3\n\
+         [grid]\nmargin = [1.0, 2.0]\nbatch_size = [16]\n",
+        siamese.join("mnist_siamese_solver.prototxt"),
+        siamese.join("mnist_siamese_train_test.prototxt"),
+        data,
+    );
+    let file = dir.join("real.toml");
+    fs::write(&file, text).unwrap();
+    Experiment::load(&file).unwrap()
+}
+
+fn run(dir: &Path, trainer: &dyn CellTrainer, workers: usize) -> (GridReport, String) {
+    let experiment = experiment(dir);
+    let cells = Cell::expand(&experiment);
+    let options = RunOptions {
+        out: dir.join("runs"),
+        workers,
+        threads: 1,
+        fresh: false,
+    };
+    let mut out = Vec::new();
+    let control = Control::new();
+    let report = run_headless(&experiment, &cells, &options, trainer, &control, &mut out).unwrap();
+    (report, String::from_utf8(out).unwrap())
+}
+
+/// Stops the grid once a cell has done `at` iterations.
+struct StopAt {
+    at: u32,
+    inner: SolverTrainer,
+}
+
+impl CellTrainer for StopAt {
+    fn run(
+        &self,
+        job: &CellJob,
+        events: &(dyn Fn(CellEvent) + Sync),
+        control: &Control,
+    ) -> Result<CellOutcome, String> {
+        let watch = |event: CellEvent| {
+            if matches!(event, CellEvent::Train { iter, .. } if iter == self.at) {
+                control.request_stop();
+            }
+            events(event);
+        };
+        self.inner.run(job, &watch, control)
+    }
+}
+
+fn cell_dir(dir: &Path, id: &str) -> PathBuf {
+    dir.join("runs/real").join(id)
+}
+
+const CELLS: [&str; 2] = ["000-margin_1-batch_size_16", "001-margin_2-batch_size_16"];
+
+/// `(phase, iter)` of every log.csv row.
+fn log_rows(cell: &Path) -> Vec<(String, u32)> {
+    let mut reader = csv::Reader::from_path(cell.join("log.csv")).unwrap();
+    reader
+        .records()
+        .map(|r| r.unwrap())
+        .map(|r| {
+            let loss: f32 = r[3].parse().unwrap();
+            assert!(loss.is_finite() && loss >= 0.0, "loss {loss}");
+            (r[1].to_string(), r[0].parse().unwrap())
+        })
+        .collect()
+}
+
+fn model(cell: &Path) -> NetParameter {
+    let bytes = fs::read(cell.join("mnist_siamese_iter_20.caffemodel")).unwrap();
+    NetParameter::decode(bytes.as_slice()).unwrap()
+}
+
+/// Every layer's weights, by layer name.
+fn weights(net: &NetParameter) -> Vec<(String, Vec<Vec<f32>>)> {
+    net.layer
+        .iter()
+        .map(|l| {
+            let blobs = l.blobs.iter().map(|b| b.data.clone()).collect();
+            (l.name().to_string(), blobs)
+        })
+        .collect()
+}
+
+fn check_finished_cells(dir: &Path) {
+    let mut reader = csv::Reader::from_path(dir.join("runs/real/summary.csv")).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 2);
+    for ((row, id), margin) in rows.iter().zip(CELLS).zip([1.0f32, 2.0]) {
+        assert_eq!(&row[0], id);
+        let num = |i: usize| row[i].parse::<f64>().unwrap();
+        assert_eq!(num(4), 20.0, "iterations");
+        for (what, i) in [("train loss", 5), ("test loss", 6)] {
+            assert!(num(i).is_finite() && num(i) >= 0.0, "{what} {}", num(i));
+        }
+        for (what, i) in [("k-NN accuracy", 7), ("pair accuracy", 8)] {
+            assert!((0.0..=1.0).contains(&num(i)), "{what} {}", num(i));
+        }
+
+        let cell = cell_dir(dir, id);
+        let params: toml::Table =
+            toml::from_str(&fs::read_to_string(cell.join("params.toml")).unwrap()).unwrap();
+        assert_eq!(
+            params["params"]["margin"].as_float(),
+            Some(f64::from(margin))
+        );
+        let mut expected = Vec::new();
+        for iter in 1..=20 {
+            expected.push(("train".to_string(), iter));
+            if iter % 10 == 0 {
+                expected.push(("test".to_string(), iter));
+            }
+        }
+        assert_eq!(log_rows(&cell), expected, "{id}");
+        // The weights file holds the cell's net: its margin and batch size.
+        let net = model(&cell);
+        let loss = net.layer.iter().find(|l| l.name() == "loss").unwrap();
+        assert_eq!(loss.contrastive_loss_param.unwrap().margin(), margin);
+        let data = net.layer.iter().find(|l| l.r#type() == "Data").unwrap();
+        assert_eq!(data.data_param.as_ref().unwrap().batch_size(), 16);
+        let features = fs::read_to_string(cell.join("features.csv")).unwrap();
+        assert_eq!(features.lines().next(), Some("digit,f0,f1"));
+        assert_eq!(features.lines().count(), 1 + TEST_DIGITS);
+        assert!(cell.join("done.toml").is_file());
+        assert!(cell.join("mnist_siamese_iter_10.solverstate").is_file());
+    }
+}
+
+#[test]
+fn a_real_grid_trains_skips_and_resumes_to_the_same_weights() {
+    let whole = tempfile::tempdir().unwrap();
+    let (report, lines) = run(whole.path(), &SolverTrainer::new(), 2);
+    assert_eq!(
+        (
+            report.finished,
+            report.skipped,
+            report.failed,
+            report.stopped
+        ),
+        (2, 0, 0, 0),
+        "{lines}"
+    );
+    for id in CELLS {
+        for iter in [10, 20] {
+            let line = format!("[{id}] test at iteration {iter}: loss ");
+            assert!(lines.contains(&line), "no `{line}` in\n{lines}");
+        }
+    }
+    check_finished_cells(whole.path());
+
+    // Run again: both cells are finished and nothing trains.
+    let (again, lines) = run(whole.path(), &SolverTrainer::new(), 2);
+    assert_eq!((again.finished, again.skipped), (0, 2), "{lines}");
+
+    // One worker, stopped at iteration 13: the first cell snapshots there and the second
+    // never starts. The next run resumes the first and runs the second, and both end with
+    // the same weights, bit for bit, as the uninterrupted run.
+    let split = tempfile::tempdir().unwrap();
+    let stopper = StopAt {
+        at: 13,
+        inner: SolverTrainer::new(),
+    };
+    let (stopped, lines) = run(split.path(), &stopper, 1);
+    assert_eq!((stopped.finished, stopped.stopped), (0, 1), "{lines}");
+    let (resumed, lines) = run(split.path(), &SolverTrainer::new(), 2);
+    assert_eq!(resumed.finished, 2, "{lines}");
+    assert!(
+        lines.contains(&format!("[{}] resumed at iteration 13 of 20", CELLS[0])),
+        "{lines}"
+    );
+    assert!(
+        lines.contains(&format!("[{}] started: 20 iterations", CELLS[1])),
+        "{lines}"
+    );
+    for id in CELLS {
+        assert_eq!(
+            weights(&model(&cell_dir(split.path(), id))),
+            weights(&model(&cell_dir(whole.path(), id))),
+            "{id}: resumed weights differ"
+        );
+    }
+    check_finished_cells(split.path());
+}
