@@ -147,32 +147,48 @@ fn final_model(dir: &Path, run: Run) -> PathBuf {
     dir.join(format!("snaps/pairs_iter_{}.caffemodel", run.max_iter))
 }
 
-/// The final weights of a run left alone, and how long it took.
-fn uninterrupted(run: Run) -> (Vec<(String, Vec<u32>)>, Duration) {
+/// The final weights of a run left alone.
+fn uninterrupted(run: Run) -> Vec<(String, Vec<u32>)> {
     let dir = tempfile::tempdir().unwrap();
     setup(dir.path(), run);
-    let started = Instant::now();
     let out = train(dir.path(), None).wait_with_output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    (weights(&final_model(dir.path(), run)), started.elapsed())
+    weights(&final_model(dir.path(), run))
 }
 
-/// Kills training after a random delay from `delays_ms`, resumes from the latest snapshot, and
-/// repeats until a run finishes. Returns the final weights and the temporary files seen.
+/// How many complete snapshots (solverstate files under their final names) lie in `dir`.
+fn complete_snapshots(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("snaps"))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".solverstate"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Kills training at seeded random points, resumes from the latest snapshot, and repeats until
+/// a run finishes. A kill is triggered by progress, not by wall-clock guesses (which break on a
+/// loaded machine): once 1–3 new snapshots have appeared, the run is killed after a further
+/// random 0–`jitter_ms` ms, so kills land anywhere, mid-write included. After `max_kills`
+/// kills the run is left to finish. Returns the final weights, the kills and the temporary
+/// files seen.
 fn killed_and_resumed(
     run: Run,
     seed: u64,
-    delays_ms: std::ops::Range<u64>,
+    max_kills: usize,
+    jitter_ms: u64,
 ) -> (Vec<(String, Vec<u32>)>, usize, usize) {
     let dir = tempfile::tempdir().unwrap();
     setup(dir.path(), run);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (mut kills, mut temporary) = (0, 0);
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         assert!(
             Instant::now() < deadline,
@@ -180,9 +196,10 @@ fn killed_and_resumed(
         );
         let (latest, _) = check_snapshots(dir.path());
         let resume = latest.map(|i| PathBuf::from(format!("snaps/pairs_iter_{i}.solverstate")));
+        let target = complete_snapshots(dir.path()) + rng.random_range(1..=3usize);
+        let jitter = Duration::from_millis(rng.random_range(0..=jitter_ms));
         let mut child = train(dir.path(), resume.as_deref());
-        let delay = Duration::from_millis(rng.random_range(delays_ms.clone()));
-        let started = Instant::now();
+        let mut kill_at: Option<Instant> = None;
         let finished = loop {
             if let Some(status) = child.try_wait().unwrap() {
                 let mut err = String::new();
@@ -190,13 +207,18 @@ fn killed_and_resumed(
                 assert!(status.success(), "{err}");
                 break true;
             }
-            if started.elapsed() >= delay {
-                child.kill().unwrap(); // SIGKILL
-                child.wait().unwrap();
-                kills += 1;
-                break false;
+            if kills < max_kills {
+                if kill_at.is_none() && complete_snapshots(dir.path()) >= target {
+                    kill_at = Some(Instant::now() + jitter);
+                }
+                if kill_at.is_some_and(|at| Instant::now() >= at) {
+                    child.kill().unwrap(); // SIGKILL
+                    child.wait().unwrap();
+                    kills += 1;
+                    break false;
+                }
             }
-            std::thread::sleep(Duration::from_micros(200));
+            std::thread::sleep(Duration::from_micros(500));
         };
         let (_, temp) = check_snapshots(dir.path());
         temporary = temporary.max(temp);
@@ -206,24 +228,17 @@ fn killed_and_resumed(
     }
 }
 
-/// Kill delays: from a twentieth to half of an uninterrupted run's duration, so the first
-/// attempt is killed even when it runs faster than the measured one.
-fn delays(whole: Duration) -> std::ops::Range<u64> {
-    let ms = whole.as_millis() as u64;
-    (ms / 20).max(1)..(ms / 2).max(2)
-}
-
 #[test]
 fn killed_training_resumes_to_the_same_weights() {
     let run = Run {
         width: 8,
-        snapshot: 400,
-        max_iter: 20000,
+        snapshot: 200,
+        max_iter: 6000,
         base_lr: 0.02,
     };
-    let (expected, whole) = uninterrupted(run);
+    let expected = uninterrupted(run);
     for seed in [1, 2] {
-        let (got, kills, _) = killed_and_resumed(run, seed, delays(whole));
+        let (got, kills, _) = killed_and_resumed(run, seed, 3, 30);
         assert!(kills > 0, "seed {seed}: the run finished before any kill");
         assert_eq!(got, expected, "seed {seed}: {kills} kills");
     }
@@ -239,8 +254,8 @@ fn kill_during_a_snapshot_never_leaves_a_corrupt_file() {
         max_iter: 120,
         base_lr: 0.002,
     };
-    let (expected, whole) = uninterrupted(run);
-    let (got, kills, temporary) = killed_and_resumed(run, 7, delays(whole));
+    let expected = uninterrupted(run);
+    let (got, kills, temporary) = killed_and_resumed(run, 7, 4, 5);
     assert!(kills > 0, "the run finished before any kill");
     assert_eq!(got, expected, "{kills} kills");
     eprintln!("{kills} kills, at most {temporary} cut snapshot(s) seen as temporary files");
