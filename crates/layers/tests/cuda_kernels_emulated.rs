@@ -203,8 +203,12 @@ fn assert_same(what: &str, got: &[f32], want: &[f32]) {
     }
 }
 
+/// Uniform in [-1, 1) with every mantissa bit random (drawn as f64): sums of these round, so
+/// a kernel adding in another order than the CPU shows.
 fn random(len: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
-    (0..len).map(|_| rng.random_range(-1.0..1.0)).collect()
+    (0..len)
+        .map(|_| rng.random_range(-1.0f64..1.0) as f32)
+        .collect()
 }
 
 /// Values on a grid of quarters in [-1, 1]: many ties (and zeros).
