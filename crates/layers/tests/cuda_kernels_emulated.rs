@@ -1292,3 +1292,96 @@ fn sgd_update_matches_the_solver_order() {
         assert_same(&format!("{what}: history"), &got[3], &h);
     }
 }
+
+/// The kernels' names, as kernels.cu declares them.
+fn kernel_names(source: &str) -> Vec<&str> {
+    source
+        .split("extern \"C\" __global__ void ")
+        .skip(1)
+        .filter_map(|rest| rest.split('(').next())
+        .collect()
+}
+
+/// NVRTC (CUDA 13, the version the GPU runtime loads) compiles kernels.cu for sm_90 without a
+/// warning and exports every kernel under its plain name. Needs libnvrtc.so.13 (plus its
+/// builtins library) on the library path, not a GPU; skipped with a printed reason otherwise.
+#[test]
+fn nvrtc_compiles_every_kernel() {
+    type Status = i32;
+    type Program = *mut std::ffi::c_void;
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let source =
+        std::fs::read_to_string(crate_dir.join("src/cuda/kernels.cu")).expect("kernels.cu");
+    // SAFETY: loading NVRTC runs no code of ours; the symbols below are NVRTC's C API.
+    let Some(nvrtc) = ["libnvrtc.so.13", "/usr/local/cuda/lib64/libnvrtc.so.13"]
+        .iter()
+        .find_map(|name| unsafe { Library::new(*name) }.ok())
+    else {
+        eprintln!("skipped: libnvrtc.so.13 not found (set LD_LIBRARY_PATH to CUDA 13's lib64)");
+        return;
+    };
+    macro_rules! api {
+        ($name:ident: fn($($arg:ty),*)) => {{
+            // SAFETY: the signature is NVRTC's.
+            let f: libloading::Symbol<'_, unsafe extern "C" fn($($arg),*) -> Status> =
+                unsafe { nvrtc.get(concat!(stringify!($name), "\0").as_bytes()) }
+                    .expect(stringify!($name));
+            *f
+        }};
+    }
+    let create = api!(nvrtcCreateProgram: fn(*mut Program, *const i8, *const i8, i32, *const *const i8, *const *const i8));
+    let compile = api!(nvrtcCompileProgram: fn(Program, i32, *const *const i8));
+    let log_size = api!(nvrtcGetProgramLogSize: fn(Program, *mut usize));
+    let get_log = api!(nvrtcGetProgramLog: fn(Program, *mut i8));
+    let ptx_size = api!(nvrtcGetPTXSize: fn(Program, *mut usize));
+    let get_ptx = api!(nvrtcGetPTX: fn(Program, *mut i8));
+    let destroy = api!(nvrtcDestroyProgram: fn(*mut Program));
+
+    let text = std::ffi::CString::new(source.as_str()).expect("no NUL in kernels.cu");
+    let options = [c"--gpu-architecture=compute_90", c"--fmad=false"].map(|o| o.as_ptr());
+    let mut program: Program = std::ptr::null_mut();
+    let read = |size: usize, get: &dyn Fn(*mut i8) -> Status| {
+        let mut buffer = vec![0u8; size.max(1)];
+        assert_eq!(get(buffer.as_mut_ptr().cast()), 0);
+        String::from_utf8_lossy(&buffer[..size.saturating_sub(1)]).into_owned()
+    };
+    // SAFETY: NVRTC's documented calling sequence; buffers sized by its own size queries.
+    let (status, log, ptx) = unsafe {
+        let name = c"kernels.cu";
+        assert_eq!(
+            create(
+                &mut program,
+                text.as_ptr(),
+                name.as_ptr(),
+                0,
+                std::ptr::null(),
+                std::ptr::null()
+            ),
+            0
+        );
+        let status = compile(program, options.len() as i32, options.as_ptr());
+        let mut size = 0;
+        assert_eq!(log_size(program, &mut size), 0);
+        let log = read(size, &|p| get_log(program, p));
+        let ptx = if status == 0 {
+            assert_eq!(ptx_size(program, &mut size), 0);
+            read(size, &|p| get_ptx(program, p))
+        } else {
+            String::new()
+        };
+        destroy(&mut program);
+        (status, log, ptx)
+    };
+    assert!(
+        status == 0 && log.trim().is_empty(),
+        "NVRTC status {status}:\n{log}"
+    );
+    let names = kernel_names(&source);
+    assert_eq!(names.len(), 25, "kernels in kernels.cu: {names:?}");
+    for name in names {
+        assert!(
+            ptx.contains(&format!(".entry {name}(")),
+            "{name} missing from the PTX"
+        );
+    }
+}
