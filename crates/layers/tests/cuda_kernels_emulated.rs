@@ -4,7 +4,11 @@
 //! Each kernel runs under several launch shapes (one thread per element; grids far smaller
 //! than the element count, so the grid-stride loops wrap; threads in reverse order) that must
 //! agree bit for bit — a kernel whose threads depended on each other would not. Outputs are
-//! then compared with the CPU reference within 1e-5 relative; most match bit for bit.
+//! then compared with the CPU reference: bit for bit, except where the kernel cannot do the
+//! CPU's exact operations (expf/logf against Rust's exp/ln, the contrastive loss's scale·sum,
+//! the convolution bias gradient the CPU sums in 8 lanes): there within 1e-5 relative.
+//! Inputs have random low mantissa bits, so a kernel summing in another order fails.
+//! A last test has NVRTC itself compile the file, where libnvrtc.so.13 is found.
 //! Without g++ the tests print "skipped: g++ not found" and pass, unless
 //! SIAMESE_REQUIRE_EMULATION=1 (CI) makes that a failure.
 
@@ -581,7 +585,7 @@ fn relu_matches_the_cpu_backend() {
             });
             vec![unguard("relu y", ky), unguard("relu dx", kdx)]
         });
-        assert_close(&format!("relu_forward slope {slope}"), &got[0], &y, 0.0);
+        assert_same(&format!("relu_forward slope {slope}"), &got[0], &y);
         assert_same(&format!("relu_backward slope {slope}"), &got[1], &dx);
     }
 }
