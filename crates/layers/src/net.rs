@@ -16,7 +16,9 @@ use crate::layers::{
     Accuracy, ContrastiveLoss, Convolution, DataLayer, Dropout, EuclideanLoss, InnerProduct, Input,
     Pooling, ReLU, Slice, Softmax, SoftmaxWithLoss, Split,
 };
-use crate::{Backend, Blob, CpuBackend, Layer, LayerError};
+use crate::{Backend, Blob, CpuBackend, Device, Layer, LayerError};
+
+mod device_ops;
 
 /// The layer types `Net` can instantiate (Caffe type names).
 pub const LAYER_TYPES: &[&str] = &[
@@ -79,6 +81,7 @@ pub struct Net {
     latest: HashMap<String, usize>,
     params: Vec<LearnableParam>,
     outputs: Vec<usize>,
+    device: Device,
 }
 
 impl std::fmt::Debug for Net {
@@ -154,6 +157,7 @@ impl Net {
                 })
                 .collect(),
             outputs: Vec::new(),
+            device: Device::Cpu,
         };
         let mut shaped = vec![false; spec.params.len()];
         // Storage of each spec blob so far (a top always gets a fresh blob).
