@@ -12,7 +12,10 @@ impl Net {
     pub fn on_device(spec: &NetSpec, seed: u64, device: Device) -> Result<Net, LayerError> {
         match device {
             Device::Cpu => Net::new(spec, seed),
-            Device::Gpu(ordinal) => gpu_net(spec, seed, ordinal),
+            #[cfg(feature = "cuda")]
+            Device::Gpu(ordinal) => super::gpu::gpu_net(spec, seed, ordinal),
+            #[cfg(not(feature = "cuda"))]
+            Device::Gpu(_) => Err(LayerError::device(crate::device::NO_CUDA)),
         }
     }
 
@@ -101,13 +104,9 @@ impl Net {
     }
 }
 
-#[cfg(not(feature = "cuda"))]
-fn gpu_net(_spec: &NetSpec, _seed: u64, _ordinal: usize) -> Result<Net, LayerError> {
-    Err(LayerError::device(crate::device::NO_CUDA))
-}
-
-/// Without the `cuda` feature no net is ever on a GPU: these are unreachable by construction
-/// and answer with the rebuild message rather than panic.
+/// Without the `cuda` feature no net is ever on a GPU: the device calls are unreachable by
+/// construction and answer with the rebuild message rather than panic; the param hooks are
+/// no-ops.
 #[cfg(not(feature = "cuda"))]
 impl Net {
     fn gpu_synchronize(&self) -> Result<(), LayerError> {
@@ -129,4 +128,27 @@ impl Net {
     fn gpu_download_blob(&mut self, _: usize) -> Result<(), LayerError> {
         Err(LayerError::device(crate::device::NO_CUDA))
     }
+
+    pub(super) fn gpu_forward_layer(&mut self, _: usize) -> Result<f32, LayerError> {
+        Err(LayerError::device(crate::device::NO_CUDA))
+    }
+
+    pub(super) fn gpu_backward_layer(&mut self, _: usize) {}
+
+    pub(super) fn gpu_download_outputs(&mut self) -> Result<(), LayerError> {
+        Err(LayerError::device(crate::device::NO_CUDA))
+    }
+
+    pub(super) fn gpu_clear_param_diffs(&mut self) {}
+
+    /// Host params are the only params without CUDA.
+    pub(super) fn gpu_params_to_host(&mut self) -> Result<(), LayerError> {
+        Ok(())
+    }
+
+    pub(super) fn gpu_param_data(&self, _: usize) -> Result<Option<Vec<f32>>, LayerError> {
+        Ok(None)
+    }
+
+    pub(super) fn gpu_record(&mut self, _: Result<(), LayerError>) {}
 }
