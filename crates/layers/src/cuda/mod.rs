@@ -6,6 +6,8 @@ mod device;
 mod gemm;
 mod ops;
 mod sgd;
+#[cfg(test)]
+mod tests;
 
 pub(crate) use blob::{GpuBlob, alloc_zeros, download_floats, upload_floats};
 pub(crate) use device::GpuDevice;
