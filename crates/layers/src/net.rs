@@ -434,7 +434,11 @@ impl Net {
         self.phase
     }
 
+    /// The compute backend's name for logs (`cpu-gemm`, `cpu-openblas`, `cuda`).
     pub fn backend_name(&self) -> &'static str {
+        if self.device.is_gpu() {
+            return "cuda";
+        }
         self.backend.name()
     }
 

@@ -64,7 +64,8 @@ impl std::fmt::Debug for GpuDevice {
 
 /// Turns any CUDA-side error into `LayerError::Device` with what was being done.
 pub(crate) fn device_err(what: &str) -> impl FnOnce(&dyn std::fmt::Debug) -> LayerError + '_ {
-    move |e| LayerError::device(format!("{what}: {e:?}"))
+    // One line, whatever the error's Debug holds (an NVRTC log has several).
+    move |e| LayerError::device(format!("{what}: {e:?}").replace('\n', " "))
 }
 
 /// `Result<T, E: Debug>` → `Result<T, LayerError>` naming what failed.

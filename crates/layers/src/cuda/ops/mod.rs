@@ -185,9 +185,12 @@ pub(crate) fn ints<const N: usize>(sizes: [usize; N]) -> Result<[i32; N], LayerE
 macro_rules! launch {
     ($gpu:expr, $name:literal, $threads:expr; $($arg:expr),+ $(,)?) => {{
         let gpu: &$crate::cuda::GpuDevice = $gpu;
+        let threads: usize = $threads;
+        // Kernels index with `int`: the thread count (the largest index + 1) must fit.
+        $crate::cuda::gemm::int(threads)?;
         let mut builder = gpu.stream().launch_builder(gpu.kernel($name)?);
         $( cudarc::driver::PushKernelArg::arg(&mut builder, $arg); )+
-        let config = $crate::cuda::device::launch_config($threads);
+        let config = $crate::cuda::device::launch_config(threads);
         // SAFETY: the arguments follow the kernel's signature in kernels.cu (types and order),
         // and every buffer holds the elements the kernel indexes for these sizes.
         let launched = unsafe { builder.launch(config) };
