@@ -27,12 +27,21 @@ pub enum LayerError {
     /// Reading or writing a file.
     #[error("{path}: {error}")]
     Io { path: String, error: std::io::Error },
+    /// A GPU cannot be used or a device call failed (one line saying which and why).
+    #[error("GPU: {message}")]
+    Device { message: String },
 }
 
 impl LayerError {
     pub(crate) fn config(layer: &str, message: impl Into<String>) -> Self {
         Self::Config {
             layer: layer.to_string(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn device(message: impl Into<String>) -> Self {
+        Self::Device {
             message: message.into(),
         }
     }

@@ -16,7 +16,11 @@ use crate::layers::{
     Accuracy, ContrastiveLoss, Convolution, DataLayer, Dropout, EuclideanLoss, InnerProduct, Input,
     Pooling, ReLU, Slice, Softmax, SoftmaxWithLoss, Split,
 };
-use crate::{Backend, Blob, CpuBackend, Layer, LayerError};
+use crate::{Backend, Blob, CpuBackend, Device, Layer, LayerError};
+
+mod device_ops;
+#[cfg(feature = "cuda")]
+mod gpu;
 
 /// The layer types `Net` can instantiate (Caffe type names).
 pub const LAYER_TYPES: &[&str] = &[
@@ -79,6 +83,10 @@ pub struct Net {
     latest: HashMap<String, usize>,
     params: Vec<LearnableParam>,
     outputs: Vec<usize>,
+    device: Device,
+    /// The device copies of a net on a GPU.
+    #[cfg(feature = "cuda")]
+    gpu: Option<Box<gpu::GpuState>>,
 }
 
 impl std::fmt::Debug for Net {
@@ -154,6 +162,9 @@ impl Net {
                 })
                 .collect(),
             outputs: Vec::new(),
+            device: Device::Cpu,
+            #[cfg(feature = "cuda")]
+            gpu: None,
         };
         let mut shaped = vec![false; spec.params.len()];
         // Storage of each spec blob so far (a top always gets a fresh blob).
@@ -344,6 +355,9 @@ impl Net {
 
     /// Runs layer `index` forward (reshaping it first); returns its weighted loss.
     pub fn forward_layer(&mut self, index: usize) -> Result<f32, LayerError> {
+        if self.device.is_gpu() {
+            return self.gpu_forward_layer(index);
+        }
         self.with_lent(index, |l, backend| {
             l.layer.reshape(&l.lent_bottoms, &mut l.lent_tops)?;
             l.layer
@@ -362,6 +376,9 @@ impl Net {
     pub fn backward_layer(&mut self, index: usize) {
         if !self.layers[index].need_backward {
             return;
+        }
+        if self.device.is_gpu() {
+            return self.gpu_backward_layer(index);
         }
         self.with_lent(index, |l, backend| {
             for (t, &w) in l.lent_tops.iter_mut().zip(&l.loss_weights) {
@@ -385,6 +402,9 @@ impl Net {
         for i in 0..self.layers.len() {
             loss += self.forward_layer(i)?;
         }
+        if self.device.is_gpu() {
+            self.gpu_download_outputs()?;
+        }
         Ok(loss)
     }
 
@@ -398,6 +418,9 @@ impl Net {
 
     /// Zeroes every parameter's diff (the solver does this each iteration).
     pub fn clear_param_diffs(&mut self) {
+        if self.device.is_gpu() {
+            return self.gpu_clear_param_diffs();
+        }
         for p in &mut self.params {
             p.blob.diff.fill(0.0);
         }
@@ -411,7 +434,11 @@ impl Net {
         self.phase
     }
 
+    /// The compute backend's name for logs (`cpu-gemm`, `cpu-openblas`, `cuda`).
     pub fn backend_name(&self) -> &'static str {
+        if self.device.is_gpu() {
+            return "cuda";
+        }
         self.backend.name()
     }
 
@@ -419,7 +446,13 @@ impl Net {
         &self.params
     }
 
+    /// On a GPU net this downloads the params (data and diff) first and uploads them before
+    /// the next device use (a download error is returned by the next device call).
     pub fn learnable_params_mut(&mut self) -> &mut [LearnableParam] {
+        if self.device.is_gpu() {
+            let result = self.gpu_params_to_host();
+            self.gpu_record(result);
+        }
         &mut self.params
     }
 
@@ -542,6 +575,7 @@ impl Net {
     /// Copies parameters from `other` layer by layer (matched by name, shapes checked); how
     /// the test net takes the train net's weights. Layers `other` lacks are left as they are.
     pub fn copy_params_from(&mut self, other: &Net) -> Result<(), LayerError> {
+        self.gpu_params_to_host()?;
         let by_name: HashMap<&str, &NetLayer> =
             other.layers.iter().map(|l| (l.name.as_str(), l)).collect();
         for l in &self.layers {
@@ -559,6 +593,7 @@ impl Net {
                 ));
             }
             for (&dst, &from) in l.params.iter().zip(&src.params) {
+                let current = other.gpu_param_data(from)?;
                 let from = &other.params[from].blob;
                 let to = &mut self.params[dst].blob;
                 if from.shape != to.shape {
@@ -570,7 +605,8 @@ impl Net {
                         ),
                     ));
                 }
-                to.data.copy_from_slice(&from.data);
+                to.data
+                    .copy_from_slice(current.as_deref().unwrap_or(&from.data));
             }
         }
         Ok(())
@@ -578,7 +614,28 @@ impl Net {
 
     /// The net with its weights as Caffe writes a `.caffemodel`: every layer's definition with
     /// its parameter blobs (shared ones under each layer that uses them).
+    ///
+    /// On a GPU net the params are downloaded; should that fail, the host copies are used
+    /// (see [`Net::save_caffemodel`], which reports the error instead).
     pub fn to_proto(&self) -> NetParameter {
+        self.try_to_proto()
+            .unwrap_or_else(|_| self.proto_with(|p| blob_to_proto(&self.params[p].blob)))
+    }
+
+    fn try_to_proto(&self) -> Result<NetParameter, LayerError> {
+        let current: Vec<Option<Vec<f32>>> = (0..self.params.len())
+            .map(|p| self.gpu_param_data(p))
+            .collect::<Result<_, _>>()?;
+        Ok(self.proto_with(|p| {
+            let blob = &self.params[p].blob;
+            match &current[p] {
+                Some(data) => blob_to_proto(&Blob::from_data(&blob.shape, data.clone())),
+                None => blob_to_proto(blob),
+            }
+        }))
+    }
+
+    fn proto_with(&self, blob: impl Fn(usize) -> siamese_proto::BlobProto) -> NetParameter {
         NetParameter {
             name: Some(self.name.clone()),
             layer: self
@@ -586,11 +643,7 @@ impl Net {
                 .iter()
                 .map(|l| {
                     let mut proto = l.spec.proto.clone();
-                    proto.blobs = l
-                        .params
-                        .iter()
-                        .map(|&p| blob_to_proto(&self.params[p].blob))
-                        .collect();
+                    proto.blobs = l.params.iter().map(|&p| blob(p)).collect();
                     proto
                 })
                 .collect(),
@@ -605,6 +658,7 @@ impl Net {
     }
 
     fn load_proto_from(&mut self, param: &NetParameter, origin: &str) -> Result<(), LayerError> {
+        self.gpu_params_to_host()?;
         let upgraded;
         let param = if param.layers.is_empty() {
             param
@@ -638,7 +692,7 @@ impl Net {
 
     /// Writes the weights as a binary `.caffemodel`, atomically (temporary file + rename).
     pub fn save_caffemodel(&self, path: &Path) -> Result<(), LayerError> {
-        write_atomic(path, &self.to_proto().encode_to_vec())
+        write_atomic(path, &self.try_to_proto()?.encode_to_vec())
     }
 
     /// Reads weights from a `.caffemodel` (V1 or V2) written by Caffe or by siamese.

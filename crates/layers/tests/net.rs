@@ -485,3 +485,34 @@ fn embedding_batches_through_the_input_layer() {
         "{err}"
     );
 }
+
+/// `on_device(Cpu)` is `new`; the device-only calls say the net is on the CPU.
+#[test]
+fn on_device_cpu_is_new_and_device_calls_name_the_cpu() {
+    let spec = NetSpec::build(&tiny_param(), Phase::Train, None).unwrap();
+    let mut net = Net::on_device(&spec, 7, siamese_layers::Device::Cpu).unwrap();
+    assert_eq!(net.device(), siamese_layers::Device::Cpu);
+    assert_eq!(
+        net.learnable_params(),
+        Net::new(&spec, 7).unwrap().learnable_params()
+    );
+    net.synchronize().unwrap();
+    let e = net.sgd_update_on_device(0.1, 0.9, 0.0, false).unwrap_err();
+    assert!(e.to_string().contains("runs on the CPU"), "{e}");
+    assert!(net.device_history().is_err());
+    assert!(net.set_device_history(&[]).is_err());
+    assert_eq!(net.fetch_blob("pair").unwrap().unwrap().shape, [4, 2, 6, 6]);
+    assert!(net.fetch_blob("nothing").unwrap().is_none());
+}
+
+/// Without the `cuda` feature a GPU request is a one-line error saying how to rebuild.
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn gpu_request_without_the_feature_says_how_to_rebuild() {
+    let spec = NetSpec::build(&tiny_param(), Phase::Train, None).unwrap();
+    let e = Net::on_device(&spec, 7, siamese_layers::Device::Gpu(0)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "GPU: this siamese was built without CUDA support; rebuild with `--features cuda`"
+    );
+}

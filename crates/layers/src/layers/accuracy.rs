@@ -34,6 +34,15 @@ impl Layer for Accuracy {
         "Accuracy"
     }
 
+    #[cfg(feature = "cuda")]
+    fn gpu_op(&self) -> Option<crate::GpuOp<'_>> {
+        Some(crate::GpuOp::Accuracy {
+            dims: self.dims,
+            top_k: self.top_k,
+            ignore_label: self.ignore_label,
+        })
+    }
+
     fn setup(&mut self, bottom: &[Blob], num_tops: usize) -> Result<Vec<Vec<usize>>, LayerError> {
         check_arity(
             &self.name,

@@ -45,6 +45,16 @@ impl Layer for ContrastiveLoss {
         "ContrastiveLoss"
     }
 
+    #[cfg(feature = "cuda")]
+    fn gpu_op(&self) -> Option<crate::GpuOp<'_>> {
+        Some(crate::GpuOp::ContrastiveLoss {
+            num: self.num,
+            channels: self.channels,
+            margin: self.margin,
+            legacy: self.legacy,
+        })
+    }
+
     fn setup(&mut self, bottom: &[Blob], num_tops: usize) -> Result<Vec<Vec<usize>>, LayerError> {
         check_arity(
             &self.name,

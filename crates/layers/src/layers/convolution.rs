@@ -151,6 +151,16 @@ impl Layer for Convolution {
         "Convolution"
     }
 
+    #[cfg(feature = "cuda")]
+    fn gpu_op(&self) -> Option<crate::GpuOp<'_>> {
+        Some(crate::GpuOp::Convolution {
+            geometry: self.geometry?,
+            batch: self.batch,
+            num_output: self.num_output,
+            bias: self.bias,
+        })
+    }
+
     fn setup(&mut self, bottom: &[Blob], num_tops: usize) -> Result<Vec<Vec<usize>>, LayerError> {
         check_arity(
             &self.name,

@@ -52,6 +52,17 @@ impl Layer for InnerProduct {
         "InnerProduct"
     }
 
+    #[cfg(feature = "cuda")]
+    fn gpu_op(&self) -> Option<crate::GpuOp<'_>> {
+        Some(crate::GpuOp::InnerProduct {
+            rows: self.rows,
+            inputs: self.inputs,
+            num_output: self.num_output,
+            bias: self.bias,
+            transpose: self.transpose,
+        })
+    }
+
     fn setup(&mut self, bottom: &[Blob], num_tops: usize) -> Result<Vec<Vec<usize>>, LayerError> {
         check_arity(
             &self.name,

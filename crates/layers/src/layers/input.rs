@@ -40,6 +40,11 @@ impl Layer for Input {
         "Input"
     }
 
+    #[cfg(feature = "cuda")]
+    fn gpu_op(&self) -> Option<crate::GpuOp<'_>> {
+        Some(crate::GpuOp::Host)
+    }
+
     fn setup(&mut self, bottom: &[Blob], num_tops: usize) -> Result<Vec<Vec<usize>>, LayerError> {
         check_arity(
             &self.name,

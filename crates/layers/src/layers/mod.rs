@@ -81,6 +81,13 @@ pub trait Layer: Send {
         0
     }
 
+    /// The layer's GPU computation at its current shapes (valid after `reshape`); `None` when
+    /// it has no CUDA implementation.
+    #[cfg(feature = "cuda")]
+    fn gpu_op(&self) -> Option<crate::GpuOp<'_>> {
+        None
+    }
+
     /// For Input layers: sets the shape of top `index`, returning false for other layers.
     fn set_input_shape(&mut self, _index: usize, _shape: &[usize]) -> bool {
         false

@@ -129,6 +129,15 @@ impl Layer for Pooling {
         "Pooling"
     }
 
+    #[cfg(feature = "cuda")]
+    fn gpu_op(&self) -> Option<crate::GpuOp<'_>> {
+        Some(crate::GpuOp::Pooling {
+            geometry: self.geometry?,
+            planes: self.planes,
+            max: self.method == PoolMethod::Max,
+        })
+    }
+
     fn setup(&mut self, bottom: &[Blob], num_tops: usize) -> Result<Vec<Vec<usize>>, LayerError> {
         check_arity(
             &self.name,

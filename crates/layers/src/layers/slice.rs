@@ -80,6 +80,16 @@ impl Layer for Slice {
         "Slice"
     }
 
+    #[cfg(feature = "cuda")]
+    fn gpu_op(&self) -> Option<crate::GpuOp<'_>> {
+        Some(crate::GpuOp::Slice {
+            outer: self.outer,
+            inner: self.inner,
+            axis_len: self.axis_len,
+            sizes: &self.sizes,
+        })
+    }
+
     fn setup(&mut self, bottom: &[Blob], num_tops: usize) -> Result<Vec<Vec<usize>>, LayerError> {
         check_arity(
             &self.name,

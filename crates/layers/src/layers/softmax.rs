@@ -62,6 +62,11 @@ impl Layer for Softmax {
         "Softmax"
     }
 
+    #[cfg(feature = "cuda")]
+    fn gpu_op(&self) -> Option<crate::GpuOp<'_>> {
+        Some(crate::GpuOp::Softmax { dims: self.dims })
+    }
+
     fn setup(&mut self, bottom: &[Blob], num_tops: usize) -> Result<Vec<Vec<usize>>, LayerError> {
         check_arity(
             &self.name,
@@ -172,6 +177,15 @@ impl SoftmaxWithLoss {
 impl Layer for SoftmaxWithLoss {
     fn kind(&self) -> &'static str {
         "SoftmaxWithLoss"
+    }
+
+    #[cfg(feature = "cuda")]
+    fn gpu_op(&self) -> Option<crate::GpuOp<'_>> {
+        Some(crate::GpuOp::SoftmaxWithLoss {
+            dims: self.dims,
+            ignore_label: self.ignore_label,
+            normalization: self.normalization as i32,
+        })
     }
 
     fn setup(&mut self, bottom: &[Blob], num_tops: usize) -> Result<Vec<Vec<usize>>, LayerError> {

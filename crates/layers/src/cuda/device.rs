@@ -1,0 +1,250 @@
+//! `GpuDevice`: the CUDA context, stream, cuBLAS handle and compiled kernels of one GPU,
+//! created once per ordinal (after checking the CUDA libraries can be loaded) and shared.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use cudarc::cublas::CudaBlas;
+use cudarc::driver::{CudaContext, CudaFunction, CudaStream, LaunchConfig};
+use cudarc::nvrtc::{CompileOptions, compile_ptx_with_opts};
+
+use crate::LayerError;
+
+/// The kernels of kernels.cu (compiled at run time by NVRTC for the device's architecture).
+const KERNELS_SRC: &str = include_str!("kernels.cu");
+
+/// Every kernel of kernels.cu this crate launches.
+const KERNEL_NAMES: &[&str] = &[
+    "im2col_batch",
+    "col2im_batch",
+    "add_channel_bias",
+    "sum_inner",
+    "accumulate_over_batch",
+    "max_pool_forward",
+    "max_pool_backward",
+    "ave_pool_forward",
+    "ave_pool_backward",
+    "relu_forward",
+    "relu_backward",
+    "slice_copy",
+    "add_into",
+    "fill",
+    "contrastive_forward",
+    "sum_scaled",
+    "contrastive_backward",
+    "softmax_forward",
+    "softmax_backward",
+    "softmax_loss_forward",
+    "softmax_loss_backward",
+    "loss_normalizer",
+    "divide_sum",
+    "accuracy_forward",
+    "sgd_update",
+];
+
+/// Threads per block of every launch; grids are capped (kernels use grid-stride loops).
+const BLOCK: u32 = 256;
+const MAX_BLOCKS: u32 = 65_535;
+
+/// One GPU ready to run nets: shared by every net on that ordinal.
+pub(crate) struct GpuDevice {
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    /// cuBLAS handles are not to be used by two threads at once.
+    blas: Mutex<CudaBlas>,
+    kernels: HashMap<&'static str, CudaFunction>,
+    description: String,
+}
+
+impl std::fmt::Debug for GpuDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.description)
+    }
+}
+
+/// Turns any CUDA-side error into `LayerError::Device` with what was being done.
+pub(crate) fn device_err(what: &str) -> impl FnOnce(&dyn std::fmt::Debug) -> LayerError + '_ {
+    // One line, whatever the error's Debug holds (an NVRTC log has several).
+    move |e| LayerError::device(format!("{what}: {e:?}").replace('\n', " "))
+}
+
+/// `Result<T, E: Debug>` → `Result<T, LayerError>` naming what failed.
+pub(crate) trait OrDevice<T> {
+    fn or_device(self, what: &str) -> Result<T, LayerError>;
+}
+
+impl<T, E: std::fmt::Debug> OrDevice<T> for Result<T, E> {
+    fn or_device(self, what: &str) -> Result<T, LayerError> {
+        self.map_err(|e| device_err(what)(&e))
+    }
+}
+
+/// Fails naming the first CUDA library (driver, NVRTC, cuBLAS) that cannot be loaded; cudarc
+/// panics on the first call into a missing library, so this runs before any.
+fn check_libraries() -> Result<(), LayerError> {
+    // SAFETY: these only try to dlopen the library and report whether it loaded.
+    let present = unsafe {
+        [
+            (
+                "the CUDA driver (libcuda.so)",
+                cudarc::driver::sys::is_culib_present(),
+            ),
+            (
+                "NVRTC (libnvrtc.so.13)",
+                cudarc::nvrtc::sys::is_culib_present(),
+            ),
+            (
+                "cuBLAS (libcublas.so.13)",
+                cudarc::cublas::sys::is_culib_present(),
+            ),
+        ]
+    };
+    match present.iter().find(|(_, ok)| !ok) {
+        None => Ok(()),
+        Some((lib, _)) => Err(LayerError::device(format!(
+            "{lib} cannot be loaded: install the NVIDIA driver and CUDA 13 runtime libraries, \
+             or add their directory (e.g. /usr/local/cuda/lib64) to LD_LIBRARY_PATH"
+        ))),
+    }
+}
+
+static DEVICES: OnceLock<Mutex<HashMap<usize, Arc<GpuDevice>>>> = OnceLock::new();
+
+impl GpuDevice {
+    /// The shared device for `ordinal`, created (libraries checked, kernels compiled) on
+    /// first use.
+    pub(crate) fn get(ordinal: usize) -> Result<Arc<GpuDevice>, LayerError> {
+        check_libraries()?;
+        let table = DEVICES.get_or_init(Default::default);
+        let mut table = table
+            .lock()
+            .map_err(|_| LayerError::device("the GPU table was poisoned by a panic"))?;
+        if let Some(gpu) = table.get(&ordinal) {
+            return Ok(gpu.clone());
+        }
+        let gpu = Arc::new(Self::create(ordinal)?);
+        table.insert(ordinal, gpu.clone());
+        Ok(gpu)
+    }
+
+    fn create(ordinal: usize) -> Result<GpuDevice, LayerError> {
+        let count = CudaContext::device_count().or_device("initializing the CUDA driver")?;
+        if ordinal >= count.max(0) as usize {
+            return Err(LayerError::device(format!(
+                "no GPU {ordinal}: {count} CUDA device(s) visible (ordinals 0..{count})"
+            )));
+        }
+        let ctx = CudaContext::new(ordinal).or_device("creating the CUDA context")?;
+        // SAFETY: every buffer of this crate lives on the one stream below, so cudarc's
+        // cross-stream event tracking is not needed (and costs two events per launch).
+        unsafe { ctx.disable_event_tracking() };
+        let stream = ctx.default_stream();
+        let blas = CudaBlas::new(stream.clone()).or_device("creating the cuBLAS handle")?;
+        let description = describe(&ctx)?;
+        let kernels = compile_kernels(&ctx)?;
+        Ok(GpuDevice {
+            ctx,
+            stream,
+            blas: Mutex::new(blas),
+            kernels,
+            description,
+        })
+    }
+
+    /// "NVIDIA H200 (sm_90, 139 GiB), CUDA driver 13.0".
+    pub(crate) fn describe(&self) -> String {
+        self.description.clone()
+    }
+
+    pub(crate) fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
+    /// Makes the context current on this thread (cuBLAS calls need it).
+    pub(crate) fn bind(&self) -> Result<(), LayerError> {
+        self.ctx
+            .bind_to_thread()
+            .or_device("binding the CUDA context")
+    }
+
+    pub(crate) fn blas(&self) -> Result<MutexGuard<'_, CudaBlas>, LayerError> {
+        self.blas
+            .lock()
+            .map_err(|_| LayerError::device("the cuBLAS handle was poisoned by a panic"))
+    }
+
+    /// The compiled kernel `name` (one of KERNEL_NAMES).
+    pub(crate) fn kernel(&self, name: &str) -> Result<&CudaFunction, LayerError> {
+        self.kernels
+            .get(name)
+            .ok_or_else(|| LayerError::device(format!("kernel {name} is not in kernels.cu")))
+    }
+
+    /// Waits for all queued work.
+    pub(crate) fn synchronize(&self) -> Result<(), LayerError> {
+        self.stream
+            .synchronize()
+            .or_device("synchronizing the stream")
+    }
+}
+
+/// Blocks of `BLOCK` threads for `n` threads of a grid-stride kernel (at least one block).
+pub(crate) fn launch_config(n: usize) -> LaunchConfig {
+    let blocks = n.div_ceil(BLOCK as usize).clamp(1, MAX_BLOCKS as usize) as u32;
+    LaunchConfig {
+        grid_dim: (blocks, 1, 1),
+        block_dim: (BLOCK, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+fn describe(ctx: &Arc<CudaContext>) -> Result<String, LayerError> {
+    let name = ctx.name().or_device("reading the device name")?;
+    let (major, minor) = ctx
+        .compute_capability()
+        .or_device("reading the compute capability")?;
+    let mem = ctx.total_mem().or_device("reading the device memory")?;
+    let mut version = 0;
+    // SAFETY: the driver library is loaded (checked) and initialized (context created).
+    let status = unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut version) };
+    let driver = match status {
+        cudarc::driver::sys::CUresult::CUDA_SUCCESS => {
+            format!("{}.{}", version / 1000, (version % 1000) / 10)
+        }
+        _ => "unknown".to_string(),
+    };
+    let gib = mem as f64 / f64::from(1u32 << 30);
+    Ok(format!(
+        "{name} (sm_{major}{minor}, {gib:.0} GiB), CUDA driver {driver}"
+    ))
+}
+
+/// Compiles kernels.cu for the device's architecture (PTX, JIT-compiled by the driver) and
+/// loads every kernel.
+fn compile_kernels(
+    ctx: &Arc<CudaContext>,
+) -> Result<HashMap<&'static str, CudaFunction>, LayerError> {
+    let (major, minor) = ctx
+        .compute_capability()
+        .or_device("reading the compute capability")?;
+    let opts = CompileOptions {
+        // No fused multiply-add: the kernels then round as the CPU code does.
+        fmad: Some(false),
+        options: vec![format!("--gpu-architecture=compute_{major}{minor}")],
+        name: Some("kernels.cu".to_string()),
+        ..Default::default()
+    };
+    let ptx = compile_ptx_with_opts(KERNELS_SRC, opts).or_device("NVRTC compiling kernels.cu")?;
+    let module = ctx
+        .load_module(ptx)
+        .or_device("loading the kernels.cu module")?;
+    KERNEL_NAMES
+        .iter()
+        .map(|&name| {
+            let f = module
+                .load_function(name)
+                .or_device(&format!("loading kernel {name}"))?;
+            Ok((name, f))
+        })
+        .collect()
+}
