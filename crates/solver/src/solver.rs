@@ -500,6 +500,9 @@ impl Solver {
                 error: source,
             })?;
         }
+        // A device error met since the last forward (kept by the net) must stop the snapshot,
+        // not let it write stale weights.
+        self.net.synchronize().map_err(layer_error)?;
         let model: NetParameter = self.net.to_proto();
         write_atomically(&caffemodel, &model.encode_to_vec())?;
         let shapes: Vec<Vec<usize>> = self
