@@ -33,7 +33,8 @@ pub fn describe(device: Device) -> Result<String> {
 /// A device error's message without the "GPU: " its display starts with.
 pub fn without_gpu_prefix(e: &siamese_layers::LayerError) -> String {
     let text = e.to_string();
-    text.strip_prefix("GPU: ").map_or(text.clone(), str::to_string)
+    text.strip_prefix("GPU: ")
+        .map_or(text.clone(), str::to_string)
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use siamese_layers::Device;
 use siamese_solver::format::{caffe_float, iteration_line, lr_line, output_line};
-use siamese_solver::{CsvLog, DeviceChoice};
 use siamese_solver::solver::{NetOutput, Solver, SolverEvent};
+use siamese_solver::{CsvLog, DeviceChoice};
 
 use crate::threads;
 

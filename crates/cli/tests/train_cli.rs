@@ -235,15 +235,30 @@ fn device_gpu_is_refused_with_the_reason_and_solver_mode_gpu_falls_back() {
     let reason = reason.to_string();
     let reason = reason.strip_prefix("GPU: ").unwrap_or(&reason).to_string();
     if !cfg!(feature = "cuda") {
-        assert!(reason.contains("rebuild with `--features cuda`"), "{reason}");
+        assert!(
+            reason.contains("rebuild with `--features cuda`"),
+            "{reason}"
+        );
     }
     let dir = tempfile::tempdir().unwrap();
     setup(dir.path(), 2);
     let commands: [&[&str]; 4] = [
         &["train", "--solver", "solver.prototxt", "--device", "gpu"],
-        &["test", "--model", "net.prototxt", "--weights", "w.caffemodel"],
+        &[
+            "test",
+            "--model",
+            "net.prototxt",
+            "--weights",
+            "w.caffemodel",
+        ],
         &["time", "--model", "net.prototxt", "--iterations", "1"],
-        &["embed", "--model", "net.prototxt", "--weights", "w.caffemodel"],
+        &[
+            "embed",
+            "--model",
+            "net.prototxt",
+            "--weights",
+            "w.caffemodel",
+        ],
     ];
     for (i, command) in commands.iter().enumerate() {
         let mut args = command.to_vec();

@@ -65,7 +65,8 @@ impl DeviceChoice {
 /// The reason of a device error without its "GPU: " prefix (the notice already says GPU).
 fn gpu_reason(e: &siamese_layers::LayerError) -> String {
     let text = e.to_string();
-    text.strip_prefix("GPU: ").map_or(text.clone(), str::to_string)
+    text.strip_prefix("GPU: ")
+        .map_or(text.clone(), str::to_string)
 }
 
 #[cfg(test)]

@@ -301,7 +301,10 @@ fn solver_mode_gpu_without_a_usable_gpu_trains_on_the_cpu_after_one_notice() {
         .filter(|e| matches!(e, SolverEvent::Notice(_)))
         .count();
     assert_eq!(notices, 1);
-    assert_eq!(trace, cpu_trace, "the fallback trains as solver_mode CPU does");
+    assert_eq!(
+        trace, cpu_trace,
+        "the fallback trains as solver_mode CPU does"
+    );
 
     let p = siamese_net::load_solver(&on_cpu.solver_file).unwrap();
     let strict = DeviceChoice::Required(Device::Gpu(0));

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use siamese_data::Dataset;
-use siamese_layers::{Device, Net};
 use siamese_layers::embed::{Embedding, cap_input_batch, embed_images};
+use siamese_layers::{Device, Net};
 use siamese_net::NetSpec;
 use siamese_proto::{NetParameter, Phase};
 use siamese_solver::{DeviceChoice, NetOutput, Solver, SolverEvent};
@@ -309,6 +309,24 @@ pub fn check_devices(cells: &[crate::grid::Cell]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where the cells train, for the header, when the solver file decides it: its GPU, or why
+/// that GPU could not be used and the cells train on the CPU (`None` for `solver_mode: CPU`,
+/// and when the experiment sets `device` itself).
+pub fn solver_file_device_note(solver: &Path, cells: &[crate::grid::Cell]) -> Option<String> {
+    if cells.iter().any(|c| c.params.device.is_some()) {
+        return None;
+    }
+    let param = siamese_net::load_solver(solver).ok()?;
+    let decision = DeviceChoice::FromFile.resolve(&param).ok()?;
+    match (decision.device, decision.notice) {
+        (_, Some(notice)) => Some(format!(
+            "note: {notice} (set device = \"gpu\" in the experiment to make this an error)"
+        )),
+        (Device::Gpu(n), None) => Some(format!("device: gpu:{n} (the solver's solver_mode GPU)")),
+        (Device::Cpu, None) => None,
+    }
+}
+
 /// The cell's `device` as the solver's choice: that device, strictly, or the solver file's.
 fn device_choice(params: &crate::grid::CellParams) -> anyhow::Result<DeviceChoice> {
     Ok(match &params.device {
@@ -396,4 +414,47 @@ fn test_loss(outputs: &[NetOutput]) -> f32 {
         .or_else(|| outputs.iter().find(|o| o.loss_weight != 0.0))
         .or(outputs.first())
         .map_or(f32::NAN, |o| o.value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grid::{Cell, CellParams};
+
+    fn cell(device: Option<&str>) -> Cell {
+        Cell {
+            index: 0,
+            id: "000".into(),
+            values: Vec::new(),
+            params: CellParams {
+                device: device.map(str::to_string),
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn the_header_says_when_the_solver_files_gpu_falls_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let solver = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, format!("net: \"n.prototxt\"\n{text}")).unwrap();
+            path
+        };
+        let cpu = solver("cpu.prototxt", "solver_mode: CPU\n");
+        let gpu = solver("gpu.prototxt", "");
+        assert_eq!(solver_file_device_note(&cpu, &[cell(None)]), None);
+        assert_eq!(solver_file_device_note(&gpu, &[cell(Some("cpu"))]), None);
+        let note = solver_file_device_note(&gpu, &[cell(None)]).unwrap();
+        match siamese_layers::probe_gpu(0) {
+            Ok(_) => assert_eq!(note, "device: gpu:0 (the solver's solver_mode GPU)"),
+            Err(_) => {
+                assert!(
+                    note.starts_with("note: solver_mode GPU (device_id 0): "),
+                    "{note}"
+                );
+                assert!(note.ends_with("; running on the CPU (set device = \"gpu\" in the experiment to make this an error)"), "{note}");
+            }
+        }
+    }
 }

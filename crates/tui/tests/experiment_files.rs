@@ -301,6 +301,13 @@ fn device_is_a_top_level_key_or_a_grid_axis() {
     let exp = Experiment::load(&file).unwrap();
     assert_eq!(exp.device, Some(Device::Gpu(0)));
     let cells = Cell::expand(&exp);
-    assert!(cells.iter().all(|c| c.params.device.as_deref() == Some("gpu:0")));
-    assert_eq!(cells[0].id, "000-margin_1", "a top-level device is not part of the ids");
+    assert!(
+        cells
+            .iter()
+            .all(|c| c.params.device.as_deref() == Some("gpu:0"))
+    );
+    assert_eq!(
+        cells[0].id, "000-margin_1",
+        "a top-level device is not part of the ids"
+    );
 }
