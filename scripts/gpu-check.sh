@@ -131,13 +131,15 @@ run_checks() {
 
   step "layers: every GPU op against the CPU (bin/gpu-tests)"
   local log="$out/gpu-tests.log"
-  timeout 300 "$dir/bin/gpu-tests" --test-threads=1 2>&1 | tee "$log"
+  timeout 300 "$dir/bin/gpu-tests" --test-threads=1 --nocapture 2>&1 | tee "$log"
   local status=${PIPESTATUS[0]} line
   line=$(grep -E '^test result:' "$log" | tail -n 1)
-  if grep -q 'skipped:' "$log"; then
-    record "layer tests (gpu)" SKIP "$(grep -m1 -o 'skipped:.*' "$log")"
-  elif [ "$status" -eq 0 ]; then record "layer tests (gpu)" PASS "${line#test result: }"
-  else record "layer tests (gpu)" FAIL "${line:-exit status $status}"; fi
+  local skips
+  skips=$(grep -c 'skipped:' "$log")
+  if [ "$status" -ne 0 ]; then record "layer tests (gpu)" FAIL "${line:-exit status $status}"
+  elif [ "$skips" -gt 0 ]; then
+    record "layer tests (gpu)" SKIP "$skips test(s) $(grep -m1 -o 'skipped:.*' "$log")"
+  else record "layer tests (gpu)" PASS "${line#test result: }"; fi
 
   write_solver "$out/solver.prototxt" "runs/gpu-check/siamese"
   local dev
