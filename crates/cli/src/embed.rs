@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use siamese_layers::Net;
 use siamese_layers::embed::{Embedding, cap_input_batch, embed_images};
+use siamese_layers::{Device, Net};
 use siamese_net::{NetSpec, load_net};
 use siamese_proto::Phase;
 
@@ -39,9 +39,12 @@ pub struct EmbedArgs {
     /// Output CSV file (written whole or not at all).
     #[arg(long, value_name = "feats.csv")]
     out: PathBuf,
+    #[arg(long, value_parser = crate::device::parse, default_value = "cpu", value_name = "DEVICE", help = crate::device::HELP)]
+    device: Device,
 }
 
 pub fn run(args: EmbedArgs) -> Result<()> {
+    let device = crate::device::check(args.device)?;
     let (images, labels) = match &args.labels {
         Some(labels) => {
             let set = siamese_data::Dataset::load(&args.images, labels)?;
@@ -53,7 +56,8 @@ pub fn run(args: EmbedArgs) -> Result<()> {
     let mut param = load_net(&args.model)?;
     cap_input_batch(&mut param, MAX_BATCH);
     let spec = NetSpec::build(&param, Phase::Test, args.model.parent())?;
-    let mut net = Net::new(&spec, 0).with_context(|| format!("{}", args.model.display()))?;
+    let mut net =
+        Net::on_device(&spec, 0, device).with_context(|| format!("{}", args.model.display()))?;
     net.load_caffemodel(&args.weights)?;
     let start = Instant::now();
     let embedding = embed_images(&mut net, &images, count, args.scale, MAX_BATCH)

@@ -2,6 +2,7 @@
 //! main.rs only declares the commands and dispatches; each command lives in its own module.
 
 mod db;
+mod device;
 mod draw;
 mod embed;
 mod eval;

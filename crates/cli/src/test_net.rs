@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use siamese_layers::Net;
+use siamese_layers::{Device, Net};
 use siamese_net::NetSpec;
 use siamese_proto::Phase;
 use siamese_solver::format::{caffe_float, score_line};
@@ -23,16 +23,19 @@ pub struct TestArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    #[arg(long, value_parser = crate::device::parse, default_value = "cpu", value_name = "DEVICE", help = crate::device::HELP)]
+    pub device: Device,
 }
 
 pub fn run(args: &TestArgs) -> Result<()> {
     crate::threads::configure(args.threads)?;
+    let device = crate::device::check(args.device)?;
     if args.iterations == 0 {
         bail!("--iterations 0: expected at least 1 batch");
     }
     let param = siamese_net::load_net(&args.model)?;
     let spec = NetSpec::build(&param, Phase::Test, args.model.parent())?;
-    let mut net = Net::new(&spec, 0)?;
+    let mut net = Net::on_device(&spec, 0, device)?;
     net.load_caffemodel(&args.weights)
         .with_context(|| format!("{}: cannot load weights", args.weights.display()))?;
     let means = mean_outputs(&mut net, args.iterations, |batch, name, value| {

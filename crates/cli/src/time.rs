@@ -1,11 +1,11 @@
 //! `siamese time`: average forward, backward and forward-backward time per iteration and a
-//! per-layer table with GFLOP/s, like `caffe time`.
+//! per-layer table with GFLOP/s, like `caffe time`; on a GPU each layer is waited for.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Result, bail};
-use siamese_layers::Net;
+use siamese_layers::{Device, Net};
 use siamese_net::NetSpec;
 use siamese_proto::Phase;
 use siamese_solver::format::caffe_float;
@@ -22,6 +22,8 @@ pub struct TimeArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    #[arg(long, value_parser = crate::device::parse, default_value = "cpu", value_name = "DEVICE", help = crate::device::HELP)]
+    pub device: Device,
 }
 
 /// Per-layer totals in seconds.
@@ -35,16 +37,24 @@ pub fn run(args: &TimeArgs) -> Result<()> {
     if args.iterations == 0 {
         bail!("--iterations 0: expected at least 1");
     }
+    let about = crate::device::describe(args.device)?;
     let param = siamese_net::load_net(&args.model)?;
     let spec = NetSpec::build(&param, Phase::Train, args.model.parent())?;
-    let mut net = Net::new(&spec, 0)?;
+    let mut net = Net::on_device(&spec, 0, args.device)?;
     let names: Vec<String> = net.layer_names().iter().map(|n| n.to_string()).collect();
-    println!(
-        "Testing for {} iterations on {threads} thread(s).",
-        args.iterations
-    );
+    match args.device {
+        Device::Cpu => println!(
+            "Testing for {} iterations on {threads} thread(s).",
+            args.iterations
+        ),
+        Device::Gpu(_) => println!(
+            "Testing for {} iterations on {about} (each layer waited for).",
+            args.iterations
+        ),
+    }
     let initial = net.forward()?;
     net.backward();
+    net.synchronize()?;
     println!("Initial loss: {}", caffe_float(initial));
 
     let n = names.len();
@@ -59,6 +69,7 @@ pub fn run(args: &TimeArgs) -> Result<()> {
         for (i, slot) in t.forward.iter_mut().enumerate() {
             let s = Instant::now();
             net.forward_layer(i)?;
+            net.synchronize()?;
             *slot += s.elapsed().as_secs_f64();
         }
         fwd_total += fwd.elapsed().as_secs_f64();
@@ -66,6 +77,7 @@ pub fn run(args: &TimeArgs) -> Result<()> {
         for i in (0..n).rev() {
             let s = Instant::now();
             net.backward_layer(i);
+            net.synchronize()?;
             t.backward[i] += s.elapsed().as_secs_f64();
         }
         bwd_total += bwd.elapsed().as_secs_f64();

@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use siamese_solver::CsvLog;
+use siamese_layers::Device;
 use siamese_solver::format::{caffe_float, iteration_line, lr_line, output_line};
 use siamese_solver::solver::{NetOutput, Solver, SolverEvent};
+use siamese_solver::{CsvLog, DeviceChoice};
 
 use crate::threads;
 
@@ -35,6 +36,10 @@ pub struct TrainArgs {
     /// Write a one-object JSON summary (speed, memory, final losses) here.
     #[arg(long)]
     pub json_summary: Option<PathBuf>,
+    /// Where to train: cpu, gpu (= gpu:0) or gpu:N [default: the solver file's solver_mode
+    /// and device_id, on the CPU when that GPU cannot be used]
+    #[arg(long, value_parser = crate::device::parse, value_name = "DEVICE")]
+    pub device: Option<Device>,
 }
 
 /// What the event printer gathers for the summary.
@@ -54,8 +59,16 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         }
         param.max_iter = Some(n);
     }
-    let mut solver = Solver::new(param, Some(&args.solver))
+    let choice = match args.device {
+        Some(device) => DeviceChoice::Required(crate::device::check(device)?),
+        None => DeviceChoice::FromFile,
+    };
+    let mut solver = Solver::with_device(param, Some(&args.solver), choice)
         .with_context(|| format!("{}: cannot set up the solver", args.solver.display()))?;
+    match solver.device() {
+        Device::Cpu => println!("Using the CPU ({threads} thread(s))"),
+        gpu => println!("Using {}", crate::device::describe(gpu)?),
+    }
     if solver.seed_from_clock() {
         println!(
             "random_seed is -1: using seed {} (from the clock)",
@@ -248,6 +261,9 @@ impl LinePrinter {
             } => {
                 println!("Optimization stopped early at iteration {iter}.");
             }
+            SolverEvent::Notice(text) => {
+                println!("note: {text} (pass --device gpu to make this an error)");
+            }
             _ => {}
         }
     }
@@ -274,6 +290,7 @@ fn summary_json(
     serde_json::json!({
         "iterations": iterations,
         "threads": threads,
+        "device": solver.device().to_string(),
         "ms_per_iter_median": median,
         "ms_per_iter_mean": mean,
         "images_per_s": per_s(images),

@@ -215,3 +215,89 @@ fn two_runs_with_a_seed_log_identical_losses() {
         assert!((x - y).abs() <= 1e-5 * y.abs(), "iteration {i}: {x} vs {y}");
     }
 }
+
+/// Runs `siamese ARGS` in `dir`: (success, stdout, stderr).
+fn run_in(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = siamese().current_dir(dir).args(args).output().unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+/// Where no GPU can be used (every build without `--features cuda`; CI has no driver):
+/// `--device gpu[:N]` on every command is refused with one line naming the flag and the reason,
+/// and a solver file that says (or defaults to) `solver_mode: GPU` trains on the CPU, saying so.
+#[test]
+fn device_gpu_is_refused_with_the_reason_and_solver_mode_gpu_falls_back() {
+    let Err(reason) = siamese_layers::probe_gpu(0) else {
+        println!("skipped: GPU 0 can be used here");
+        return;
+    };
+    let reason = reason.to_string();
+    let reason = reason.strip_prefix("GPU: ").unwrap_or(&reason).to_string();
+    if !cfg!(feature = "cuda") {
+        assert!(
+            reason.contains("rebuild with `--features cuda`"),
+            "{reason}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path(), 2);
+    let commands: [&[&str]; 4] = [
+        &["train", "--solver", "solver.prototxt", "--device", "gpu"],
+        &[
+            "test",
+            "--model",
+            "net.prototxt",
+            "--weights",
+            "w.caffemodel",
+        ],
+        &["time", "--model", "net.prototxt", "--iterations", "1"],
+        &[
+            "embed",
+            "--model",
+            "net.prototxt",
+            "--weights",
+            "w.caffemodel",
+        ],
+    ];
+    for (i, command) in commands.iter().enumerate() {
+        let mut args = command.to_vec();
+        if i > 0 {
+            args.extend(["--device", "gpu:0"]);
+        }
+        if i == 3 {
+            args.extend(["--images", "x-idx3-ubyte", "--out", "f.csv"]);
+        }
+        let (ok, stdout, stderr) = run_in(dir.path(), &args);
+        assert!(!ok, "{args:?}: {stdout}");
+        assert_eq!(
+            stderr,
+            format!("error: --device gpu:0: {reason}\n"),
+            "{args:?}"
+        );
+    }
+
+    let (ok, _, stderr) = run_in(dir.path(), &["time", "--model", "m", "--device", "tpu"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains(
+            "invalid value 'tpu' for '--device <DEVICE>': device \"tpu\": expected cpu, gpu or gpu:N"
+        ),
+        "{stderr}"
+    );
+
+    // setup's solver file has no solver_mode: Caffe's default, GPU
+    let (ok, stdout, stderr) = run_in(dir.path(), &["train", "--solver", "solver.prototxt"]);
+    assert!(ok, "{stdout}\n{stderr}");
+    let note = format!(
+        "note: solver_mode GPU (device_id 0): {reason}; running on the CPU (pass --device gpu to \
+         make this an error)"
+    );
+    assert_eq!(stdout.matches(&note).count(), 1, "{stdout}");
+    assert!(stdout.contains("Using the CPU ("), "{stdout}");
+    let (ok, stdout, _) = run_in(
+        dir.path(),
+        &["train", "--solver", "solver.prototxt", "--device", "cpu"],
+    );
+    assert!(ok && !stdout.contains("note:"), "{stdout}");
+}

@@ -3,6 +3,7 @@
 
 pub mod control;
 pub mod csv_log;
+pub mod device;
 mod error;
 pub mod format;
 pub mod lr_policy;
@@ -14,6 +15,7 @@ pub mod update;
 
 pub use control::{SolverAction, SolverControl};
 pub use csv_log::{CsvLog, CsvRow, read_csv_log};
+pub use device::{DeviceChoice, DeviceDecision};
 pub use error::SolverError;
 pub use lr_policy::{LearningRate, LrPolicy};
 pub use smoothing::SmoothedLoss;

@@ -4,16 +4,17 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use siamese_layers::Net;
+use siamese_layers::{Device, Net};
 use siamese_net::NetSpec;
 use siamese_proto::{Message, NetParameter, Phase, SolverParameter, SolverState};
 
 use crate::SolverError;
 use crate::control::{SolverAction, SolverControl};
+use crate::device::DeviceChoice;
 use crate::lr_policy::LearningRate;
 use crate::smoothing::SmoothedLoss;
 use crate::snapshot::{self, snapshot_path, write_atomically};
-use crate::update::{ParamSlot, UpdateRule};
+use crate::update::{ParamSlot, Regularization, SolverType, UpdateRule};
 
 /// One value of a net output blob (a blob with several values gives several outputs).
 #[derive(Debug, Clone, PartialEq)]
@@ -61,6 +62,10 @@ pub enum SolverEvent {
     },
     /// The run ended: at `max_iter`, or early on a stop request.
     Finished { iter: i32, stopped_early: bool },
+    /// Something the user should know that is not an error, reported once before the first
+    /// iteration or test: e.g. that the solver file asks for a GPU that cannot be used here
+    /// ("solver_mode GPU (device_id 0): <reason>; running on the CPU").
+    Notice(String),
 }
 
 struct TestNet {
@@ -77,7 +82,13 @@ pub struct Solver {
     test_nets: Vec<TestNet>,
     rule: UpdateRule,
     lr: LearningRate,
+    /// The update history on the host; unused (zeros) when `device_update` keeps it on the GPU.
     history: Vec<Vec<f32>>,
+    device: Device,
+    /// Plain SGD on a GPU net: the whole update runs on the device with its own history.
+    device_update: bool,
+    /// Reported through [`SolverEvent::Notice`] by the next call that takes events.
+    notice: Option<String>,
     iter: i32,
     current_step: i32,
     smoothed: SmoothedLoss,
@@ -99,12 +110,24 @@ impl Solver {
 
     /// Builds the solver of `param`; `solver_file` is where it was read from (for relative
     /// paths and the default snapshot prefix). Use this to change settings (e.g. `max_iter`)
-    /// before building.
+    /// before building. The device is the file's ([`DeviceChoice::FromFile`]).
     pub fn new(param: SolverParameter, solver_file: Option<&Path>) -> Result<Solver, SolverError> {
+        Solver::with_device(param, solver_file, DeviceChoice::FromFile)
+    }
+
+    /// As [`Solver::new`], on the device `choice` gives: an explicit device must be usable
+    /// (else the error says why); the file's GPU falls back to the CPU with a notice.
+    pub fn with_device(
+        param: SolverParameter,
+        solver_file: Option<&Path>,
+        choice: DeviceChoice,
+    ) -> Result<Solver, SolverError> {
         let in_file = |e: SolverError| match solver_file {
             Some(f) => e.in_file(f),
             None => e,
         };
+        let decision = choice.resolve(&param).map_err(in_file)?;
+        let device = decision.device;
         let rule = UpdateRule::from_param(&param).map_err(in_file)?;
         let lr = LearningRate::from_param(&param).map_err(in_file)?;
         let (seed, seed_from_clock) = match param.random_seed() {
@@ -115,7 +138,7 @@ impl Solver {
             net_params(&param, solver_file).map_err(in_file)?;
         let spec =
             NetSpec::build(&train_param, Phase::Train, train_dir.as_deref()).map_err(net_error)?;
-        let net = Net::new(&spec, seed).map_err(layer_error)?;
+        let net = Net::on_device(&spec, seed, device).map_err(layer_error)?;
         if param.test_iter.len() != test_params.len() {
             return Err(in_file(SolverError::Setting {
                 message: format!(
@@ -128,7 +151,7 @@ impl Solver {
         let mut test_nets = Vec::new();
         for ((p, dir), &iters) in test_params.iter().zip(&param.test_iter) {
             let spec = NetSpec::build(p, Phase::Test, dir.as_deref()).map_err(net_error)?;
-            let net = Net::new(&spec, seed).map_err(layer_error)?;
+            let net = Net::on_device(&spec, seed, device).map_err(layer_error)?;
             test_nets.push(TestNet { net, spec, iters });
         }
         let counts: Vec<usize> = net
@@ -137,6 +160,10 @@ impl Solver {
             .map(|p| p.blob.data.len())
             .collect();
         let history = rule.new_history(&counts);
+        let device_update = device.is_gpu()
+            && rule.kind == SolverType::Sgd
+            && rule.clip_gradients < 0.0
+            && rule.iter_size == 1;
         let snapshot_prefix = snapshot_prefix(&param, solver_file);
         Ok(Solver {
             smoothed: SmoothedLoss::new(param.average_loss(), 0),
@@ -147,6 +174,9 @@ impl Solver {
             rule,
             lr,
             history,
+            device,
+            device_update,
+            notice: decision.notice,
             iter: 0,
             current_step: 0,
             seed,
@@ -198,9 +228,25 @@ impl Solver {
         &self.spec
     }
 
-    /// The update history in Caffe's order (see [`UpdateRule::new_history`]).
-    pub fn history(&self) -> &[Vec<f32>] {
-        &self.history
+    /// Where the nets run.
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// Whether the update runs on the GPU (plain SGD without clipping or `iter_size`);
+    /// otherwise it runs on the host, downloading and uploading the parameters each step.
+    pub fn updates_on_device(&self) -> bool {
+        self.device_update
+    }
+
+    /// The update history in Caffe's order (see [`UpdateRule::new_history`]), downloaded
+    /// from the GPU when it lives there.
+    pub fn history(&self) -> Result<Vec<Vec<f32>>, SolverError> {
+        if self.device_update {
+            self.net.device_history().map_err(layer_error)
+        } else {
+            Ok(self.history.clone())
+        }
     }
 
     /// `<prefix>` of the snapshot files, resolved.
@@ -238,9 +284,13 @@ impl Solver {
             let model = snapshot::learned_net_path(solverstate, learned);
             self.net.load_caffemodel(&model).map_err(layer_error)?;
         }
+        if self.device_update {
+            self.net.set_device_history(&history).map_err(layer_error)?;
+        } else {
+            self.history = history;
+        }
         self.iter = state.iter();
         self.current_step = state.current_step();
-        self.history = history;
         self.position_data()
     }
 
@@ -248,6 +298,7 @@ impl Solver {
     /// stopped early, else when `snapshot_after_train` and not just written), then a final
     /// display forward and test when `max_iter` falls on their intervals.
     pub fn solve(&mut self, on_event: &mut dyn FnMut(&SolverEvent)) -> Result<(), SolverError> {
+        self.report_notice(on_event);
         self.step(self.param.max_iter() - self.iter, on_event)?;
         let just_written = self.param.snapshot() > 0 && self.iter % self.param.snapshot() == 0;
         let snapshot_now =
@@ -291,6 +342,7 @@ impl Solver {
         iters: i32,
         on_event: &mut dyn FnMut(&SolverEvent),
     ) -> Result<(), SolverError> {
+        self.report_notice(on_event);
         let stop_iter = self.iter.saturating_add(iters.max(0));
         self.smoothed = SmoothedLoss::new(self.param.average_loss(), self.iter);
         self.stop_requested = false;
@@ -345,7 +397,7 @@ impl Solver {
         } else {
             Vec::new()
         };
-        self.apply_update(lr);
+        self.apply_update(lr)?;
         let ms = started.elapsed().as_secs_f64() * 1e3;
         on_event(&SolverEvent::Iteration {
             iter: self.iter,
@@ -360,7 +412,15 @@ impl Solver {
         Ok(())
     }
 
-    fn apply_update(&mut self, rate: f32) {
+    fn apply_update(&mut self, rate: f32) -> Result<(), SolverError> {
+        if self.device_update {
+            let rule = &self.rule;
+            let l1 = rule.regularization == Regularization::L1;
+            return self
+                .net
+                .sgd_update_on_device(rate, rule.momentum, rule.weight_decay, l1)
+                .map_err(layer_error);
+        }
         let mut slots: Vec<ParamSlot<'_>> = self
             .net
             .learnable_params_mut()
@@ -374,11 +434,20 @@ impl Solver {
             .collect();
         self.rule
             .apply(&mut slots, &mut self.history, rate, self.iter);
+        Ok(())
+    }
+
+    /// Reports the pending notice (once).
+    fn report_notice(&mut self, on_event: &mut dyn FnMut(&SolverEvent)) {
+        if let Some(notice) = self.notice.take() {
+            on_event(&SolverEvent::Notice(notice));
+        }
     }
 
     /// Runs every test net `test_iter` times on the current weights and reports the means.
     /// Requests are honoured between test batches, as in Caffe.
     pub fn test_all(&mut self, on_event: &mut dyn FnMut(&SolverEvent)) -> Result<(), SolverError> {
+        self.report_notice(on_event);
         for net_id in 0..self.test_nets.len() {
             self.test_nets[net_id]
                 .net
@@ -431,6 +500,9 @@ impl Solver {
                 error: source,
             })?;
         }
+        // A device error met since the last forward (kept by the net) must stop the snapshot,
+        // not let it write stale weights.
+        self.net.synchronize().map_err(layer_error)?;
         let model: NetParameter = self.net.to_proto();
         write_atomically(&caffemodel, &model.encode_to_vec())?;
         let shapes: Vec<Vec<usize>> = self
@@ -439,11 +511,11 @@ impl Solver {
             .iter()
             .map(|p| p.blob.shape.clone())
             .collect();
+        let history = self.history()?;
         let state = SolverState {
             iter: Some(self.iter),
             learned_net: Some(caffemodel.display().to_string()),
-            history: self
-                .history
+            history: history
                 .iter()
                 .enumerate()
                 .map(|(i, h)| snapshot::blob_to_proto(&shapes[i % shapes.len().max(1)], h))

@@ -3,10 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
+use siamese_layers::{Device, probe_gpu};
 use siamese_proto::{Datum, Message, NetParameter, SolverParameter};
 use siamese_solver::snapshot::read_solver_state;
 use siamese_solver::solver::{Solver, SolverEvent};
-use siamese_solver::{SolverControl, SolverError};
+use siamese_solver::{DeviceChoice, SolverControl, SolverError};
 
 /// 24 records of 2×2 pixels; the label is a smooth function of the pixels.
 fn write_db(dir: &Path) -> PathBuf {
@@ -263,4 +264,52 @@ fn clock_seed_is_reported_when_random_seed_is_negative() {
     assert!(sv.seed_from_clock());
     assert!(!solver(&s, 1).seed_from_clock());
     assert_eq!(solver(&s, 1).seed(), 7);
+}
+
+/// Caffe's solver files say (or default to) `solver_mode: GPU`. Where no GPU can be used they
+/// still train, on the CPU, exactly as with `solver_mode: CPU`, after one notice saying why;
+/// asking for the GPU explicitly is an error with the same reason.
+#[test]
+fn solver_mode_gpu_without_a_usable_gpu_trains_on_the_cpu_after_one_notice() {
+    let Err(reason) = probe_gpu(0) else {
+        println!("skipped: GPU 0 can be used here, so nothing falls back");
+        return;
+    };
+    let on_cpu = setup("solver_mode: CPU\n", 4);
+    let mut cpu = solver(&on_cpu, 6);
+    assert_eq!(cpu.device(), Device::Cpu);
+    let (cpu_trace, cpu_events) = run(&mut cpu);
+    assert!(
+        !cpu_events
+            .iter()
+            .any(|e| matches!(e, SolverEvent::Notice(_))),
+        "{cpu_events:?}"
+    );
+
+    let default_gpu = setup("", 4);
+    let mut fallback = solver(&default_gpu, 6);
+    assert_eq!(fallback.device(), Device::Cpu);
+    let (trace, events) = run(&mut fallback);
+    let reason = reason.to_string();
+    let expected = format!(
+        "solver_mode GPU (device_id 0): {}; running on the CPU",
+        reason.strip_prefix("GPU: ").unwrap_or(&reason)
+    );
+    assert_eq!(events[0], SolverEvent::Notice(expected));
+    let notices = events
+        .iter()
+        .filter(|e| matches!(e, SolverEvent::Notice(_)))
+        .count();
+    assert_eq!(notices, 1);
+    assert_eq!(
+        trace, cpu_trace,
+        "the fallback trains as solver_mode CPU does"
+    );
+
+    let p = siamese_net::load_solver(&on_cpu.solver_file).unwrap();
+    let strict = DeviceChoice::Required(Device::Gpu(0));
+    let err = Solver::with_device(p, Some(&on_cpu.solver_file), strict)
+        .err()
+        .expect("an unusable GPU asked for is an error");
+    assert_eq!(err.to_string(), reason);
 }

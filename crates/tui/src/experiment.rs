@@ -7,6 +7,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use siamese_layers::Device;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
@@ -30,6 +31,7 @@ const TOP_KEYS: &[&str] = &[
     "snapshot_interval",
     "seed",
     "knn_k",
+    "device",
     "grid",
 ];
 /// Keys allowed in `[grid]`: the axes, in the order cell ids and tables show them, then `repeats`.
@@ -47,6 +49,7 @@ pub const AXIS_KEYS: &[&str] = &[
     "stepsize",
     "feature_dim",
     "seed",
+    "device",
 ];
 /// The most cells a grid may have: each is a training run, and a few typos (`repeats =
 /// 4000000000`) must be an error, not an attempt to hold billions of cells in memory.
@@ -77,6 +80,9 @@ pub struct Experiment {
     pub seed: u64,
     /// Neighbours used for the k-NN accuracy in summary.csv.
     pub knn_k: usize,
+    /// Where every cell trains (`device = "gpu"`); `None` follows the solver file's
+    /// `solver_mode`. A `device` grid axis sets it per cell instead.
+    pub device: Option<Device>,
     pub grid: Grid,
 }
 
@@ -149,6 +155,7 @@ struct ExperimentFile {
     snapshot_interval: Option<Spanned<u32>>,
     seed: Option<u64>,
     knn_k: Option<Spanned<usize>>,
+    device: Option<Spanned<String>>,
     #[serde(default)]
     grid: GridFile,
 }
@@ -169,6 +176,7 @@ struct GridFile {
     stepsize: Option<Spanned<Vec<u32>>>,
     feature_dim: Option<Spanned<Vec<u32>>>,
     seed: Option<Spanned<Vec<u64>>>,
+    device: Option<Spanned<Vec<String>>>,
     repeats: Option<Spanned<u32>>,
 }
 
@@ -298,6 +306,17 @@ impl Checker<'_> {
             Some(k) => k.into_inner(),
             None => 5,
         };
+        let device = match raw.device {
+            Some(d) if raw.grid.device.is_some() => {
+                let msg = "`device` is set here and as a [grid] axis: keep one";
+                return Err(self.error(Some(d.span()), msg));
+            }
+            Some(d) => match d.get_ref().parse::<Device>() {
+                Ok(device) => Some(device),
+                Err(_) => return Err(self.error(Some(d.span()), device_expected(d.get_ref()))),
+            },
+            None => None,
+        };
         let grid = self.grid(raw.grid)?;
         Ok(Experiment {
             name,
@@ -309,6 +328,7 @@ impl Checker<'_> {
             snapshot_interval,
             seed: raw.seed.unwrap_or(1),
             knn_k,
+            device,
             grid,
         })
     }
@@ -479,6 +499,15 @@ impl Checker<'_> {
         )?;
         let seed_span = raw.seed.as_ref().map(|s| s.span());
         push("seed", map(raw.seed, Int), &|_| None)?;
+        // Written as Device shows them (`gpu` → `gpu:0`), so equal devices count as repeats.
+        let canonical = |v: String| match v.parse::<Device>() {
+            Ok(d) => Text(d.to_string()),
+            Err(_) => Text(v),
+        };
+        push("device", map(raw.device, canonical), &|v| match v {
+            Text(d) if d.parse::<Device>().is_ok() => None,
+            _ => Some("cpu, gpu or gpu:N (N a GPU ordinal)"),
+        })?;
         let repeats = match raw.repeats {
             Some(r) if *r.get_ref() == 0 => {
                 return Err(self.error(Some(r.span()), "[grid] repeats: must be at least 1"));
@@ -509,6 +538,11 @@ impl Checker<'_> {
         }
         Ok(Grid { axes, repeats })
     }
+}
+
+/// The message for a `device` value that is not a device.
+fn device_expected(value: &str) -> String {
+    format!("device \"{value}\": expected cpu, gpu or gpu:N (N a GPU ordinal)")
 }
 
 /// " did you mean `x`?" for the known key closest to `key`, or nothing when none is close.

@@ -42,6 +42,9 @@ pub struct CellParams {
     pub seed: u64,
     /// Which repeat of the same combination this is (0-based).
     pub repeat: u32,
+    /// `cpu` or `gpu:N` (the experiment's `device`, or the cell's on a `device` axis);
+    /// `None` follows the solver file's `solver_mode`.
+    pub device: Option<String>,
 }
 
 impl Cell {
@@ -69,6 +72,7 @@ impl Cell {
                 let mut params = CellParams {
                     seed: experiment.seed + u64::from(repeat),
                     repeat,
+                    device: experiment.device.map(|d| d.to_string()),
                     ..Default::default()
                 };
                 for (key, value) in &combo {
@@ -117,6 +121,7 @@ impl CellParams {
             ("stepsize", Int(v)) => self.stepsize = Some(int32(*v)),
             ("feature_dim", Int(v)) => self.feature_dim = Some(int32(*v)),
             ("seed", Int(v)) => self.seed = *v,
+            ("device", Text(v)) => self.device = Some(v.clone()),
             // The experiment parser only builds the pairs above.
             (key, value) => unreachable!("axis {key} with value {value:?}"),
         }

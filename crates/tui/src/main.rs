@@ -132,6 +132,10 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         experiment.iterations = n;
     }
     let cells = Cell::expand(&experiment);
+    train::check_devices(&cells).with_context(|| file.display().to_string())?;
+    if let Some(note) = train::solver_file_device_note(&experiment.solver, &cells) {
+        experiment.data.note = format!("{} · {note}", experiment.data.note);
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut options = RunOptions::fitting(args.out.clone(), cells.len(), cores, args.fresh);
     if let Some(w) = args.workers {

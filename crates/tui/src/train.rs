@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use siamese_data::Dataset;
-use siamese_layers::Net;
 use siamese_layers::embed::{Embedding, cap_input_batch, embed_images};
+use siamese_layers::{Device, Net};
 use siamese_net::NetSpec;
 use siamese_proto::{NetParameter, Phase};
-use siamese_solver::{NetOutput, Solver, SolverEvent};
+use siamese_solver::{DeviceChoice, NetOutput, Solver, SolverEvent};
 
 use crate::cell_trainer::{CellEvent, CellJob, CellOutcome, CellTrainer, Control, Flow};
 use crate::overrides::{self, SolverSetup};
@@ -29,7 +29,8 @@ pub fn trainer() -> anyhow::Result<Box<dyn CellTrainer>> {
     Ok(Box::new(SolverTrainer::new()))
 }
 
-/// Trains cells with siamese-solver's `Solver` on the CPU.
+/// Trains cells with siamese-solver's `Solver`, on the cell's device (the CPU unless the
+/// experiment or the solver file asks for a GPU).
 #[derive(Debug, Default)]
 pub struct SolverTrainer {
     pairs: PairMaker,
@@ -192,14 +193,14 @@ impl CellRun {
         };
         let base_solver = siamese_net::load_solver(&job.solver)?;
         let param = overrides::solver_param(base_solver, params, net, &setup);
-        let mut solver = Solver::new(param, Some(&job.solver))
+        let mut solver = Solver::with_device(param, Some(&job.solver), device_choice(params)?)
             .with_context(|| format!("{}: cannot set up the solver", job.solver.display()))?;
         if let Some(resume) = &job.resume {
             solver.restore(&resume.solverstate)?;
         }
 
         let deploy_path = deploy_net_path(&job.net);
-        let deploy = deploy_net(&deploy_path, params, params.seed)?;
+        let deploy = deploy_net(&deploy_path, params, params.seed, solver.device())?;
         let test_digits = Digits::load(&files.test_images, &files.test_labels, TEST_EMBED_CAP)?;
         Ok(CellRun {
             solver,
@@ -293,15 +294,62 @@ impl CellRun {
     }
 }
 
-/// The deploy net (one tower, Input layer) with the cell's feature size, batch capped.
-fn deploy_net(path: &Path, params: &crate::grid::CellParams, seed: u64) -> anyhow::Result<Net> {
+/// Checks that every GPU the cells ask for can be used, before any cell starts: one error
+/// naming the device and the reason, rather than every cell failing with it.
+pub fn check_devices(cells: &[crate::grid::Cell]) -> anyhow::Result<()> {
+    let wanted: std::collections::BTreeSet<&str> = cells
+        .iter()
+        .filter_map(|c| c.params.device.as_deref())
+        .collect();
+    for text in wanted {
+        if let Device::Gpu(n) = text.parse::<Device>()? {
+            siamese_layers::probe_gpu(n).with_context(|| format!("device = \"{text}\""))?;
+        }
+    }
+    Ok(())
+}
+
+/// Where the cells train, for the header, when the solver file decides it: its GPU, or why
+/// that GPU could not be used and the cells train on the CPU (`None` for `solver_mode: CPU`,
+/// and when the experiment sets `device` itself).
+pub fn solver_file_device_note(solver: &Path, cells: &[crate::grid::Cell]) -> Option<String> {
+    if cells.iter().any(|c| c.params.device.is_some()) {
+        return None;
+    }
+    let param = siamese_net::load_solver(solver).ok()?;
+    let decision = DeviceChoice::FromFile.resolve(&param).ok()?;
+    match (decision.device, decision.notice) {
+        (_, Some(notice)) => Some(format!(
+            "note: {notice} (set device = \"gpu\" in the experiment to make this an error)"
+        )),
+        (Device::Gpu(n), None) => Some(format!("device: gpu:{n} (the solver's solver_mode GPU)")),
+        (Device::Cpu, None) => None,
+    }
+}
+
+/// The cell's `device` as the solver's choice: that device, strictly, or the solver file's.
+fn device_choice(params: &crate::grid::CellParams) -> anyhow::Result<DeviceChoice> {
+    Ok(match &params.device {
+        Some(d) => DeviceChoice::Required(d.parse::<Device>()?),
+        None => DeviceChoice::FromFile,
+    })
+}
+
+/// The deploy net (one tower, Input layer) with the cell's feature size, batch capped, on the
+/// train net's device (so copying the weights stays on that device).
+fn deploy_net(
+    path: &Path,
+    params: &crate::grid::CellParams,
+    seed: u64,
+    device: Device,
+) -> anyhow::Result<Net> {
     let param = siamese_net::load_net(path)?;
     let mut param = overrides::deploy_net(param, params)
         .map_err(anyhow::Error::msg)
         .with_context(|| path.display().to_string())?;
     cap_input_batch(&mut param, EMBED_BATCH);
     let spec = NetSpec::build(&param, Phase::Test, path.parent())?;
-    Net::new(&spec, seed).with_context(|| path.display().to_string())
+    Net::on_device(&spec, seed, device).with_context(|| path.display().to_string())
 }
 
 /// The deploy net for a train/test net: `X.prototxt` beside `X_train_test.prototxt` when it
@@ -366,4 +414,47 @@ fn test_loss(outputs: &[NetOutput]) -> f32 {
         .or_else(|| outputs.iter().find(|o| o.loss_weight != 0.0))
         .or(outputs.first())
         .map_or(f32::NAN, |o| o.value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grid::{Cell, CellParams};
+
+    fn cell(device: Option<&str>) -> Cell {
+        Cell {
+            index: 0,
+            id: "000".into(),
+            values: Vec::new(),
+            params: CellParams {
+                device: device.map(str::to_string),
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn the_header_says_when_the_solver_files_gpu_falls_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let solver = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, format!("net: \"n.prototxt\"\n{text}")).unwrap();
+            path
+        };
+        let cpu = solver("cpu.prototxt", "solver_mode: CPU\n");
+        let gpu = solver("gpu.prototxt", "");
+        assert_eq!(solver_file_device_note(&cpu, &[cell(None)]), None);
+        assert_eq!(solver_file_device_note(&gpu, &[cell(Some("cpu"))]), None);
+        let note = solver_file_device_note(&gpu, &[cell(None)]).unwrap();
+        match siamese_layers::probe_gpu(0) {
+            Ok(_) => assert_eq!(note, "device: gpu:0 (the solver's solver_mode GPU)"),
+            Err(_) => {
+                assert!(
+                    note.starts_with("note: solver_mode GPU (device_id 0): "),
+                    "{note}"
+                );
+                assert!(note.ends_with("; running on the CPU (set device = \"gpu\" in the experiment to make this an error)"), "{note}");
+            }
+        }
+    }
 }

@@ -5,6 +5,7 @@ mod support;
 
 use std::path::Path;
 
+use siamese_layers::Device;
 use siamese_tui::experiment::{AxisValue, Experiment};
 use siamese_tui::grid::Cell;
 
@@ -250,5 +251,63 @@ fn the_shipped_experiments_are_valid_grids() {
         found >= 2,
         "expected at least two experiment files in {}",
         root.display()
+    );
+}
+
+#[test]
+fn device_is_a_top_level_key_or_a_grid_axis() {
+    check(&format!("{OK}device = \"gpu:1\"\n"), "ok: 1 cells");
+    check(
+        &format!("{OK}device = \"cuda\"\n"),
+        "FILE:6: device \"cuda\": expected cpu, gpu or gpu:N (N a GPU ordinal)",
+    );
+    check(
+        &format!("{OK}device = 1\n"),
+        "FILE:6: device: invalid type: integer `1`, expected a string",
+    );
+    check(
+        &format!("{OK}device = \"gpu\"\n[grid]\ndevice = [\"cpu\"]\n"),
+        "FILE:6: `device` is set here and as a [grid] axis: keep one",
+    );
+    check(
+        &format!("{OK}[grid]\ndevice = [\"cpu\", \"gpu:x\"]\n"),
+        "FILE:7: [grid] device: value gpu:x: expected cpu, gpu or gpu:N (N a GPU ordinal)",
+    );
+    check(
+        &format!("{OK}[grid]\ndevice = [\"gpu\", \"gpu:0\"]\n"),
+        "FILE:7: [grid] device: value gpu:0 is listed twice",
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let body = format!("{OK}[grid]\nmargin = [1, 2]\ndevice = [\"cpu\", \"gpu\"]\n");
+    let file = support::experiment_file(dir.path(), "exp", &body);
+    let exp = Experiment::load(&file).unwrap();
+    assert_eq!(exp.device, None);
+    let cells = Cell::expand(&exp);
+    let ids: Vec<&str> = cells.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "000-margin_1-device_cpu",
+            "001-margin_1-device_gpu_0",
+            "002-margin_2-device_cpu",
+            "003-margin_2-device_gpu_0",
+        ]
+    );
+    assert_eq!(cells[1].params.device.as_deref(), Some("gpu:0"));
+
+    let body = format!("{OK}device = \"GPU\"\n[grid]\nmargin = [1, 2]\n");
+    let file = support::experiment_file(dir.path(), "top", &body);
+    let exp = Experiment::load(&file).unwrap();
+    assert_eq!(exp.device, Some(Device::Gpu(0)));
+    let cells = Cell::expand(&exp);
+    assert!(
+        cells
+            .iter()
+            .all(|c| c.params.device.as_deref() == Some("gpu:0"))
+    );
+    assert_eq!(
+        cells[0].id, "000-margin_1",
+        "a top-level device is not part of the ids"
     );
 }
