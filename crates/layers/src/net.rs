@@ -622,7 +622,9 @@ impl Net {
             .unwrap_or_else(|_| self.proto_with(|p| blob_to_proto(&self.params[p].blob)))
     }
 
-    fn try_to_proto(&self) -> Result<NetParameter, LayerError> {
+    /// Like [`Net::to_proto`], but a failed download from the GPU is an error (snapshots use
+    /// this, so they never save stale weights).
+    pub fn try_to_proto(&self) -> Result<NetParameter, LayerError> {
         let current: Vec<Option<Vec<f32>>> = (0..self.params.len())
             .map(|p| self.gpu_param_data(p))
             .collect::<Result<_, _>>()?;

@@ -503,7 +503,7 @@ impl Solver {
         // A device error met since the last forward (kept by the net) must stop the snapshot,
         // not let it write stale weights.
         self.net.synchronize().map_err(layer_error)?;
-        let model: NetParameter = self.net.to_proto();
+        let model: NetParameter = self.net.try_to_proto().map_err(layer_error)?;
         write_atomically(&caffemodel, &model.encode_to_vec())?;
         let shapes: Vec<Vec<usize>> = self
             .net
