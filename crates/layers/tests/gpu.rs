@@ -8,7 +8,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use siamese_layers::{Device, Net, probe_gpu};
 use siamese_net::parse::parse_net_text;
-use siamese_net::{NetSpec, load_net};
+use siamese_net::NetSpec;
 use siamese_proto::{Datum, Phase};
 
 /// The GPU to test on, or `None` (printing why) when none can be used here.
@@ -56,13 +56,11 @@ fn pair_db(dir: &Path, n: usize) -> PathBuf {
     path
 }
 
-/// This project's siamese train net reading `db`.
+/// This project's siamese train net reading `db`. Embedded, not read at run time: this test
+/// executable is carried to a GPU machine where the source tree is elsewhere (gpu-check.sh).
 fn siamese_spec(db: &Path) -> NetSpec {
-    let file = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../experiments/siamese/mnist_siamese_train_test.prototxt"
-    );
-    let mut param = load_net(Path::new(file)).unwrap();
+    let text = include_str!("../../../experiments/siamese/mnist_siamese_train_test.prototxt");
+    let mut param = parse_net_text(text, "mnist_siamese_train_test.prototxt").unwrap();
     for layer in &mut param.layer {
         if let Some(dp) = layer.data_param.as_mut() {
             dp.source = Some(db.display().to_string());
