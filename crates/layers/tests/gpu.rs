@@ -264,3 +264,19 @@ layer { name: "loss""#,
         "GPU: layer \"drop\" (Dropout) has no CUDA implementation; run it with --device cpu"
     );
 }
+
+#[test]
+fn a_label_outside_the_classes_fails_as_on_the_cpu() {
+    let bad_labels = |net: &mut Net| {
+        let label = net.blob_mut("label").unwrap();
+        label.data.copy_from_slice(&[0.0, 3.0, 1.0, 2.0]);
+    };
+    let mut cpu = tiny_net(Device::Cpu);
+    bad_labels(&mut cpu);
+    let expected = cpu.forward().unwrap_err().to_string();
+    assert_eq!(expected, "layer \"loss\": label 3 outside the 3 classes");
+    let Some(device) = gpu() else { return };
+    let mut gpu = tiny_net(device);
+    bad_labels(&mut gpu);
+    assert_eq!(gpu.forward().unwrap_err().to_string(), expected);
+}
