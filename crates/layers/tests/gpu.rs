@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use siamese_layers::{Device, Net, probe_gpu};
-use siamese_net::parse::parse_net_text;
 use siamese_net::NetSpec;
+use siamese_net::parse::parse_net_text;
 use siamese_proto::{Datum, Phase};
 
 /// The GPU to test on, or `None` (printing why) when none can be used here.
