@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The GPU checks of issue 7 in one run of a few minutes: the layers' GPU tests (every layer
-# against the CPU), a 1,000-iteration siamese training on the CPU and on the GPU with their loss
+# The GPU checks of issue 7 in one run of a few minutes: the layers' GPU tests (bin/layer-tests
+# cuda::, every layer's GPU op against the CPU; bin/gpu-tests, whole nets and the device API), a 1,000-iteration siamese training on the CPU and on the GPU with their loss
 # curves compared, a resume on the GPU, `siamese time --device gpu` per layer, and ms/iteration.
 #
 #   scripts/gpu-check.sh                 build here (cargo, --features cuda) and run the checks
