@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU checks of issue 7 in one run of a few minutes: the layers' GPU tests (bin/layer-tests
-# cuda::, every layer's GPU op against the CPU; bin/gpu-tests, whole nets and the device API), a 1,000-iteration siamese training on the CPU and on the GPU with their loss
-# curves compared, a resume on the GPU, `siamese time --device gpu` per layer, and ms/iteration.
+# cuda::, every layer's GPU op against the CPU; bin/gpu-tests, whole nets and the device API),
+# a 1,000-iteration siamese training on the CPU and on the GPU with their loss curves compared,
+# a resume on the GPU, `siamese time --device gpu` per layer, and ms/iteration.
 #
 #   scripts/gpu-check.sh                 build here (cargo, --features cuda) and run the checks
 #   scripts/gpu-check.sh --bundle DIR    build the binaries, the GPU test executable and the
