@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The GPU checks of issue 7 in one run of a few minutes: the layers' GPU tests (every layer
-# against the CPU), a 1,000-iteration siamese training on the CPU and on the GPU with their loss
-# curves compared, a resume on the GPU, `siamese time --device gpu` per layer, and ms/iteration.
+# The GPU checks of issue 7 in one run of a few minutes: the layers' GPU tests (bin/layer-tests
+# cuda::, every layer's GPU op against the CPU; bin/gpu-tests, whole nets and the device API),
+# a 1,000-iteration siamese training on the CPU and on the GPU with their loss curves compared,
+# a resume on the GPU, `siamese time --device gpu` per layer, and ms/iteration.
 #
 #   scripts/gpu-check.sh                 build here (cargo, --features cuda) and run the checks
 #   scripts/gpu-check.sh --bundle DIR    build the binaries, the GPU test executable and the
@@ -31,14 +32,21 @@ bundle() {
   step "cargo build --release -p siamese-cli --features cuda"
   cargo build --release -p siamese-cli --features cuda || die "release build failed"
   cp target/release/siamese "$dir/bin/siamese"
-  step "cargo test -p siamese-layers --features cuda --test gpu --no-run"
-  local exe
-  exe=$(cargo test -p siamese-layers --features cuda --test gpu --no-run --message-format=json |
-    grep '"reason":"compiler-artifact"' | grep '"name":"gpu"' | grep '"kind":\["test"\]' |
+  # Two test executables: the crate's unit tests (src/cuda/tests.rs: every layer's GPU op
+  # against the CPU layer) and tests/gpu.rs (whole nets, the device API).
+  step "cargo test -p siamese-layers --features cuda --lib --test gpu --no-run"
+  local artifacts exe
+  artifacts=$(cargo test -p siamese-layers --features cuda --lib --test gpu --no-run \
+    --message-format=json | grep '"reason":"compiler-artifact"') || die "test build failed"
+  exe=$(echo "$artifacts" | grep '"name":"gpu"' | grep '"kind":\["test"\]' |
     sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
   [ -n "$exe" ] && [ -x "$exe" ] || die "could not find the gpu test executable in cargo's output"
   cp "$exe" "$dir/bin/gpu-tests"
-  strip --strip-debug "$dir/bin/siamese" "$dir/bin/gpu-tests" 2>/dev/null || true
+  exe=$(echo "$artifacts" | grep '"name":"siamese_layers"' | grep '"kind":\["lib"\]' |
+    sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
+  [ -n "$exe" ] && [ -x "$exe" ] || die "could not find the layers unit-test executable in cargo's output"
+  cp "$exe" "$dir/bin/layer-tests"
+  strip --strip-debug "$dir/bin/siamese" "$dir/bin/gpu-tests" "$dir/bin/layer-tests" 2>/dev/null || true
   step "pair LevelDBs from data/mnist-sample"
   rm -rf "$dir/data/mnist"/siamese_*_leveldb
   cargo xtask create-siamese-db --in data/mnist-sample --out "$dir/data/mnist" ||
@@ -119,7 +127,7 @@ record() { RESULTS+=("$(printf '%-34s %-5s %s' "$1" "$2" "$3")"); }
 run_checks() {
   local dir
   dir=$(cd "$1" 2>/dev/null && pwd) || die "no bundle at $1"
-  [ -x "$dir/bin/siamese" ] && [ -x "$dir/bin/gpu-tests" ] ||
+  [ -x "$dir/bin/siamese" ] && [ -x "$dir/bin/gpu-tests" ] && [ -x "$dir/bin/layer-tests" ] ||
     die "$dir is not a bundle (make one with scripts/gpu-check.sh --bundle $1)"
   cd "$dir" || die "cannot enter $dir"
   cuda_library_path
@@ -129,17 +137,22 @@ run_checks() {
   echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
   command -v nvidia-smi >/dev/null && nvidia-smi -L
 
-  step "layers: every GPU op against the CPU (bin/gpu-tests)"
-  local log="$out/gpu-tests.log"
-  timeout 300 "$dir/bin/gpu-tests" --test-threads=1 --nocapture 2>&1 | tee "$log"
-  local status=${PIPESTATUS[0]} line
-  line=$(grep -E '^test result:' "$log" | tail -n 1)
-  local skips
-  skips=$(grep -c 'skipped:' "$log")
-  if [ "$status" -ne 0 ]; then record "layer tests (gpu)" FAIL "${line:-exit status $status}"
-  elif [ "$skips" -gt 0 ]; then
-    record "layer tests (gpu)" SKIP "$skips test(s) $(grep -m1 -o 'skipped:.*' "$log")"
-  else record "layer tests (gpu)" PASS "${line#test result: }"; fi
+  local status line skips log name
+  for name in layer-tests gpu-tests; do
+    # layer-tests: only its cuda:: tests (every layer's GPU op against the CPU layer).
+    local filter=""
+    [ "$name" = layer-tests ] && filter="cuda::"
+    step "layers: $name $filter"
+    log="$out/$name.log"
+    timeout 240 "$dir/bin/$name" $filter --test-threads=1 --nocapture 2>&1 | tee "$log"
+    status=${PIPESTATUS[0]}
+    line=$(grep -E '^test result:' "$log" | tail -n 1)
+    skips=$(grep -c 'skipped:' "$log")
+    if [ "$status" -ne 0 ]; then record "$name (gpu)" FAIL "${line:-exit status $status}"
+    elif [ "$skips" -gt 0 ]; then
+      record "$name (gpu)" SKIP "$skips test(s) $(grep -m1 -o 'skipped:.*' "$log")"
+    else record "$name (gpu)" PASS "${line#test result: }"; fi
+  done
 
   write_solver "$out/solver.prototxt" "runs/gpu-check/siamese"
   local dev

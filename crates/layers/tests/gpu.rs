@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use siamese_layers::{Device, Net, probe_gpu};
+use siamese_net::NetSpec;
 use siamese_net::parse::parse_net_text;
-use siamese_net::{NetSpec, load_net};
 use siamese_proto::{Datum, Phase};
 
 /// The GPU to test on, or `None` (printing why) when none can be used here.
@@ -56,13 +56,11 @@ fn pair_db(dir: &Path, n: usize) -> PathBuf {
     path
 }
 
-/// This project's siamese train net reading `db`.
+/// This project's siamese train net reading `db`. Embedded, not read at run time: this test
+/// executable is carried to a GPU machine where the source tree is elsewhere (gpu-check.sh).
 fn siamese_spec(db: &Path) -> NetSpec {
-    let file = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../experiments/siamese/mnist_siamese_train_test.prototxt"
-    );
-    let mut param = load_net(Path::new(file)).unwrap();
+    let text = include_str!("../../../experiments/siamese/mnist_siamese_train_test.prototxt");
+    let mut param = parse_net_text(text, "mnist_siamese_train_test.prototxt").unwrap();
     for layer in &mut param.layer {
         if let Some(dp) = layer.data_param.as_mut() {
             dp.source = Some(db.display().to_string());
@@ -265,4 +263,20 @@ layer { name: "loss""#,
         e.to_string(),
         "GPU: layer \"drop\" (Dropout) has no CUDA implementation; run it with --device cpu"
     );
+}
+
+#[test]
+fn a_label_outside_the_classes_fails_as_on_the_cpu() {
+    let bad_labels = |net: &mut Net| {
+        let label = net.blob_mut("label").unwrap();
+        label.data.copy_from_slice(&[0.0, 3.0, 1.0, 2.0]);
+    };
+    let mut cpu = tiny_net(Device::Cpu);
+    bad_labels(&mut cpu);
+    let expected = cpu.forward().unwrap_err().to_string();
+    assert_eq!(expected, "layer \"loss\": label 3 outside the 3 classes");
+    let Some(device) = gpu() else { return };
+    let mut gpu = tiny_net(device);
+    bad_labels(&mut gpu);
+    assert_eq!(gpu.forward().unwrap_err().to_string(), expected);
 }

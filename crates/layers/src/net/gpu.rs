@@ -18,6 +18,9 @@ pub(super) struct GpuState {
     /// SGD momentum history per learnable param, allocated (zeros) on first use.
     history: Vec<Option<CudaSlice<f32>>>,
     scratch: Vec<Scratch>,
+    /// Per blob: made by a layer that runs on the host (Data, Input), so its host copy is
+    /// current (labels are checked there without a download).
+    on_host: Vec<bool>,
     /// The host copies of the params were changed (or handed out mutably): upload before use.
     host_params_newer: bool,
     /// The first device error met where it could not be returned (backward, clear diffs).
@@ -88,7 +91,14 @@ pub(super) fn gpu_net(spec: &NetSpec, seed: u64, ordinal: usize) -> Result<Net, 
         g.upload(&gpu, &p.blob, true)?;
         params.push(Some(g));
     }
+    let mut on_host = vec![false; net.blobs.len()];
+    for l in &net.layers {
+        if l.layer.gpu_op() == Some(GpuOp::Host) {
+            l.tops.iter().for_each(|&t| on_host[t] = true);
+        }
+    }
     net.gpu = Some(Box::new(GpuState {
+        on_host,
         history: (0..params.len()).map(|_| None).collect(),
         scratch: (0..net.layers.len()).map(|_| Scratch::default()).collect(),
         gpu,
@@ -173,6 +183,7 @@ impl Net {
             }
         }
         if !on_host {
+            check_labels(state, l, &self.blobs)?;
             run_forward(state, index, l, &self.blobs)?;
         }
         loss_of(state, l, &mut self.blobs)
@@ -396,6 +407,52 @@ fn run_forward(
     result
 }
 
+/// The CPU layers' label check for SoftmaxWithLoss and Accuracy (their kernels give NaN for a
+/// label outside [0, classes) instead of failing): same error, same first bad label. Labels made
+/// on the host are read there; others are downloaded (a sync, only in nets that make labels on
+/// the GPU).
+fn check_labels(state: &GpuState, l: &NetLayer, host: &[Blob]) -> Result<(), LayerError> {
+    let (classes, ignore) = match l.layer.gpu_op() {
+        Some(GpuOp::SoftmaxWithLoss {
+            dims: (_, classes, _),
+            ignore_label,
+            ..
+        })
+        | Some(GpuOp::Accuracy {
+            dims: (_, classes, _),
+            ignore_label,
+            ..
+        }) => (classes, ignore_label),
+        _ => return Ok(()),
+    };
+    let &b = l
+        .bottoms
+        .get(1)
+        .ok_or_else(|| internal("a loss layer without labels"))?;
+    let downloaded;
+    let labels = if state.on_host[b] {
+        &host[b].data[..host[b].count()]
+    } else {
+        downloaded = slot(&state.blobs, b)?.data_to_vec(&state.gpu)?;
+        &downloaded[..]
+    };
+    match first_bad_label(labels, classes, ignore) {
+        None => Ok(()),
+        Some(label) => Err(LayerError::shape(
+            &l.name,
+            format!("label {label} outside the {classes} classes"),
+        )),
+    }
+}
+
+/// The first label (as the CPU layers read it, `as i32`) that is neither `ignore` nor a class.
+fn first_bad_label(labels: &[f32], classes: usize, ignore: Option<i32>) -> Option<i32> {
+    labels
+        .iter()
+        .map(|&v| v as i32)
+        .find(|&label| Some(label) != ignore && (label < 0 || label as usize >= classes))
+}
+
 /// The layer's weighted loss: its loss tops downloaded (the only sync of a forward pass).
 fn loss_of(state: &GpuState, l: &NetLayer, host: &mut [Blob]) -> Result<f32, LayerError> {
     let mut loss = 0.0;
@@ -406,4 +463,18 @@ fn loss_of(state: &GpuState, l: &NetLayer, host: &mut [Blob]) -> Result<f32, Lay
         }
     }
     Ok(loss)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_bad_label;
+
+    #[test]
+    fn labels_outside_the_classes_are_found_as_the_cpu_layers_find_them() {
+        assert_eq!(first_bad_label(&[0.0, 2.0, 1.0], 3, None), None);
+        assert_eq!(first_bad_label(&[0.0, 3.0, -1.0], 3, None), Some(3));
+        assert_eq!(first_bad_label(&[-1.0, 3.0], 3, Some(-1)), Some(3));
+        assert_eq!(first_bad_label(&[-1.0, 2.9], 3, Some(-1)), None);
+        assert_eq!(first_bad_label(&[255.0], 10, Some(255)), None);
+    }
 }
