@@ -129,12 +129,45 @@ fn gemm_product(g: Gemm, a: &[f32], b: &[f32], c: &mut [f32]) {
     }
 }
 
+/// Runs `f` compiled for AVX2 and FMA when the CPU has them, else as it is. The crate is built
+/// for baseline x86-64 (SSE2), so the short row copies and sums of im2col, col2im and pooling
+/// would otherwise move 16 bytes at a time, or one float at a time where LLVM gives up. `f`
+/// must be an `#[inline(always)]` closure calling `#[inline(always)]` functions for the
+/// features to reach its body. (The `gemm` crate detects its own kernels at run time.)
+#[inline(always)]
+fn vectorized<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2,fma")]
+        fn avx2<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has the features `avx2` is compiled for (detected just above).
+            return unsafe { avx2(f) };
+        }
+    }
+    f()
+}
+
 /// Runs `f(index, chunk)` over the `len`-long chunks of `data`: in parallel (rayon) from outside
 /// the pool, serially inside a rayon worker, where the caller already splits the work (a
 /// convolution runs one image per task).
+///
+/// The serial loop is compiled for AVX2 (see [`vectorized`]); `f` should be an
+/// `#[inline(always)]` closure so that its body is too.
 fn for_each_chunk(data: &mut [f32], len: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
     if rayon::current_thread_index().is_some() {
-        data.chunks_mut(len).enumerate().for_each(|(i, c)| f(i, c));
+        vectorized(
+            #[inline(always)]
+            || {
+                data.chunks_mut(len).enumerate().for_each(
+                    #[inline(always)]
+                    |(i, c)| f(i, c),
+                )
+            },
+        );
     } else {
         data.par_chunks_mut(len)
             .enumerate()
@@ -145,7 +178,9 @@ fn for_each_chunk(data: &mut [f32], len: usize, f: impl Fn(usize, &mut [f32]) + 
 /// `dst` (rows of `width`) = the `width`-wide rows of `src`, `pitch` apart: one im2col row of
 /// an unpadded unit-stride convolution. Rows are short (8 and 24 for LeNet); with the width
 /// known at compile time each is a few vector moves instead of a memcpy call.
+#[inline(always)]
 fn copy_window(dst: &mut [f32], src: &[f32], width: usize, pitch: usize) {
+    #[inline(always)]
     fn rows<const W: usize>(dst: &mut [f32], src: &[f32], pitch: usize) {
         for (oh, d) in dst.chunks_exact_mut(W).enumerate() {
             let d: &mut [f32; W] = d.try_into().expect("chunk of W");
@@ -166,15 +201,20 @@ fn copy_window(dst: &mut [f32], src: &[f32], width: usize, pitch: usize) {
 
 /// The adjoint of [`copy_window`]: adds the `width`-wide rows of `src` into `dst`'s rows,
 /// `pitch` apart.
+#[inline(always)]
 fn add_window(dst: &mut [f32], src: &[f32], width: usize, pitch: usize) {
+    #[inline(always)]
     fn rows<const W: usize>(dst: &mut [f32], src: &[f32], pitch: usize) {
         for (oh, s) in src.chunks_exact(W).enumerate() {
             let d: &mut [f32; W] = (&mut dst[oh * pitch..][..W])
                 .try_into()
                 .expect("slice of W");
-            for (d, s) in d.iter_mut().zip(s) {
-                *d += s;
-            }
+            let s: &[f32; W] = s.try_into().expect("chunk of W");
+            // Load, add, store as whole arrays: summed in place, LLVM emitted one scalar
+            // load-add-store per float.
+            let mut sum = *d;
+            sum.iter_mut().zip(s).for_each(|(v, s)| *v += s);
+            *d = sum;
         }
     }
     match width {
@@ -194,6 +234,7 @@ fn add_window(dst: &mut [f32], src: &[f32], width: usize, pitch: usize) {
 
 /// For unit horizontal stride: the output columns `[lo, hi)` whose input column `ow + dx` lies
 /// inside the image.
+#[inline(always)]
 fn unit_stride_span(g: &ConvGeometry, out_w: usize, dx: isize) -> (usize, usize) {
     let lo = (-dx).clamp(0, out_w as isize) as usize;
     let hi = (g.width as isize - dx).clamp(lo as isize, out_w as isize) as usize;
@@ -290,51 +331,57 @@ impl Backend for CpuBackend {
             return;
         }
         let plain = g.pad == [0, 0] && g.stride == [1, 1] && g.dilation == [1, 1];
-        for_each_chunk(&mut col[..g.col_rows() * row_len], row_len, |r, row| {
-            let (c, ki, kj) = (r / (kh * kw), (r / kw) % kh, r % kw);
-            if plain {
+        for_each_chunk(
+            &mut col[..g.col_rows() * row_len],
+            row_len,
+            #[inline(always)]
+            |r, row| {
+                let (c, ki, kj) = (r / (kh * kw), (r / kw) % kh, r % kw);
+                if plain {
+                    for (n, out) in row.chunks_exact_mut(spatial).enumerate() {
+                        let plane = &images[n * image_len + c * g.height * g.width..];
+                        copy_window(out, &plane[ki * g.width + kj..], out_w, g.width);
+                    }
+                    return;
+                }
+                let dy = (ki * g.dilation[0]) as isize - g.pad[0] as isize;
+                let dx = (kj * g.dilation[1]) as isize - g.pad[1] as isize;
+                let (lo, hi) = unit_stride_span(g, out_w, dx);
                 for (n, out) in row.chunks_exact_mut(spatial).enumerate() {
-                    let plane = &images[n * image_len + c * g.height * g.width..];
-                    copy_window(out, &plane[ki * g.width + kj..], out_w, g.width);
-                }
-                return;
-            }
-            let dy = (ki * g.dilation[0]) as isize - g.pad[0] as isize;
-            let dx = (kj * g.dilation[1]) as isize - g.pad[1] as isize;
-            let (lo, hi) = unit_stride_span(g, out_w, dx);
-            for (n, out) in row.chunks_exact_mut(spatial).enumerate() {
-                let plane = &images[n * image_len + c * g.height * g.width..][..g.height * g.width];
-                for (oh, out_row) in out.chunks_exact_mut(out_w).enumerate() {
-                    let h = (oh * g.stride[0]) as isize + dy;
-                    if h < 0 || h >= g.height as isize {
-                        out_row.fill(0.0);
-                        continue;
-                    }
-                    let src = &plane[h as usize * g.width..][..g.width];
-                    if g.stride[1] == 1 {
-                        // Unit stride: the pixels inside the image, zeros around. Rows are
-                        // short (8 for LeNet's conv2): a plain loop beats memcpy/memset calls.
-                        let start = (lo as isize + dx) as usize;
-                        let (head, rest) = out_row.split_at_mut(lo);
-                        let (body, tail) = rest.split_at_mut(hi - lo);
-                        head.iter_mut().for_each(|v| *v = 0.0);
-                        tail.iter_mut().for_each(|v| *v = 0.0);
-                        body.iter_mut()
-                            .zip(&src[start..start + hi - lo])
-                            .for_each(|(d, s)| *d = *s);
-                        continue;
-                    }
-                    for (ow, v) in out_row.iter_mut().enumerate() {
-                        let w = (ow * g.stride[1]) as isize + dx;
-                        *v = if w < 0 || w >= g.width as isize {
-                            0.0
-                        } else {
-                            src[w as usize]
-                        };
+                    let plane =
+                        &images[n * image_len + c * g.height * g.width..][..g.height * g.width];
+                    for (oh, out_row) in out.chunks_exact_mut(out_w).enumerate() {
+                        let h = (oh * g.stride[0]) as isize + dy;
+                        if h < 0 || h >= g.height as isize {
+                            out_row.fill(0.0);
+                            continue;
+                        }
+                        let src = &plane[h as usize * g.width..][..g.width];
+                        if g.stride[1] == 1 {
+                            // Unit stride: the pixels inside the image, zeros around. Rows are
+                            // short (8 for LeNet's conv2): a plain loop beats memcpy/memset calls.
+                            let start = (lo as isize + dx) as usize;
+                            let (head, rest) = out_row.split_at_mut(lo);
+                            let (body, tail) = rest.split_at_mut(hi - lo);
+                            head.iter_mut().for_each(|v| *v = 0.0);
+                            tail.iter_mut().for_each(|v| *v = 0.0);
+                            body.iter_mut()
+                                .zip(&src[start..start + hi - lo])
+                                .for_each(|(d, s)| *d = *s);
+                            continue;
+                        }
+                        for (ow, v) in out_row.iter_mut().enumerate() {
+                            let w = (ow * g.stride[1]) as isize + dx;
+                            *v = if w < 0 || w >= g.width as isize {
+                                0.0
+                            } else {
+                                src[w as usize]
+                            };
+                        }
                     }
                 }
-            }
-        });
+            },
+        );
     }
 
     fn col2im(&self, g: &ConvGeometry, batch: usize, col: &[f32], images: &mut [f32]) {
@@ -353,6 +400,7 @@ impl Backend for CpuBackend {
         for_each_chunk(
             &mut images[..batch * g.channels * plane_len],
             plane_len,
+            #[inline(always)]
             |p, plane| {
                 let (n, c) = (p / g.channels, p % g.channels);
                 plane.fill(0.0);
