@@ -52,37 +52,36 @@ fn scale_only(g: &Gemm, c: &mut [f32]) {
 }
 
 #[cfg(not(feature = "openblas"))]
-fn gemm_product(g: Gemm, a: &[f32], b: &[f32], c: &mut [f32]) {
-    use gemm::Parallelism;
+/// Column blocks of the products split across the pool (a multiple of the 16 f32 lanes).
+const GEMM_BLOCK_COLS: usize = 128;
+
+/// The product, or its columns `cols` only, on this thread.
+///
+/// # Safety
+/// `a`, `b` and `c` hold at least the elements `g` describes (checked by the caller) and no
+/// other thread writes `c`'s columns `cols` meanwhile.
+#[cfg(not(feature = "openblas"))]
+unsafe fn gemm_columns(g: &Gemm, a: *const f32, b: *const f32, c: *mut f32, cols: (usize, usize)) {
     // Row-major strides of op(a) (m × k) and op(b) (k × n) as stored.
     let (lhs_rs, lhs_cs) = if g.trans_a { (1, g.m) } else { (g.k, 1) };
     let (rhs_rs, rhs_cs) = if g.trans_b { (1, g.k) } else { (g.n, 1) };
-    let threads = rayon::current_num_threads();
-    // Inside a rayon worker the caller already parallelises; stay on this thread.
-    let parallelism =
-        if threads > 1 && rayon::current_thread_index().is_none() && g.macs() >= PARALLEL_GEMM_MACS
-        {
-            Parallelism::Rayon(threads)
-        } else {
-            Parallelism::None
-        };
-    // SAFETY: the lengths were checked against m, n, k above, so every strided access stays
-    // inside the slices; `c` is exclusively borrowed and does not alias `a` or `b`.
-    // Note the crate's convention: dst = alpha·dst + beta·lhs·rhs (BLAS's alpha and beta
-    // swapped), and dst is only read when `read_dst` is set.
+    let (j0, j1) = cols;
+    // SAFETY: the caller's lengths bound every strided access of the m × (j1 − j0) block; the
+    // crate's convention is dst = alpha·dst + beta·lhs·rhs (BLAS's alpha and beta swapped),
+    // and dst is only read when `read_dst` is set.
     unsafe {
         gemm::gemm(
             g.m,
-            g.n,
+            j1 - j0,
             g.k,
-            c.as_mut_ptr(),
+            c.add(j0),
             1,
             g.n as isize,
             g.beta != 0.0,
-            a.as_ptr(),
+            a,
             lhs_cs as isize,
             lhs_rs as isize,
-            b.as_ptr(),
+            b.add(j0 * rhs_cs),
             rhs_cs as isize,
             rhs_rs as isize,
             g.beta,
@@ -90,9 +89,46 @@ fn gemm_product(g: Gemm, a: &[f32], b: &[f32], c: &mut [f32]) {
             false,
             false,
             false,
-            parallelism,
+            gemm::Parallelism::None,
         );
     }
+}
+
+/// A raw pointer shared by the tasks of one product, each writing its own columns.
+#[cfg(not(feature = "openblas"))]
+#[derive(Clone, Copy)]
+struct SharedDst(*mut f32);
+// SAFETY: only used by `gemm_product`, whose tasks write disjoint columns.
+#[cfg(not(feature = "openblas"))]
+unsafe impl Send for SharedDst {}
+#[cfg(not(feature = "openblas"))]
+unsafe impl Sync for SharedDst {}
+
+#[cfg(not(feature = "openblas"))]
+fn gemm_product(g: Gemm, a: &[f32], b: &[f32], c: &mut [f32]) {
+    let whole = (0, g.n);
+    // Inside a rayon worker the caller already parallelises (a convolution runs one image per
+    // task): one thread. Outside, a large product is cut into column blocks across the pool,
+    // the same blocks on any thread count (the same bits). The crate's own threading packs the
+    // left operand on the calling thread first (when its row count is not a multiple of 16,
+    // as for ip1's 500 outputs): a serial step that held the second core idle.
+    if rayon::current_thread_index().is_some() || g.macs() < PARALLEL_GEMM_MACS {
+        // SAFETY: lengths checked by the caller; `c` is borrowed exclusively.
+        return unsafe { gemm_columns(&g, a.as_ptr(), b.as_ptr(), c.as_mut_ptr(), whole) };
+    }
+    let dst = SharedDst(c.as_mut_ptr());
+    (0..g.n.div_ceil(GEMM_BLOCK_COLS))
+        .into_par_iter()
+        .for_each(|block| {
+            let cols = (
+                block * GEMM_BLOCK_COLS,
+                g.n.min((block + 1) * GEMM_BLOCK_COLS),
+            );
+            let dst = dst;
+            // SAFETY: lengths checked by the caller; `c` is borrowed exclusively for the whole
+            // call and each task writes only its own columns.
+            unsafe { gemm_columns(&g, a.as_ptr(), b.as_ptr(), dst.0, cols) };
+        });
 }
 
 #[cfg(feature = "openblas")]

@@ -47,6 +47,9 @@ fn sum_in_lanes(values: &[f32]) -> f32 {
 /// others up.
 const IMAGES_PER_TASK: usize = 8;
 
+/// Elements of the weight gradient per task when the tasks' partial sums are added up.
+const REDUCE_BLOCK: usize = 4096;
+
 fn images_per_task(batch: usize) -> usize {
     IMAGES_PER_TASK.min(batch.max(1))
 }
@@ -291,21 +294,22 @@ impl Layer for Convolution {
                 .enumerate()
                 .for_each(|(t, (c, p))| task(t, c, p, None));
         }
-        // Fixed order, whatever ran where and on how many threads: the same bits.
-        for part in self.partials[..tasks * partial].chunks_exact(partial) {
-            let (weight_part, bias_part) = part.split_at(outputs * k);
-            params[0]
-                .diff
-                .iter_mut()
-                .zip(weight_part)
-                .for_each(|(d, p)| *d += p);
-            if self.bias {
-                params[1]
-                    .diff
-                    .iter_mut()
-                    .zip(bias_part)
-                    .for_each(|(d, p)| *d += p);
-            }
+        // Fixed order, whatever ran where and on how many threads: the same bits. Each block
+        // of the gradient sums the tasks' partials in task order, blocks across the pool.
+        let partials = &self.partials[..tasks * partial];
+        let sum_partials = |grad: &mut [f32], offset: usize| {
+            grad.par_chunks_mut(REDUCE_BLOCK)
+                .enumerate()
+                .for_each(|(b, block)| {
+                    for part in partials.chunks_exact(partial) {
+                        let part = &part[offset + b * REDUCE_BLOCK..][..block.len()];
+                        block.iter_mut().zip(part).for_each(|(d, p)| *d += p);
+                    }
+                });
+        };
+        sum_partials(&mut params[0].diff[..outputs * k], 0);
+        if self.bias {
+            sum_partials(&mut params[1].diff[..outputs], outputs * k);
         }
     }
 
