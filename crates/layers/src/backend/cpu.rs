@@ -195,13 +195,14 @@ fn vectorized<R>(f: impl FnOnce() -> R) -> R {
 /// `#[inline(always)]` closure so that its body is too.
 fn for_each_chunk(data: &mut [f32], len: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
     if rayon::current_thread_index().is_some() {
+        // A `for` loop, not `for_each`: the latter's `fold` was left out of line, compiled
+        // without AVX2.
         vectorized(
             #[inline(always)]
             || {
-                data.chunks_mut(len).enumerate().for_each(
-                    #[inline(always)]
-                    |(i, c)| f(i, c),
-                )
+                for (i, c) in data.chunks_mut(len).enumerate() {
+                    f(i, c);
+                }
             },
         );
     } else {
@@ -249,7 +250,9 @@ fn add_window(dst: &mut [f32], src: &[f32], width: usize, pitch: usize) {
             // Load, add, store as whole arrays: summed in place, LLVM emitted one scalar
             // load-add-store per float.
             let mut sum = *d;
-            sum.iter_mut().zip(s).for_each(|(v, s)| *v += s);
+            for (v, s) in sum.iter_mut().zip(s) {
+                *v += s;
+            }
             *d = sum;
         }
     }
@@ -370,6 +373,28 @@ impl Backend for CpuBackend {
             return;
         }
         let plain = g.pad == [0, 0] && g.stride == [1, 1] && g.dilation == [1, 1];
+        if plain && rayon::current_thread_index().is_some() {
+            // The common case (LeNet's), on this thread: rows in (channel, ki, kj) order
+            // without the per-row index arithmetic of the general loop below.
+            let plane_len = g.height * g.width;
+            let mut rows = col.chunks_exact_mut(row_len);
+            return vectorized(
+                #[inline(always)]
+                || {
+                    for c in 0..g.channels {
+                        for ki in 0..kh {
+                            for kj in 0..kw {
+                                let row = rows.next().expect("col_rows rows");
+                                for (n, out) in row.chunks_exact_mut(spatial).enumerate() {
+                                    let plane = &images[n * image_len + c * plane_len..];
+                                    copy_window(out, &plane[ki * g.width + kj..], out_w, g.width);
+                                }
+                            }
+                        }
+                    }
+                },
+            );
+        }
         for_each_chunk(
             &mut col[..g.col_rows() * row_len],
             row_len,
