@@ -164,7 +164,8 @@ impl UpdateRule {
             let local_rate = rate * p.lr_mult;
             let local_decay = self.weight_decay * p.decay_mult;
             // Every step below is element-wise: blocks of the parameter across the rayon pool
-            // (each block's passes stay in cache) give the same bits as one pass over it.
+            // give the same bits as one pass over it. Small parameters, or a one-thread pool,
+            // stay on this thread (entering the pool costs a wake-up).
             let step = |data: &mut [f32], diff: &mut [f32], h: &mut [f32], h2| {
                 self.normalize(diff);
                 self.regularize(data, diff, local_decay);
@@ -173,12 +174,17 @@ impl UpdateRule {
                     *w -= d;
                 }
             };
-            let blocks = p
-                .data
+            let (data, diff, h) = (&mut *p.data, &mut *p.diff, first[i].as_mut_slice());
+            let h2 = second.get_mut(i).map(|v| v.as_mut_slice());
+            if data.len() <= UPDATE_BLOCK || rayon::current_num_threads() == 1 {
+                step(data, diff, h, h2);
+                continue;
+            }
+            let blocks = data
                 .par_chunks_mut(UPDATE_BLOCK)
-                .zip(p.diff.par_chunks_mut(UPDATE_BLOCK))
-                .zip(first[i].par_chunks_mut(UPDATE_BLOCK));
-            match second.get_mut(i) {
+                .zip(diff.par_chunks_mut(UPDATE_BLOCK))
+                .zip(h.par_chunks_mut(UPDATE_BLOCK));
+            match h2 {
                 Some(h2) => blocks
                     .zip(h2.par_chunks_mut(UPDATE_BLOCK))
                     .for_each(|(((w, g), h), h2)| step(w, g, h, Some(h2))),

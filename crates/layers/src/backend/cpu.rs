@@ -7,8 +7,15 @@ use super::{Backend, ConvGeometry, Gemm, PoolGeometry};
 
 #[cfg(not(feature = "openblas"))]
 /// Products with fewer multiply-adds than this run on one thread: splitting them costs more
-/// than it saves.
-const PARALLEL_GEMM_MACS: u64 = 1 << 18;
+/// than it saves (ip2's 320 k take a few microseconds, waking a pool thread about as long).
+const PARALLEL_GEMM_MACS: u64 = 1 << 21;
+
+/// Whether to split work across the rayon pool: only from outside it (inside a worker the
+/// caller already splits, a convolution runs one image per task) and when it has more than
+/// one thread (entering a one-thread pool costs a wake-up and gains nothing).
+pub(crate) fn splits_across_pool() -> bool {
+    rayon::current_thread_index().is_none() && rayon::current_num_threads() > 1
+}
 
 /// CPU compute. Uses the current rayon pool (the CLI sizes the global one with `--threads`).
 #[derive(Clone, Copy, Debug, Default)]
@@ -124,18 +131,22 @@ fn gemm_product(g: Gemm, a: &[f32], b: &[f32], c: &mut [f32]) {
         return unsafe { gemm_columns(&g, a.as_ptr(), b.as_ptr(), c.as_mut_ptr(), whole) };
     }
     let dst = SharedDst(c.as_mut_ptr());
-    (0..g.n.div_ceil(GEMM_BLOCK_COLS))
-        .into_par_iter()
-        .for_each(|block| {
-            let cols = (
-                block * GEMM_BLOCK_COLS,
-                g.n.min((block + 1) * GEMM_BLOCK_COLS),
-            );
-            let dst = dst;
-            // SAFETY: lengths checked by the caller; `c` is borrowed exclusively for the whole
-            // call and each task writes only its own columns.
-            unsafe { gemm_columns(&g, a.as_ptr(), b.as_ptr(), dst.0, cols) };
-        });
+    let block = |block: usize| {
+        let cols = (
+            block * GEMM_BLOCK_COLS,
+            g.n.min((block + 1) * GEMM_BLOCK_COLS),
+        );
+        let dst = dst;
+        // SAFETY: lengths checked by the caller; `c` is borrowed exclusively for the whole
+        // call and each task writes only its own columns.
+        unsafe { gemm_columns(&g, a.as_ptr(), b.as_ptr(), dst.0, cols) };
+    };
+    let blocks = 0..g.n.div_ceil(GEMM_BLOCK_COLS);
+    if splits_across_pool() {
+        blocks.into_par_iter().for_each(block);
+    } else {
+        blocks.for_each(block);
+    }
 }
 
 #[cfg(feature = "openblas")]
@@ -201,7 +212,7 @@ fn vectorized<R>(f: impl FnOnce() -> R) -> R {
 /// The serial loop is compiled for AVX2 (see [`vectorized`]); `f` should be an
 /// `#[inline(always)]` closure so that its body is too.
 fn for_each_chunk(data: &mut [f32], len: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
-    if rayon::current_thread_index().is_some() {
+    if !splits_across_pool() {
         // A `for` loop, not `for_each`: the latter's `fold` was left out of line, compiled
         // without AVX2.
         vectorized(
@@ -380,7 +391,7 @@ impl Backend for CpuBackend {
             return;
         }
         let plain = g.pad == [0, 0] && g.stride == [1, 1] && g.dilation == [1, 1];
-        if plain && rayon::current_thread_index().is_some() {
+        if plain && !splits_across_pool() {
             // The common case (LeNet's), on this thread: rows in (channel, ki, kj) order
             // without the per-row index arithmetic of the general loop below.
             let plane_len = g.height * g.width;
@@ -528,44 +539,58 @@ impl Backend for CpuBackend {
         if out_len == 0 {
             return;
         }
-        output[..planes * out_len]
-            .par_chunks_mut(out_len)
-            .zip(argmax[..planes * out_len].par_chunks_mut(out_len))
-            .enumerate()
-            .for_each(|(p, (out, mask))| {
-                let plane = &input[p * in_len..][..in_len];
-                if is_tiling_2x2(g) {
-                    // Rows of 16 or more pixels fill AVX2 vectors; shorter ones run faster as
-                    // they are.
-                    if g.width >= 16 {
-                        return vectorized(
-                            #[inline(always)]
-                            || max_pool_2x2(g.width, plane, out, mask),
-                        );
-                    }
-                    return max_pool_2x2(g.width, plane, out, mask);
+        let pool = |p: usize, out: &mut [f32], mask: &mut [u32]| {
+            let plane = &input[p * in_len..][..in_len];
+            if is_tiling_2x2(g) {
+                // Rows of 16 or more pixels fill AVX2 vectors; shorter ones run faster as
+                // they are.
+                if g.width >= 16 {
+                    return vectorized(
+                        #[inline(always)]
+                        || max_pool_2x2(g.width, plane, out, mask),
+                    );
                 }
-                for oh in 0..out_h {
-                    let (h0, h1, _) = pool_window(oh, g.kernel[0], g.stride[0], g.pad[0], g.height);
-                    for ow in 0..out_w {
-                        let (w0, w1, _) =
-                            pool_window(ow, g.kernel[1], g.stride[1], g.pad[1], g.width);
-                        let mut best = -f32::MAX;
-                        let mut best_idx = u32::MAX;
-                        for h in h0..h1 {
-                            for w in w0..w1 {
-                                let v = plane[h * g.width + w];
-                                if v > best {
-                                    best = v;
-                                    best_idx = (h * g.width + w) as u32;
-                                }
+                return max_pool_2x2(g.width, plane, out, mask);
+            }
+            for oh in 0..out_h {
+                let (h0, h1, _) = pool_window(oh, g.kernel[0], g.stride[0], g.pad[0], g.height);
+                for ow in 0..out_w {
+                    let (w0, w1, _) = pool_window(ow, g.kernel[1], g.stride[1], g.pad[1], g.width);
+                    let mut best = -f32::MAX;
+                    let mut best_idx = u32::MAX;
+                    for h in h0..h1 {
+                        for w in w0..w1 {
+                            let v = plane[h * g.width + w];
+                            if v > best {
+                                best = v;
+                                best_idx = (h * g.width + w) as u32;
                             }
                         }
-                        out[oh * out_w + ow] = best;
-                        mask[oh * out_w + ow] = best_idx;
                     }
+                    out[oh * out_w + ow] = best;
+                    mask[oh * out_w + ow] = best_idx;
                 }
-            });
+            }
+        };
+        let (output, argmax) = (
+            &mut output[..planes * out_len],
+            &mut argmax[..planes * out_len],
+        );
+        if splits_across_pool() {
+            output
+                .par_chunks_mut(out_len)
+                .zip(argmax.par_chunks_mut(out_len))
+                .enumerate()
+                .for_each(|(p, (out, mask))| pool(p, out, mask));
+        } else {
+            for (p, (out, mask)) in output
+                .chunks_mut(out_len)
+                .zip(argmax.chunks_mut(out_len))
+                .enumerate()
+            {
+                pool(p, out, mask);
+            }
+        }
     }
 
     fn max_pool_backward(
@@ -580,19 +605,27 @@ impl Backend for CpuBackend {
         if in_len == 0 {
             return;
         }
-        input_diff[..planes * in_len]
-            .par_chunks_mut(in_len)
-            .enumerate()
-            .for_each(|(p, plane)| {
-                let diffs = &output_diff[p * out_len..][..out_len];
-                let mask = &argmax[p * out_len..][..out_len];
-                plane.fill(0.0);
-                for (&d, &i) in diffs.iter().zip(mask) {
-                    if i != u32::MAX {
-                        plane[i as usize] += d;
-                    }
+        let unpool = |p: usize, plane: &mut [f32]| {
+            let diffs = &output_diff[p * out_len..][..out_len];
+            let mask = &argmax[p * out_len..][..out_len];
+            plane.fill(0.0);
+            for (&d, &i) in diffs.iter().zip(mask) {
+                if i != u32::MAX {
+                    plane[i as usize] += d;
                 }
-            });
+            }
+        };
+        let input_diff = &mut input_diff[..planes * in_len];
+        if splits_across_pool() {
+            input_diff
+                .par_chunks_mut(in_len)
+                .enumerate()
+                .for_each(|(p, plane)| unpool(p, plane));
+        } else {
+            for (p, plane) in input_diff.chunks_mut(in_len).enumerate() {
+                unpool(p, plane);
+            }
+        }
     }
 
     fn ave_pool_forward(&self, g: &PoolGeometry, planes: usize, input: &[f32], output: &mut [f32]) {

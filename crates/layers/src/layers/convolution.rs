@@ -298,14 +298,22 @@ impl Layer for Convolution {
         // of the gradient sums the tasks' partials in task order, blocks across the pool.
         let partials = &self.partials[..tasks * partial];
         let sum_partials = |grad: &mut [f32], offset: usize| {
-            grad.par_chunks_mut(REDUCE_BLOCK)
-                .enumerate()
-                .for_each(|(b, block)| {
-                    for part in partials.chunks_exact(partial) {
-                        let part = &part[offset + b * REDUCE_BLOCK..][..block.len()];
-                        block.iter_mut().zip(part).for_each(|(d, p)| *d += p);
-                    }
-                });
+            let sum_block = |b: usize, block: &mut [f32]| {
+                for part in partials.chunks_exact(partial) {
+                    let part = &part[offset + b * REDUCE_BLOCK..][..block.len()];
+                    block.iter_mut().zip(part).for_each(|(d, p)| *d += p);
+                }
+            };
+            // Across the pool only when there is more than one block and thread to share.
+            if grad.len() > REDUCE_BLOCK && rayon::current_num_threads() > 1 {
+                grad.par_chunks_mut(REDUCE_BLOCK)
+                    .enumerate()
+                    .for_each(|(b, block)| sum_block(b, block));
+            } else {
+                for (b, block) in grad.chunks_mut(REDUCE_BLOCK).enumerate() {
+                    sum_block(b, block);
+                }
+            }
         };
         sum_partials(&mut params[0].diff[..outputs * k], 0);
         if self.bias {
