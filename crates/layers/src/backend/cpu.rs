@@ -1,6 +1,8 @@
 //! The CPU backend: matrix products through the workspace's GEMM (the pure-Rust `gemm` crate, or
 //! OpenBLAS with the `openblas` feature), the other kernels as loops parallel over planes (rayon).
 
+use std::cell::Cell;
+
 use rayon::prelude::*;
 
 use super::{Backend, ConvGeometry, Gemm, PoolGeometry};
@@ -10,11 +12,36 @@ use super::{Backend, ConvGeometry, Gemm, PoolGeometry};
 /// than it saves (ip2's 320 k take a few microseconds, waking a pool thread about as long).
 const PARALLEL_GEMM_MACS: u64 = 1 << 21;
 
-/// Whether to split work across the rayon pool: only from outside it (inside a worker the
-/// caller already splits, a convolution runs one image per task) and when it has more than
-/// one thread (entering a one-thread pool costs a wake-up and gains nothing).
+thread_local! {
+    /// Set while this thread runs one task of a layer's own split (see [`as_task`]).
+    static IN_TASK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` as one task of a layer that splits its work across the rayon pool itself (a
+/// convolution runs images per task): the backend's operations inside stay on this thread.
+pub fn as_task<R>(f: impl FnOnce() -> R) -> R {
+    /// Restores the flag, also when `f` unwinds.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            IN_TASK.with(|t| t.set(self.0));
+        }
+    }
+    let _restore = Restore(IN_TASK.with(|t| t.replace(true)));
+    f()
+}
+
+/// Whether an operation splits its work across the rayon pool: not inside a layer's task
+/// ([`as_task`]), whose caller already split, and not on a one-thread pool (entering it costs
+/// a wake-up and gains nothing). The whole training may run inside the pool (the TUI installs
+/// one per cell), so being on a pool thread says nothing.
 pub(crate) fn splits_across_pool() -> bool {
-    rayon::current_thread_index().is_none() && rayon::current_num_threads() > 1
+    !in_task() && rayon::current_num_threads() > 1
+}
+
+/// Whether this thread runs inside [`as_task`].
+fn in_task() -> bool {
+    IN_TASK.with(Cell::get)
 }
 
 /// CPU compute. Uses the current rayon pool (the CLI sizes the global one with `--threads`).
@@ -121,12 +148,13 @@ fn gemm_product(g: Gemm, a: &[f32], b: &[f32], c: &mut [f32]) {
     static NO_LHS_COPY: std::sync::Once = std::sync::Once::new();
     NO_LHS_COPY.call_once(|| gemm::set_lhs_packing_threshold_single_thread(256));
     let whole = (0, g.n);
-    // Inside a rayon worker the caller already parallelises (a convolution runs one image per
-    // task): one thread. Outside, a large product is cut into column blocks across the pool,
-    // the same blocks on any thread count (the same bits). The crate's own threading packs the
-    // left operand on the calling thread first (when its row count is not a multiple of 16,
-    // as for ip1's 500 outputs): a serial step that held the second core idle.
-    if rayon::current_thread_index().is_some() || g.macs() < PARALLEL_GEMM_MACS {
+    // Inside a layer's task the caller already parallelises (a convolution runs images per
+    // task): one product on this thread. Otherwise a large product is cut into column blocks,
+    // the same blocks on any thread count (the same bits), across the pool when it has more
+    // than one thread. The crate's own threading packs the left operand on the calling thread
+    // first (when its row count is not a multiple of 16, as for ip1's 500 outputs): a serial
+    // step that held the second core idle.
+    if g.macs() < PARALLEL_GEMM_MACS || in_task() {
         // SAFETY: lengths checked by the caller; `c` is borrowed exclusively.
         return unsafe { gemm_columns(&g, a.as_ptr(), b.as_ptr(), c.as_mut_ptr(), whole) };
     }
@@ -205,9 +233,8 @@ fn vectorized<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// Runs `f(index, chunk)` over the `len`-long chunks of `data`: in parallel (rayon) from outside
-/// the pool, serially inside a rayon worker, where the caller already splits the work (a
-/// convolution runs one image per task).
+/// Runs `f(index, chunk)` over the `len`-long chunks of `data`: across the pool when
+/// [`splits_across_pool`], else on this thread.
 ///
 /// The serial loop is compiled for AVX2 (see [`vectorized`]); `f` should be an
 /// `#[inline(always)]` closure so that its body is too.
@@ -770,6 +797,41 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// ip1's forward product (large enough to be cut into column blocks) and a pooling, on a
+    /// pool of `threads`, from inside it (as the TUI runs) and from a layer's task.
+    fn ip1_and_pool_on(threads: usize) -> Vec<Vec<f32>> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let (x, w) = (random(64 * 800, &mut rng), random(500 * 800, &mut rng));
+        let g = Gemm::new(false, true, 64, 500, 800);
+        let geometry = PoolGeometry {
+            height: 24,
+            width: 24,
+            kernel: [2, 2],
+            stride: [2, 2],
+            pad: [0, 0],
+        };
+        pool.install(|| {
+            let mut top = vec![0.0; 64 * 500];
+            CpuBackend.gemm(g, &x, &w, &mut top);
+            let mut in_task = vec![0.0; 64 * 500];
+            as_task(|| CpuBackend.gemm(g, &x, &w, &mut in_task));
+            let (mut pooled, mut mask) = (vec![0.0; 40 * 144], vec![0; 40 * 144]);
+            CpuBackend.max_pool_forward(&geometry, 40, &x[..40 * 576], &mut pooled, &mut mask);
+            vec![top, in_task, pooled]
+        })
+    }
+
+    #[test]
+    fn same_bits_on_any_thread_count() {
+        let one = ip1_and_pool_on(1);
+        assert_eq!(one, ip1_and_pool_on(2));
+        assert_eq!(one, ip1_and_pool_on(3));
     }
 
     #[test]

@@ -5,6 +5,7 @@ use rayon::prelude::*;
 use siamese_proto::LayerParameter;
 
 use super::{Layer, check_arity, spatial_pair};
+use crate::backend::as_task;
 use crate::backend::{ConvGeometry, Gemm};
 use crate::{Backend, Blob, LayerError};
 
@@ -285,17 +286,19 @@ impl Layer for Convolution {
             .zip(self.cols.par_chunks_mut(k * spatial))
             .enumerate()
             .for_each(|(t, (out, col))| {
-                for (i, out) in out.chunks_exact_mut(image_out).enumerate() {
-                    let n = t * per_task + i;
-                    backend.im2col(&g, 1, &images[n * image_in..][..image_in], col);
-                    // The image's [num_output, spatial] product is its top, in Caffe's layout.
-                    backend.gemm(product, weights, col, out);
-                    if let Some(bias) = bias {
-                        for (row, b) in out.chunks_exact_mut(spatial).zip(bias) {
-                            row.iter_mut().for_each(|v| *v += b);
+                as_task(|| {
+                    for (i, out) in out.chunks_exact_mut(image_out).enumerate() {
+                        let n = t * per_task + i;
+                        backend.im2col(&g, 1, &images[n * image_in..][..image_in], col);
+                        // The image's [num_output, spatial] product is its top, in Caffe's layout.
+                        backend.gemm(product, weights, col, out);
+                        if let Some(bias) = bias {
+                            for (row, b) in out.chunks_exact_mut(spatial).zip(bias) {
+                                row.iter_mut().for_each(|v| *v += b);
+                            }
                         }
                     }
-                }
+                })
             });
         Ok(())
     }
@@ -332,29 +335,31 @@ impl Layer for Convolution {
         let col_grad = Gemm::new(true, false, k, spatial, outputs);
         // Task t: images t·per_task.. into its own partial sums (and its images' diffs).
         let task = |t: usize, col: &mut [f32], partial: &mut [f32], diff: Option<&mut [f32]>| {
-            partial.fill(0.0);
-            let (weight_part, bias_part) = partial.split_at_mut(outputs * pitch);
-            let count = per_task.min(self.batch - t * per_task);
-            let mut diff = diff;
-            for i in 0..count {
-                let n = t * per_task + i;
-                let dy = &top_diff[n * image_out..][..image_out];
-                let image = &images[n * image_in..][..image_in];
-                if transposed {
-                    im2col_transposed(&g, pitch, image, col);
-                } else {
-                    backend.im2col(&g, 1, image, col);
+            as_task(|| {
+                partial.fill(0.0);
+                let (weight_part, bias_part) = partial.split_at_mut(outputs * pitch);
+                let count = per_task.min(self.batch - t * per_task);
+                let mut diff = diff;
+                for i in 0..count {
+                    let n = t * per_task + i;
+                    let dy = &top_diff[n * image_out..][..image_out];
+                    let image = &images[n * image_in..][..image_in];
+                    if transposed {
+                        im2col_transposed(&g, pitch, image, col);
+                    } else {
+                        backend.im2col(&g, 1, image, col);
+                    }
+                    backend.gemm(weight_grad, dy, col, weight_part);
+                    for (b, row) in bias_part.iter_mut().zip(dy.chunks_exact(spatial)) {
+                        *b += sum_in_lanes(row);
+                    }
+                    if let Some(diff) = diff.as_deref_mut() {
+                        // The column buffer is free now: reuse it for the columns' gradient.
+                        backend.gemm(col_grad, weights, dy, col);
+                        backend.col2im(&g, 1, col, &mut diff[i * image_in..][..image_in]);
+                    }
                 }
-                backend.gemm(weight_grad, dy, col, weight_part);
-                for (b, row) in bias_part.iter_mut().zip(dy.chunks_exact(spatial)) {
-                    *b += sum_in_lanes(row);
-                }
-                if let Some(diff) = diff.as_deref_mut() {
-                    // The column buffer is free now: reuse it for the columns' gradient.
-                    backend.gemm(col_grad, weights, dy, col);
-                    backend.col2im(&g, 1, col, &mut diff[i * image_in..][..image_in]);
-                }
-            }
+            })
         };
         let cols = self.cols[..tasks * pitch * spatial].par_chunks_mut(pitch * spatial);
         let partials = self.partials[..tasks * partial].par_chunks_mut(partial);
@@ -462,6 +467,41 @@ mod tests {
             .forward(&CpuBackend, &bottom, &params, &mut top)
             .unwrap();
         insta::assert_snapshot!(render(&top[0]));
+    }
+
+    /// Forward and backward of LeNet's conv2 on `threads` threads, run inside the pool as
+    /// the TUI does: top, weight, bias and input gradients.
+    fn conv2_on(threads: usize) -> Vec<Vec<f32>> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mut layer = conv(50, 5, 1, 0, true);
+            let mut bottom = [random_blob(&[20, 20, 12, 12], 3)];
+            layer.setup(&bottom, 1).unwrap();
+            let mut params = [random_blob(&[50, 20, 5, 5], 4), random_blob(&[50], 5)];
+            let mut top = [Blob::default()];
+            layer.reshape(&bottom, &mut top).unwrap();
+            layer
+                .forward(&CpuBackend, &bottom, &params, &mut top)
+                .unwrap();
+            top[0].diff = random_blob(&top[0].shape, 6).data;
+            layer.backward(&CpuBackend, &top, &mut params, &[true], &mut bottom);
+            vec![
+                top[0].data.clone(),
+                params[0].diff.clone(),
+                params[1].diff.clone(),
+                bottom[0].diff.clone(),
+            ]
+        })
+    }
+
+    #[test]
+    fn same_bits_on_any_thread_count() {
+        let one = conv2_on(1);
+        assert_eq!(one, conv2_on(3));
+        assert!(one[1].iter().any(|&g| g != 0.0), "a weight gradient");
     }
 
     #[test]
