@@ -139,6 +139,14 @@ unsafe impl Send for SharedDst {}
 unsafe impl Sync for SharedDst {}
 
 #[cfg(not(feature = "openblas"))]
+impl SharedDst {
+    /// The pointer (a method, so that closures capture the whole `Sync` wrapper).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+#[cfg(not(feature = "openblas"))]
 fn gemm_product(g: Gemm, a: &[f32], b: &[f32], c: &mut [f32]) {
     // The crate copies a column-major left operand into its own panels once the product has
     // more than 8 × 6 columns (its view: ours transposed). Our per-image products already
@@ -164,10 +172,9 @@ fn gemm_product(g: Gemm, a: &[f32], b: &[f32], c: &mut [f32]) {
             block * GEMM_BLOCK_COLS,
             g.n.min((block + 1) * GEMM_BLOCK_COLS),
         );
-        let dst = dst;
         // SAFETY: lengths checked by the caller; `c` is borrowed exclusively for the whole
         // call and each task writes only its own columns.
-        unsafe { gemm_columns(&g, a.as_ptr(), b.as_ptr(), dst.0, cols) };
+        unsafe { gemm_columns(&g, a.as_ptr(), b.as_ptr(), dst.get(), cols) };
     };
     let blocks = 0..g.n.div_ceil(GEMM_BLOCK_COLS);
     if splits_across_pool() {
