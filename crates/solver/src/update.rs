@@ -1,9 +1,13 @@
 //! Caffe's update rules on plain slices: gradient clipping, iter_size normalization,
 //! L2/L1 regularization and the SGD, Nesterov, AdaGrad, RMSProp, AdaDelta and Adam steps.
 
+use rayon::prelude::*;
 use siamese_proto::SolverParameter;
 
 use crate::SolverError;
+
+/// Elements per block of a parameter's update (a few pages: each block's passes run in L1/L2).
+const UPDATE_BLOCK: usize = 4096;
 
 /// The solver `type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,13 +161,34 @@ impl UpdateRule {
         self.clip(params);
         let (first, second) = history.split_at_mut(n);
         for (i, p) in params.iter_mut().enumerate() {
-            self.normalize(p.diff);
-            self.regularize(p);
             let local_rate = rate * p.lr_mult;
+            let local_decay = self.weight_decay * p.decay_mult;
+            // Every step below is element-wise: blocks of the parameter across the rayon pool
+            // give the same bits as one pass over it. Small parameters, or a one-thread pool,
+            // stay on this thread (entering the pool costs a wake-up).
+            let step = |data: &mut [f32], diff: &mut [f32], h: &mut [f32], h2| {
+                self.normalize(diff);
+                self.regularize(data, diff, local_decay);
+                self.compute_update_value(diff, h, h2, local_rate, iter);
+                for (w, d) in data.iter_mut().zip(diff.iter()) {
+                    *w -= d;
+                }
+            };
+            let (data, diff, h) = (&mut *p.data, &mut *p.diff, first[i].as_mut_slice());
             let h2 = second.get_mut(i).map(|v| v.as_mut_slice());
-            self.compute_update_value(p.diff, &mut first[i], h2, local_rate, iter);
-            for (w, d) in p.data.iter_mut().zip(p.diff.iter()) {
-                *w -= d;
+            if data.len() <= UPDATE_BLOCK || rayon::current_num_threads() == 1 {
+                step(data, diff, h, h2);
+                continue;
+            }
+            let blocks = data
+                .par_chunks_mut(UPDATE_BLOCK)
+                .zip(diff.par_chunks_mut(UPDATE_BLOCK))
+                .zip(h.par_chunks_mut(UPDATE_BLOCK));
+            match h2 {
+                Some(h2) => blocks
+                    .zip(h2.par_chunks_mut(UPDATE_BLOCK))
+                    .for_each(|(((w, g), h), h2)| step(w, g, h, Some(h2))),
+                None => blocks.for_each(|((w, g), h)| step(w, g, h, None)),
             }
         }
     }
@@ -194,12 +219,11 @@ impl UpdateRule {
         }
     }
 
-    fn regularize(&self, p: &mut ParamSlot<'_>) {
-        let local_decay = self.weight_decay * p.decay_mult;
+    fn regularize(&self, data: &[f32], diff: &mut [f32], local_decay: f32) {
         if local_decay == 0.0 {
             return;
         }
-        for (g, &w) in p.diff.iter_mut().zip(p.data.iter()) {
+        for (g, &w) in diff.iter_mut().zip(data.iter()) {
             *g += match self.regularization {
                 Regularization::L2 => local_decay * w,
                 Regularization::L1 => local_decay * sign(w),

@@ -3,7 +3,7 @@
 
 mod cpu;
 
-pub use cpu::CpuBackend;
+pub use cpu::{CpuBackend, as_task};
 
 /// Row-major matrix product arguments: `c = alpha * op(a) * op(b) + beta * c`, where `op(a)` is
 /// `m × k`, `op(b)` is `k × n` and `c` is `m × n` (BLAS semantics, `beta = 0` ignores `c`).

@@ -5,6 +5,7 @@ use rayon::prelude::*;
 use siamese_proto::LayerParameter;
 
 use super::{Layer, check_arity, spatial_pair};
+use crate::backend::as_task;
 use crate::backend::{ConvGeometry, Gemm};
 use crate::{Backend, Blob, LayerError};
 
@@ -46,6 +47,70 @@ fn sum_in_lanes(values: &[f32]) -> f32 {
 /// on 1 or 16 threads; 128 images make 16 tasks, enough to keep a busy core from holding the
 /// others up.
 const IMAGES_PER_TASK: usize = 8;
+
+/// Unpadded, unit stride and dilation: LeNet's convolutions.
+fn is_plain(g: &ConvGeometry) -> bool {
+    g.pad == [0, 0] && g.stride == [1, 1] && g.dilation == [1, 1]
+}
+
+/// Row length of a task's weight-gradient partial `[num_output, pitch]`: `channels·kh·kw`,
+/// rounded up to the 16 f32 lanes for plain geometry (the columns are then built transposed,
+/// see [`im2col_transposed`], and the GEMM only reads them in place with that row count).
+fn weight_grad_pitch(g: &ConvGeometry) -> usize {
+    if is_plain(g) {
+        g.col_rows().next_multiple_of(16)
+    } else {
+        g.col_rows()
+    }
+}
+
+/// One image's columns transposed, `[out_h·out_w, pitch]`: row `s` holds output position
+/// `s`'s `channels·kh·kw` inputs in Caffe's column order, then zeros up to `pitch`. For
+/// [`is_plain`] geometry only. Written here rather than as a `Backend` operation: it exists
+/// to suit the CPU GEMM's operand layout.
+fn im2col_transposed(g: &ConvGeometry, pitch: usize, image: &[f32], cols: &mut [f32]) {
+    #[inline(always)]
+    fn gather<const KW: usize>(g: &ConvGeometry, pitch: usize, image: &[f32], cols: &mut [f32]) {
+        let ([out_h, out_w], plane) = (g.output_size().unwrap_or([0, 0]), g.height * g.width);
+        for (s, row) in cols.chunks_exact_mut(pitch).take(out_h * out_w).enumerate() {
+            let (oh, ow) = (s / out_w, s % out_w);
+            let (inputs, padding) = row.split_at_mut(g.col_rows());
+            let mut windows = inputs.chunks_exact_mut(KW);
+            for c in 0..g.channels {
+                let plane = &image[c * plane..][..plane];
+                for ki in 0..g.kernel[0] {
+                    let src: &[f32; KW] = plane[(oh + ki) * g.width + ow..][..KW]
+                        .try_into()
+                        .expect("KW inputs");
+                    let dst: &mut [f32; KW] = windows
+                        .next()
+                        .and_then(|w| w.try_into().ok())
+                        .expect("KW columns");
+                    *dst = *src;
+                }
+            }
+            padding.fill(0.0);
+        }
+    }
+    match g.kernel[1] {
+        5 => gather::<5>(g, pitch, image, cols),
+        3 => gather::<3>(g, pitch, image, cols),
+        _ => {
+            let ([out_h, out_w], plane) = (g.output_size().unwrap_or([0, 0]), g.height * g.width);
+            let kw = g.kernel[1];
+            for (s, row) in cols.chunks_exact_mut(pitch).take(out_h * out_w).enumerate() {
+                let (oh, ow) = (s / out_w, s % out_w);
+                let (inputs, padding) = row.split_at_mut(g.col_rows());
+                for (r, window) in inputs.chunks_exact_mut(kw).enumerate() {
+                    let (c, ki) = (r / g.kernel[0], r % g.kernel[0]);
+                    let src = &image[c * plane + (oh + ki) * g.width + ow..][..kw];
+                    window.copy_from_slice(src);
+                }
+                padding.fill(0.0);
+            }
+        }
+    }
+}
 
 fn images_per_task(batch: usize) -> usize {
     IMAGES_PER_TASK.min(batch.max(1))
@@ -201,8 +266,9 @@ impl Layer for Convolution {
         self.geometry = Some(g);
         top[0].reshape(&[self.batch, self.num_output, out_h, out_w]);
         let tasks = self.batch.div_ceil(images_per_task(self.batch));
-        let partial = self.num_output * (g.col_rows() + 1);
-        self.cols.resize(tasks * g.col_rows() * out_h * out_w, 0.0);
+        let pitch = weight_grad_pitch(&g);
+        let partial = self.num_output * (pitch + 1);
+        self.cols.resize(tasks * pitch * out_h * out_w, 0.0);
         self.partials.resize(tasks * partial, 0.0);
         Ok(())
     }
@@ -230,17 +296,19 @@ impl Layer for Convolution {
             .zip(self.cols.par_chunks_mut(k * spatial))
             .enumerate()
             .for_each(|(t, (out, col))| {
-                for (i, out) in out.chunks_exact_mut(image_out).enumerate() {
-                    let n = t * per_task + i;
-                    backend.im2col(&g, 1, &images[n * image_in..][..image_in], col);
-                    // The image's [num_output, spatial] product is its top, in Caffe's layout.
-                    backend.gemm(product, weights, col, out);
-                    if let Some(bias) = bias {
-                        for (row, b) in out.chunks_exact_mut(spatial).zip(bias) {
-                            row.iter_mut().for_each(|v| *v += b);
+                as_task(|| {
+                    for (i, out) in out.chunks_exact_mut(image_out).enumerate() {
+                        let n = t * per_task + i;
+                        backend.im2col(&g, 1, &images[n * image_in..][..image_in], col);
+                        // The image's [num_output, spatial] product is its top, in Caffe's layout.
+                        backend.gemm(product, weights, col, out);
+                        if let Some(bias) = bias {
+                            for (row, b) in out.chunks_exact_mut(spatial).zip(bias) {
+                                row.iter_mut().for_each(|v| *v += b);
+                            }
                         }
                     }
-                }
+                })
             });
         Ok(())
     }
@@ -261,34 +329,49 @@ impl Layer for Convolution {
         }
         let per_task = images_per_task(self.batch);
         let tasks = self.batch.div_ceil(per_task);
-        let partial = outputs * (k + 1);
+        let (pitch, transposed) = (weight_grad_pitch(&g), is_plain(&g));
+        let partial = outputs * (pitch + 1);
         let (top_diff, weights) = (top[0].diff.as_slice(), params[0].data.as_slice());
         let Blob { data, diff, .. } = &mut bottom[0];
         let images = data.as_slice();
-        let weight_grad = Gemm::new(false, true, outputs, k, spatial).accumulate();
+        // dW += dy · colsᵀ. For plain geometry the columns are built transposed, [spatial,
+        // pitch], so that the product reads them as they lie: given `[k, spatial]` rows the
+        // GEMM first copied all of them into its panels, for every image.
+        let weight_grad = if transposed {
+            Gemm::new(false, false, outputs, pitch, spatial).accumulate()
+        } else {
+            Gemm::new(false, true, outputs, k, spatial).accumulate()
+        };
         let col_grad = Gemm::new(true, false, k, spatial, outputs);
         // Task t: images t·per_task.. into its own partial sums (and its images' diffs).
         let task = |t: usize, col: &mut [f32], partial: &mut [f32], diff: Option<&mut [f32]>| {
-            partial.fill(0.0);
-            let (weight_part, bias_part) = partial.split_at_mut(outputs * k);
-            let count = per_task.min(self.batch - t * per_task);
-            let mut diff = diff;
-            for i in 0..count {
-                let n = t * per_task + i;
-                let dy = &top_diff[n * image_out..][..image_out];
-                backend.im2col(&g, 1, &images[n * image_in..][..image_in], col);
-                backend.gemm(weight_grad, dy, col, weight_part);
-                for (b, row) in bias_part.iter_mut().zip(dy.chunks_exact(spatial)) {
-                    *b += sum_in_lanes(row);
+            as_task(|| {
+                partial.fill(0.0);
+                let (weight_part, bias_part) = partial.split_at_mut(outputs * pitch);
+                let count = per_task.min(self.batch - t * per_task);
+                let mut diff = diff;
+                for i in 0..count {
+                    let n = t * per_task + i;
+                    let dy = &top_diff[n * image_out..][..image_out];
+                    let image = &images[n * image_in..][..image_in];
+                    if transposed {
+                        im2col_transposed(&g, pitch, image, col);
+                    } else {
+                        backend.im2col(&g, 1, image, col);
+                    }
+                    backend.gemm(weight_grad, dy, col, weight_part);
+                    for (b, row) in bias_part.iter_mut().zip(dy.chunks_exact(spatial)) {
+                        *b += sum_in_lanes(row);
+                    }
+                    if let Some(diff) = diff.as_deref_mut() {
+                        // The column buffer is free now: reuse it for the columns' gradient.
+                        backend.gemm(col_grad, weights, dy, col);
+                        backend.col2im(&g, 1, col, &mut diff[i * image_in..][..image_in]);
+                    }
                 }
-                if let Some(diff) = diff.as_deref_mut() {
-                    // The column buffer is free now: reuse it for the columns' gradient.
-                    backend.gemm(col_grad, weights, dy, col);
-                    backend.col2im(&g, 1, col, &mut diff[i * image_in..][..image_in]);
-                }
-            }
+            })
         };
-        let cols = self.cols[..tasks * k * spatial].par_chunks_mut(k * spatial);
+        let cols = self.cols[..tasks * pitch * spatial].par_chunks_mut(pitch * spatial);
         let partials = self.partials[..tasks * partial].par_chunks_mut(partial);
         if propagate_down[0] {
             let diffs = diff[..self.batch * image_in].par_chunks_mut(per_task * image_in);
@@ -301,21 +384,29 @@ impl Layer for Convolution {
                 .enumerate()
                 .for_each(|(t, (c, p))| task(t, c, p, None));
         }
-        // Fixed order, whatever ran where and on how many threads: the same bits.
-        for part in self.partials[..tasks * partial].chunks_exact(partial) {
-            let (weight_part, bias_part) = part.split_at(outputs * k);
-            params[0]
-                .diff
-                .iter_mut()
-                .zip(weight_part)
-                .for_each(|(d, p)| *d += p);
-            if self.bias {
-                params[1]
-                    .diff
-                    .iter_mut()
-                    .zip(bias_part)
-                    .for_each(|(d, p)| *d += p);
+        // Fixed order, whatever ran where and on how many threads: the same bits. Each row of
+        // the weight gradient (one output's) sums the tasks' partials in task order.
+        let partials = &self.partials[..tasks * partial];
+        let sum_row = |o: usize, row: &mut [f32]| {
+            for part in partials.chunks_exact(partial) {
+                let part = &part[o * pitch..][..row.len()];
+                row.iter_mut().zip(part).for_each(|(d, p)| *d += p);
             }
+        };
+        let weight_diff = &mut params[0].diff[..outputs * k];
+        if rayon::current_num_threads() > 1 {
+            weight_diff
+                .par_chunks_mut(k)
+                .enumerate()
+                .for_each(|(o, row)| sum_row(o, row));
+        } else {
+            for (o, row) in weight_diff.chunks_mut(k).enumerate() {
+                sum_row(o, row);
+            }
+        }
+        if self.bias {
+            // The bias partials follow the `outputs` rows of `pitch`: row `outputs`.
+            sum_row(outputs, &mut params[1].diff[..outputs]);
         }
     }
 
@@ -386,6 +477,41 @@ mod tests {
             .forward(&CpuBackend, &bottom, &params, &mut top)
             .unwrap();
         insta::assert_snapshot!(render(&top[0]));
+    }
+
+    /// Forward and backward of LeNet's conv2 on `threads` threads, run inside the pool as
+    /// the TUI does: top, weight, bias and input gradients.
+    fn conv2_on(threads: usize) -> Vec<Vec<f32>> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mut layer = conv(50, 5, 1, 0, true);
+            let mut bottom = [random_blob(&[20, 20, 12, 12], 3)];
+            layer.setup(&bottom, 1).unwrap();
+            let mut params = [random_blob(&[50, 20, 5, 5], 4), random_blob(&[50], 5)];
+            let mut top = [Blob::default()];
+            layer.reshape(&bottom, &mut top).unwrap();
+            layer
+                .forward(&CpuBackend, &bottom, &params, &mut top)
+                .unwrap();
+            top[0].diff = random_blob(&top[0].shape, 6).data;
+            layer.backward(&CpuBackend, &top, &mut params, &[true], &mut bottom);
+            vec![
+                top[0].data.clone(),
+                params[0].diff.clone(),
+                params[1].diff.clone(),
+                bottom[0].diff.clone(),
+            ]
+        })
+    }
+
+    #[test]
+    fn same_bits_on_any_thread_count() {
+        let one = conv2_on(1);
+        assert_eq!(one, conv2_on(3));
+        assert!(one[1].iter().any(|&g| g != 0.0), "a weight gradient");
     }
 
     #[test]
