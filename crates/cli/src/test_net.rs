@@ -29,6 +29,10 @@ pub struct TestArgs {
 
 pub fn run(args: &TestArgs) -> Result<()> {
     crate::threads::configure(args.threads)?;
+    crate::threads::on_pool(|| test_net(args))
+}
+
+fn test_net(args: &TestArgs) -> Result<()> {
     let device = crate::device::check(args.device)?;
     if args.iterations == 0 {
         bail!("--iterations 0: expected at least 1 batch");

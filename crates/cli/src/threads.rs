@@ -16,3 +16,9 @@ pub fn configure(threads: Option<usize>) -> Result<usize> {
     }
     Ok(rayon::current_num_threads())
 }
+
+/// Runs `f` on a thread of the global pool (`rayon::scope` runs its body on a worker), so the
+/// parallel work `f` starts is shared with that thread rather than handed over from this one.
+pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| f())
+}

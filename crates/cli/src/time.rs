@@ -34,6 +34,11 @@ struct LayerTimes {
 
 pub fn run(args: &TimeArgs) -> Result<()> {
     let threads = crate::threads::configure(args.threads)?;
+    // On a pool thread, as `siamese train` runs, so the times are the training's.
+    crate::threads::on_pool(|| time_net(args, threads))
+}
+
+fn time_net(args: &TimeArgs, threads: usize) -> Result<()> {
     if args.iterations == 0 {
         bail!("--iterations 0: expected at least 1");
     }

@@ -96,14 +96,19 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let started = Instant::now();
     let mut printer = LinePrinter::new(solver.param().display(), start_iter);
     let mut csv_error = None;
-    let result = solver.solve(&mut |event| {
-        printer.print(event);
-        record.note(event);
-        if let Some(log) = csv.as_mut()
-            && let Err(e) = write_csv(log, event, started.elapsed().as_secs_f64())
-        {
-            csv_error.get_or_insert(e);
-        }
+    // The whole run on a pool thread: the layers' parallel work is then pushed to this
+    // thread's own queue instead of handed over from a sleeping outside thread (~30 hand-offs
+    // per iteration).
+    let result = threads::on_pool(|| {
+        solver.solve(&mut |event| {
+            printer.print(event);
+            record.note(event);
+            if let Some(log) = csv.as_mut()
+                && let Err(e) = write_csv(log, event, started.elapsed().as_secs_f64())
+            {
+                csv_error.get_or_insert(e);
+            }
+        })
     });
     if let Some(log) = csv.as_mut() {
         log.finish()?;
