@@ -9,6 +9,7 @@ mod error;
 pub mod idx;
 pub mod leveldb;
 pub mod pairs;
+mod table_check;
 
 use std::path::Path;
 
