@@ -283,7 +283,7 @@ fn resumed_training_removes_the_temp_files_of_killed_snapshots() {
     let stale = format!(".pairs_iter_40.caffemodel.tmp{gone}");
     let kept = [
         ".pairs_iter_40.solverstate.tmp1".to_string(), // pid 1 is running: maybe writing
-        format!("pairs_iter_40.caffemodel.tmp{gone}"),  // not our writer's name
+        format!("pairs_iter_40.caffemodel.tmp{gone}"), // not our writer's name
         "notes.txt".to_string(),
     ];
     for name in kept.iter().chain([&stale]) {
@@ -296,10 +296,13 @@ fn resumed_training_removes_the_temp_files_of_killed_snapshots() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let line = format!(
-        "Removed snaps/{stale}: a snapshot file cut short when an earlier run was killed"
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
+    let line =
+        format!("Removed snaps/{stale}: a snapshot file cut short when an earlier run was killed");
     assert!(stdout.lines().any(|l| l == line), "{stdout}");
     assert_eq!(stdout.matches("Removed ").count(), 1, "{stdout}");
     assert!(!snaps.join(&stale).exists());

@@ -119,8 +119,14 @@ fn locked_leveldb_is_never_replaced() {
 #[test]
 fn damaged_leveldb_is_a_one_line_error_and_left_as_it_was() {
     let (table, line) = damaged_leveldb("truncated");
-    assert!(line.contains(&format!(": LevelDB: {table}: footer magic 0x")), "{line}");
-    assert!(line.ends_with("(truncated or damaged table file)"), "{line}");
+    assert!(
+        line.contains(&format!(": LevelDB: {table}: footer magic 0x")),
+        "{line}"
+    );
+    assert!(
+        line.ends_with("(truncated or damaged table file)"),
+        "{line}"
+    );
 }
 
 /// rusty-leveldb alone skips a table block that fails its checksum without an error (34 of
@@ -128,7 +134,10 @@ fn damaged_leveldb_is_a_one_line_error_and_left_as_it_was() {
 #[test]
 fn zeroed_table_region_is_an_error() {
     let (table, line) = damaged_leveldb("zeroed");
-    assert!(line.contains(&format!(": LevelDB: {table}: data block at byte ")), "{line}");
+    assert!(
+        line.contains(&format!(": LevelDB: {table}: data block at byte ")),
+        "{line}"
+    );
     assert!(line.ends_with("(damaged table file)"), "{line}");
 }
 

@@ -175,7 +175,10 @@ fn killed_tui_grid_skips_finished_cells_and_resumes_the_interrupted_one() {
     let gone_pid = gone.id();
     gone.wait().unwrap();
     let stale = [
-        format!(".mnist_siamese_iter_{}.caffemodel.tmp{gone_pid}", resume_at + 5),
+        format!(
+            ".mnist_siamese_iter_{}.caffemodel.tmp{gone_pid}",
+            resume_at + 5
+        ),
         format!("log.csv.{gone_pid}-0123456789abcdef.part"),
     ];
     let unrelated = [

@@ -4,7 +4,7 @@
 //! rusty-leveldb has no read-only mode (opening rewrites MANIFEST and log files) and can panic
 //! on corrupted files, so [`DatumDb::open`] copies the database to a private temporary folder,
 //! reads the copy under `catch_unwind`, and leaves the user's files byte-identical. It also
-//! checks every table's blocks first ([`check_table`]): rusty-leveldb skips a damaged block
+//! checks every table's blocks first ([`check_table_file`]): rusty-leveldb skips a damaged block
 //! without an error.
 
 use std::cell::Cell;
@@ -15,7 +15,7 @@ use std::sync::Once;
 use prost::Message;
 use rusty_leveldb::{DB, LdbIterator, Options, WriteBatch, compressor};
 
-use crate::table_check::check_table;
+use crate::table_check::check_table_file;
 use crate::{DataError, Datum};
 
 /// Records per LevelDB write batch when writing.
@@ -354,13 +354,12 @@ fn table_names(dir: &Path) -> Result<Vec<String>, DataError> {
     Ok(names)
 }
 
-/// Each table file of `dir` (among `names`) that fails [`check_table`], with what is wrong.
+/// Each table file of `dir` (among `names`) that fails [`check_table_file`], with what is wrong.
 fn damaged_tables(dir: &Path, names: &[String]) -> Result<Vec<(String, String)>, DataError> {
     let mut damaged = Vec::new();
     for name in names {
         let file = dir.join(name);
-        let bytes = std::fs::read(&file).map_err(|e| DataError::io(&file, e))?;
-        if let Err(problem) = check_table(&bytes) {
+        if let Err(problem) = check_table_file(&file).map_err(|e| DataError::io(&file, e))? {
             damaged.push((name.clone(), problem));
         }
     }
@@ -609,7 +608,11 @@ mod tests {
                 match DatumDb::open(&bad) {
                     Ok(db) => {
                         let read = db.into_records();
-                        assert!(read == records(300), "{how} at {at}: {} records", read.len());
+                        assert!(
+                            read == records(300),
+                            "{how} at {at}: {} records",
+                            read.len()
+                        );
                     }
                     Err(e) => {
                         let msg = e.to_string();
@@ -622,7 +625,10 @@ mod tests {
             }
         }
         // Only damage to bytes nothing reads (footer padding, bytes already zero) is harmless.
-        assert!(errors * 10 >= tries * 9, "{errors} errors in {tries} damaged tables");
+        assert!(
+            errors * 10 >= tries * 9,
+            "{errors} errors in {tries} damaged tables"
+        );
     }
 
     #[test]

@@ -6,6 +6,10 @@
 //! Its table reader is private and no maintained crate exposes LevelDB's table format, so the
 //! few parts of it needed here are read by hand (format: leveldb/doc/table_format.md).
 
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
+
 use prost::encoding::decode_varint;
 
 /// Footer: meta-index and index block handles (padded to 40 bytes), then the magic number.
@@ -32,90 +36,141 @@ impl BlockHandle {
     }
 }
 
-/// Checks the table `bytes` (a whole file). `Err` says what is damaged and where, for a
-/// message of the form `<db>: LevelDB: <file>: <this>`.
-pub(crate) fn check_table(bytes: &[u8]) -> Result<(), String> {
-    let len = bytes.len();
-    if len < FOOTER_LEN {
-        return Err(format!(
+/// Checks the table file at `path`. The outer `Err` is a failure to read it; the inner one
+/// says what is damaged and where, for a message of the form `<db>: LevelDB: <file>: <this>`.
+/// Data blocks are read in file order through one buffer, so a large table costs a CRC pass,
+/// not an allocation of its size.
+pub(crate) fn check_table_file(path: &Path) -> io::Result<Result<(), String>> {
+    let mut file = File::open(path)?;
+    let len = file.metadata()?.len();
+    if len < FOOTER_LEN as u64 {
+        return Ok(Err(format!(
             "{len} bytes, expected at least {FOOTER_LEN} (a table footer; truncated table file)"
-        ));
+        )));
     }
-    let footer = &bytes[len - FOOTER_LEN..];
+    let mut footer = [0; FOOTER_LEN];
+    file.seek(SeekFrom::Start(len - FOOTER_LEN as u64))?;
+    file.read_exact(&mut footer)?;
     let magic = u64::from_le_bytes(footer[40..].try_into().expect("8 bytes"));
     if magic != MAGIC {
-        return Err(format!(
+        return Ok(Err(format!(
             "footer magic {magic:#018x}, expected {MAGIC:#018x} (truncated or damaged table file)"
-        ));
+        )));
     }
     let mut handles = &footer[..40];
     let meta_index = BlockHandle::decode(&mut handles);
     let (Some(meta_index), Some(index)) = (meta_index, BlockHandle::decode(&mut handles)) else {
-        return Err("undecodable block handles in the footer, expected two (damaged table file)".into());
+        return Ok(Err(
+            "undecodable block handles in the footer, expected two (damaged table file)".into(),
+        ));
     };
-    let blocks_end = (len - FOOTER_LEN) as u64;
+    let blocks_end = len - FOOTER_LEN as u64;
     // The index points at the data blocks; the meta-index at the filter block, if any.
-    for (what, handle, inner) in [("index", index, "data"), ("meta-index", meta_index, "filter")] {
-        let block = read_block(bytes, handle, blocks_end, what)?;
-        for mut value in block_values(&block).map_err(|e| format!("{what} {e}"))? {
-            let inner_handle = BlockHandle::decode(&mut value).ok_or_else(|| {
-                format!(
+    let mut blocks = Vec::new();
+    for (what, handle, inner) in [
+        ("index", index, "data"),
+        ("meta-index", meta_index, "filter"),
+    ] {
+        let mut raw = Vec::new();
+        if let Err(e) = in_bounds(handle, blocks_end, what) {
+            return Ok(Err(e));
+        }
+        file.seek(SeekFrom::Start(handle.offset))?;
+        read_block_bytes(&mut file, handle, &mut raw)?;
+        let block = match decompressed(&raw, handle, what) {
+            Ok(block) => block,
+            Err(e) => return Ok(Err(e)),
+        };
+        let values = match block_values(&block) {
+            Ok(values) => values,
+            Err(e) => return Ok(Err(format!("{what} {e}"))),
+        };
+        for mut value in values {
+            let Some(inner_handle) = BlockHandle::decode(&mut value) else {
+                return Ok(Err(format!(
                     "{what} block at byte {}: undecodable block handle, expected offset and size",
                     handle.offset
-                )
-            })?;
-            check_block(bytes, inner_handle, blocks_end, inner)?;
+                )));
+            };
+            if let Err(e) = in_bounds(inner_handle, blocks_end, inner) {
+                return Ok(Err(e));
+            }
+            blocks.push((inner_handle, inner));
         }
     }
-    Ok(())
+    blocks.sort_by_key(|(h, _)| h.offset);
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    reader.seek(SeekFrom::Start(0))?;
+    let (mut at, mut raw) = (0, Vec::new());
+    for (handle, what) in blocks {
+        if handle.offset != at {
+            reader.seek(SeekFrom::Start(handle.offset))?;
+        }
+        read_block_bytes(&mut reader, handle, &mut raw)?;
+        at = handle.offset + handle.size + TRAILER_LEN as u64;
+        if let Err(e) = checksum(&raw, handle, what) {
+            return Ok(Err(e));
+        }
+    }
+    Ok(Ok(()))
 }
 
-/// The bytes of a block and its trailer, after checking they lie before `end` and that the
-/// checksum matches.
-fn check_block<'a>(
-    bytes: &'a [u8],
-    handle: BlockHandle,
-    end: u64,
-    what: &str,
-) -> Result<(&'a [u8], u8), String> {
-    let at = handle.offset;
+/// Checks that a block and its trailer lie before `end` (where the footer starts).
+fn in_bounds(handle: BlockHandle, end: u64, what: &str) -> Result<(), String> {
     let block_end = handle
         .offset
         .checked_add(handle.size)
-        .and_then(|e| e.checked_add(TRAILER_LEN as u64))
-        .filter(|&e| e <= end)
-        .ok_or_else(|| {
-            format!(
-                "{what} block at byte {at} ({} bytes) runs past the blocks' end at byte {end} \
-                 (truncated or damaged table file)",
-                handle.size
-            )
-        })?;
-    let (start, stop) = (at as usize, (block_end as usize) - TRAILER_LEN);
-    let contents = &bytes[start..stop];
-    let kind = bytes[stop];
-    let stored = u32::from_le_bytes(bytes[stop + 1..stop + 5].try_into().expect("4 bytes"));
-    let crc = crc32c::crc32c_append(crc32c::crc32c(contents), &[kind]);
-    if mask(crc) != stored {
+        .and_then(|e| e.checked_add(TRAILER_LEN as u64));
+    match block_end {
+        Some(e) if e <= end => Ok(()),
+        _ => Err(format!(
+            "{what} block at byte {} ({} bytes) runs past the blocks' end at byte {end} \
+             (truncated or damaged table file)",
+            handle.offset, handle.size
+        )),
+    }
+}
+
+/// Reads a block and its trailer (already checked to be in the file) into `raw`.
+fn read_block_bytes(
+    from: &mut impl Read,
+    handle: BlockHandle,
+    raw: &mut Vec<u8>,
+) -> io::Result<()> {
+    raw.resize(handle.size as usize + TRAILER_LEN, 0);
+    from.read_exact(raw)
+}
+
+/// Checks the CRC32C in the trailer of `raw` (a block and its trailer); returns the contents
+/// and their compression type.
+fn checksum<'a>(raw: &'a [u8], handle: BlockHandle, what: &str) -> Result<(&'a [u8], u8), String> {
+    let (contents, trailer) = raw.split_at(raw.len() - TRAILER_LEN);
+    let kind = trailer[0];
+    let stored = u32::from_le_bytes(trailer[1..].try_into().expect("4 bytes"));
+    let crc = mask(crc32c::crc32c_append(crc32c::crc32c(contents), &[kind]));
+    if crc != stored {
         return Err(format!(
-            "{what} block at byte {at} ({} bytes): CRC32C {:#010x}, expected {:#010x} \
+            "{what} block at byte {} ({} bytes): CRC32C {crc:#010x}, expected {stored:#010x} \
              (damaged table file)",
-            handle.size,
-            mask(crc),
-            stored
+            handle.offset, handle.size
         ));
     }
     Ok((contents, kind))
 }
 
-/// A checked block, decompressed.
-fn read_block(bytes: &[u8], handle: BlockHandle, end: u64, what: &str) -> Result<Vec<u8>, String> {
-    let (contents, kind) = check_block(bytes, handle, end, what)?;
+/// The contents of a block read with its trailer (`raw`), checked and decompressed.
+fn decompressed(raw: &[u8], handle: BlockHandle, what: &str) -> Result<Vec<u8>, String> {
+    let (contents, kind) = checksum(raw, handle, what)?;
     match kind {
         NO_COMPRESSION => Ok(contents.to_vec()),
         SNAPPY => snap::raw::Decoder::new()
             .decompress_vec(contents)
-            .map_err(|e| format!("{what} block at byte {}: bad snappy data ({e})", handle.offset)),
+            .map_err(|e| {
+                format!(
+                    "{what} block at byte {}: bad snappy data ({e})",
+                    handle.offset
+                )
+            }),
         other => Err(format!(
             "{what} block at byte {}: compression type {other}, expected 0 (none) or 1 (snappy)",
             handle.offset

@@ -247,7 +247,8 @@ mod tests {
 
     #[test]
     fn temp_file_names_are_recognised_exactly() {
-        let check = |name: &str, expect: Option<u32>| assert_eq!(temp_file_pid(name), expect, "{name}");
+        let check =
+            |name: &str, expect: Option<u32>| assert_eq!(temp_file_pid(name), expect, "{name}");
         check(".s_iter_4.caffemodel.tmp4242", Some(4242));
         check(".s_iter_4.solverstate.tmp7", Some(7));
         check("s_iter_4.caffemodel.tmp4242", None); // no leading dot: not ours
@@ -280,7 +281,10 @@ mod tests {
         }
         fs::create_dir(dir.path().join(format!(".folder.tmp{gone}"))).unwrap();
         let removed = remove_stale_temp_files(dir.path()).unwrap();
-        assert_eq!(removed, vec![dir.path().join(&names[0]), dir.path().join(&names[1])]);
+        assert_eq!(
+            removed,
+            vec![dir.path().join(&names[0]), dir.path().join(&names[1])]
+        );
         let mut left: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -290,7 +294,10 @@ mod tests {
         expect.push(format!(".folder.tmp{gone}"));
         expect.sort();
         assert_eq!(left, expect);
-        assert_eq!(remove_stale_temp_files(&dir.path().join("missing")).unwrap(), Vec::<PathBuf>::new());
+        assert_eq!(
+            remove_stale_temp_files(&dir.path().join("missing")).unwrap(),
+            Vec::<PathBuf>::new()
+        );
     }
 
     #[test]

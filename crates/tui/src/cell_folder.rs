@@ -240,7 +240,8 @@ mod tests {
 
     #[test]
     fn part_file_names_are_recognised_exactly() {
-        let check = |name: &str, expect: Option<u32>| assert_eq!(part_file_pid(name), expect, "{name}");
+        let check =
+            |name: &str, expect: Option<u32>| assert_eq!(part_file_pid(name), expect, "{name}");
         check("log.csv.4242-00ff00ff00ff00ff.part", Some(4242));
         check("status.toml.7-0123456789abcdef.part", Some(7));
         check("log.csv.4242-00ff00ff00ff00f.part", None); // 15 hex digits
