@@ -7,9 +7,9 @@ pub mod batches;
 pub mod convert;
 mod error;
 pub mod idx;
+mod integrity;
 pub mod leveldb;
 pub mod pairs;
-mod table_check;
 
 use std::path::Path;
 
