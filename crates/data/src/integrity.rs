@@ -218,54 +218,163 @@ const LOG_BLOCK: usize = 32 * 1024;
 /// A log record's header: masked CRC32C (4 bytes), length (2), type (1: full, 2-4: fragments).
 const LOG_HEADER: usize = 7;
 
-/// Checks the log file at `path` like [`check_table_file`]. A record cut at the very end (a
-/// crash mid-write) and a zero-filled tail (C++ LevelDB's preallocation) are normal: LevelDB
-/// drops them; a bad record with data after it is damage.
+/// Checks the log file at `path` like [`check_table_file`], one 32 KiB block at a time (a
+/// Caffe-written log can hold a 256 MB write buffer). A record cut at the very end (a crash
+/// mid-write) and a zero-filled tail (C++ LevelDB's preallocation) are normal: LevelDB drops
+/// them; a bad record, or zeros with data after them, is damage.
 pub(crate) fn check_log_file(path: &Path) -> io::Result<Result<(), String>> {
-    // A log holds at most one write buffer (C++ LevelDB: 4 MiB by default).
-    Ok(check_log(&std::fs::read(path)?))
+    let mut file = BufReader::with_capacity(1 << 20, File::open(path)?);
+    let mut block = vec![0; LOG_BLOCK];
+    let mut start = 0;
+    // Where a zero header was seen: every byte from there on must be zero.
+    let mut zeros_from: Option<u64> = None;
+    loop {
+        let n = read_up_to(&mut file, &mut block)?;
+        if n == 0 {
+            return Ok(Ok(()));
+        }
+        let bytes = &block[..n];
+        if let Some(from) = zeros_from {
+            if bytes.iter().any(|&b| b != 0) {
+                return Ok(Err(zeros_then_data(from)));
+            }
+        } else {
+            match check_log_block(bytes, start) {
+                Ok(LogBlock::Records) => {}
+                Ok(LogBlock::ZerosFrom(at)) => {
+                    if bytes[at..].iter().any(|&b| b != 0) {
+                        return Ok(Err(zeros_then_data(start + at as u64)));
+                    }
+                    zeros_from = Some(start + at as u64);
+                }
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        start += n as u64;
+    }
 }
 
-fn check_log(bytes: &[u8]) -> Result<(), String> {
-    let mut at = 0;
-    while at < bytes.len() {
-        let left_in_block = LOG_BLOCK - at % LOG_BLOCK;
-        if left_in_block < LOG_HEADER {
-            at += left_in_block; // the writer pads a block's last few bytes with zeros
-            continue;
+/// Reads until `buf` is full or the end of the input; returns the bytes read.
+fn read_up_to(from: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match from.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
+    }
+    Ok(n)
+}
+
+fn zeros_then_data(at: u64) -> String {
+    format!(
+        "zeroed bytes at byte {at} with records after them, expected log records (damaged log file)"
+    )
+}
+
+/// What a log block holds after its checked records.
+enum LogBlock {
+    /// Records up to its end (or a record cut by the end of the file).
+    Records,
+    /// A zero header at this offset: padding, if the rest of the file is zeros.
+    ZerosFrom(usize),
+}
+
+/// Checks the records of one log block (`bytes`, shorter than 32 KiB only at the end of the
+/// file); `start` is its offset in the file, for messages.
+fn check_log_block(bytes: &[u8], start: u64) -> Result<LogBlock, String> {
+    let mut at = 0;
+    while LOG_BLOCK - at >= LOG_HEADER {
+        // A header or record running past `bytes` is cut by the end of the file: a crash
+        // mid-write, which LevelDB drops.
         let Some(header) = bytes.get(at..at + LOG_HEADER) else {
-            return Ok(()); // a header cut at the end
+            return Ok(LogBlock::Records);
         };
         let stored = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
         let len = usize::from(u16::from_le_bytes([header[4], header[5]]));
         let kind = header[6];
         if kind == 0 && len == 0 {
-            if bytes[at..].iter().all(|&b| b == 0) {
-                return Ok(());
-            }
-            return Err(format!(
-                "zeroed bytes at byte {at} with records after them, expected log records \
-                 (damaged log file)"
-            ));
+            return Ok(LogBlock::ZerosFrom(at));
         }
-        if !(1..=4).contains(&kind) || LOG_HEADER + len > left_in_block {
+        let byte = start + at as u64;
+        if !(1..=4).contains(&kind) || LOG_HEADER + len > LOG_BLOCK - at {
             return Err(format!(
-                "record at byte {at}: type {kind}, length {len}, expected type 1-4 and a \
+                "record at byte {byte}: type {kind}, length {len}, expected type 1-4 and a \
                  record within its 32 KiB block (damaged log file)"
             ));
         }
         let Some(data) = bytes.get(at + LOG_HEADER..at + LOG_HEADER + len) else {
-            return Ok(()); // a record cut at the end
+            return Ok(LogBlock::Records);
         };
         let crc = mask(crc32c::crc32c_append(crc32c::crc32c(&[kind]), data));
         if crc != stored {
             return Err(format!(
-                "record at byte {at} ({len} bytes): CRC32C {crc:#010x}, expected \
+                "record at byte {byte} ({len} bytes): CRC32C {crc:#010x}, expected \
                  {stored:#010x} (damaged log file)"
             ));
         }
         at += LOG_HEADER + len;
     }
-    Ok(())
+    // The writer pads a block's last few bytes with zeros.
+    Ok(LogBlock::Records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A log of several 32 KiB blocks, as rusty-leveldb writes it (records never flushed to a
+    /// table); returns its bytes.
+    fn multi_block_log(dir: &Path) -> Vec<u8> {
+        let opts = rusty_leveldb::Options {
+            create_if_missing: true,
+            ..Default::default()
+        };
+        let mut db = rusty_leveldb::DB::open(dir, opts).unwrap();
+        for i in 0..3000u32 {
+            db.put(format!("{i:08}").as_bytes(), &[i as u8; 40])
+                .unwrap();
+        }
+        db.close().unwrap();
+        let log = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "log"))
+            .unwrap();
+        std::fs::read(log).unwrap()
+    }
+
+    fn check(bytes: &[u8], dir: &Path) -> Result<(), String> {
+        let path = dir.join("damaged.log");
+        std::fs::write(&path, bytes).unwrap();
+        check_log_file(&path).unwrap()
+    }
+
+    #[test]
+    fn log_damage_is_found_in_any_block_and_clean_ends_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = multi_block_log(&dir.path().join("db"));
+        assert!(log.len() > 3 * LOG_BLOCK, "{} bytes", log.len());
+        assert_eq!(check(&log, dir.path()), Ok(()));
+        for at in [100, LOG_BLOCK + 5, 2 * LOG_BLOCK + 1000, log.len() - 30] {
+            let mut zeroed = log.clone();
+            zeroed[at..at + 20].fill(0);
+            let err = check(&zeroed, dir.path()).unwrap_err();
+            assert!(err.ends_with("(damaged log file)"), "{at}: {err}");
+            // A cut anywhere is a crash mid-write, not damage.
+            assert_eq!(check(&log[..at], dir.path()), Ok(()), "cut at {at}");
+        }
+        // A zero-filled tail (preallocation) is fine; data after zeros is not.
+        let mut tail = log.clone();
+        tail.resize(log.len() + 40_000, 0);
+        assert_eq!(check(&tail, dir.path()), Ok(()));
+        *tail.last_mut().unwrap() = 1;
+        let err = check(&tail, dir.path()).unwrap_err();
+        assert!(
+            err.starts_with(&format!("zeroed bytes at byte {} with records", log.len())),
+            "{err}"
+        );
+    }
 }
