@@ -223,6 +223,8 @@ fn killed_and_resumed(
         let (_, temp) = check_snapshots(dir.path());
         temporary = temporary.max(temp);
         if finished {
+            // Each run starts by removing the files of snapshots cut by the kills before it.
+            assert_eq!(temp, 0, "temporary files left after the finishing run");
             return (weights(&final_model(dir.path(), run)), kills, temporary);
         }
     }
@@ -259,4 +261,52 @@ fn kill_during_a_snapshot_never_leaves_a_corrupt_file() {
     assert!(kills > 0, "the run finished before any kill");
     assert_eq!(got, expected, "{kills} kills");
     eprintln!("{kills} kills, at most {temporary} cut snapshot(s) seen as temporary files");
+}
+
+/// A kill mid-snapshot leaves a `.<name>.tmp<pid>` file; the next run removes such files once
+/// their process is gone, says so, and leaves every other file alone.
+#[test]
+fn resumed_training_removes_the_temp_files_of_killed_snapshots() {
+    let run = Run {
+        width: 8,
+        snapshot: 20,
+        max_iter: 40,
+        base_lr: 0.02,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path(), run);
+    assert!(train(dir.path(), None).wait().unwrap().success());
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let gone = child.id();
+    child.wait().unwrap();
+    let snaps = dir.path().join("snaps");
+    let stale = format!(".pairs_iter_40.caffemodel.tmp{gone}");
+    let kept = [
+        ".pairs_iter_40.solverstate.tmp1".to_string(), // pid 1 is running: maybe writing
+        format!("pairs_iter_40.caffemodel.tmp{gone}"), // not our writer's name
+        "notes.txt".to_string(),
+    ];
+    for name in kept.iter().chain([&stale]) {
+        std::fs::write(snaps.join(name), b"cut").unwrap();
+    }
+    let out = siamese()
+        .current_dir(dir.path())
+        .args(["train", "--solver", "solver.prototxt", "--threads", "1"])
+        .args(["--snapshot", "snaps/pairs_iter_20.solverstate"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line =
+        format!("Removed snaps/{stale}: a snapshot file cut short when an earlier run was killed");
+    assert!(stdout.lines().any(|l| l == line), "{stdout}");
+    assert_eq!(stdout.matches("Removed ").count(), 1, "{stdout}");
+    assert!(!snaps.join(&stale).exists());
+    for name in &kept {
+        assert_eq!(std::fs::read(snaps.join(name)).unwrap(), b"cut", "{name}");
+    }
 }

@@ -169,6 +169,27 @@ fn killed_tui_grid_skips_finished_cells_and_resumes_the_interrupted_one() {
     let resume_at = *snapshots(&cell(1)).iter().max().unwrap();
     assert!(resume_at < ITERATIONS, "cell 1 snapshot {resume_at}");
 
+    // Temporary files as a kill mid-write leaves them (the solver's snapshots, the TUI's own
+    // files), of a process that is gone, beside files that are not ours or not stale.
+    let mut gone = Command::new("true").spawn().unwrap();
+    let gone_pid = gone.id();
+    gone.wait().unwrap();
+    let stale = [
+        format!(
+            ".mnist_siamese_iter_{}.caffemodel.tmp{gone_pid}",
+            resume_at + 5
+        ),
+        format!("log.csv.{gone_pid}-0123456789abcdef.part"),
+    ];
+    let unrelated = [
+        "notes.txt".to_string(),
+        format!("notes.{gone_pid}.tmp"),
+        ".mnist_siamese_iter_99.solverstate.tmp1".to_string(), // pid 1 runs: maybe writing
+    ];
+    for name in stale.iter().chain(&unrelated) {
+        fs::write(cell(1).join(name), b"cut").unwrap();
+    }
+
     // Second run, to completion.
     let second = tui(&file, &out).stderr(Stdio::piped()).output().unwrap();
     let lines = String::from_utf8_lossy(&second.stdout);
@@ -190,6 +211,21 @@ fn killed_tui_grid_skips_finished_cells_and_resumes_the_interrupted_one() {
             && !lines.contains(&format!("[{}] resumed", CELLS[0])),
         "finished cell 0 ran again:\n{lines}"
     );
+    let removed = lines
+        .lines()
+        .find(|l| l.starts_with(&format!("[{}] removed ", CELLS[1])))
+        .unwrap_or_else(|| panic!("no removal reported for cell 1 in\n{lines}"));
+    assert!(
+        removed.contains(" cut short when an earlier run was killed: "),
+        "{removed}"
+    );
+    for name in &stale {
+        assert!(removed.contains(name.as_str()), "{name} not in `{removed}`");
+        assert!(!cell(1).join(name).exists(), "{name} left");
+    }
+    for name in &unrelated {
+        assert_eq!(fs::read(cell(1).join(name)).unwrap(), b"cut", "{name}");
+    }
     // The finished cell's files are untouched: same names, bytes and modification times.
     assert!(files(&cell(0)) == finished, "cell 0's files changed");
 

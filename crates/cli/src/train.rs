@@ -83,6 +83,12 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         println!("Resuming from {}", s.display());
         solver.restore(s)?;
     }
+    for path in solver.remove_stale_temp_files()? {
+        println!(
+            "Removed {}: a snapshot file cut short when an earlier run was killed",
+            path.display()
+        );
+    }
     solver
         .control()
         .install_signal_handlers()

@@ -7,6 +7,7 @@ pub mod batches;
 pub mod convert;
 mod error;
 pub mod idx;
+mod integrity;
 pub mod leveldb;
 pub mod pairs;
 

@@ -254,6 +254,18 @@ impl Solver {
         &self.snapshot_prefix
     }
 
+    /// Removes the temporary files that snapshots cut short by a kill left in the snapshot
+    /// folder (see [`snapshot::remove_stale_temp_files`]); call it before training starts.
+    /// Returns the removed paths, for the log.
+    pub fn remove_stale_temp_files(&self) -> Result<Vec<PathBuf>, SolverError> {
+        let prefix = Path::new(&self.snapshot_prefix);
+        let dir = match prefix.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        snapshot::remove_stale_temp_files(dir)
+    }
+
     /// The solverstate of the last snapshot written, if any.
     pub fn last_snapshot(&self) -> Option<&Path> {
         self.last_snapshot.as_deref()

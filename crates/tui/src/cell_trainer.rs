@@ -94,6 +94,9 @@ pub enum CellEvent {
         total_iters: u32,
         resumed_from: Option<u32>,
     },
+    /// Temporary files of writes cut short when an earlier run was killed were removed from
+    /// the cell's folder before it started.
+    TempFilesRemoved { cell: usize, paths: Vec<PathBuf> },
     /// `iter` iterations are done (1..=total); `loss` is the last one's.
     Train {
         cell: usize,
@@ -135,6 +138,7 @@ impl CellEvent {
     pub fn cell(&self) -> usize {
         match self {
             CellEvent::Started { cell, .. }
+            | CellEvent::TempFilesRemoved { cell, .. }
             | CellEvent::Train { cell, .. }
             | CellEvent::Test { cell, .. }
             | CellEvent::Embedding { cell, .. }

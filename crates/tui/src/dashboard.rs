@@ -172,7 +172,7 @@ impl Dashboard {
             CellEvent::Embedding { iter, points, .. } => {
                 view.embedding = Some(Embedding { iter, points })
             }
-            CellEvent::Snapshot { .. } => {}
+            CellEvent::Snapshot { .. } | CellEvent::TempFilesRemoved { .. } => {}
             CellEvent::Finished { summary, .. } => {
                 view.status = Status::Done;
                 view.iter = view.total;

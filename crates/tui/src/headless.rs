@@ -28,6 +28,18 @@ pub fn event_line(cells: &[Cell], event: &CellEvent) -> Option<String> {
         } => {
             format!("resumed at iteration {from} of {total_iters}")
         }
+        CellEvent::TempFilesRemoved { paths, .. } => {
+            let names: Vec<_> = paths
+                .iter()
+                .map(|p| p.file_name().unwrap_or_default().to_string_lossy())
+                .collect();
+            format!(
+                "removed {} temporary file{} cut short when an earlier run was killed: {}",
+                paths.len(),
+                if paths.len() == 1 { "" } else { "s" },
+                names.join(", ")
+            )
+        }
         CellEvent::Test {
             iter,
             loss,

@@ -207,7 +207,7 @@ impl Progress<'_> {
             CellEvent::Embedding { iter, points, .. } => {
                 return write_embedding(self.dir, *iter, points);
             }
-            CellEvent::Snapshot { .. } => return Ok(()),
+            CellEvent::Snapshot { .. } | CellEvent::TempFilesRemoved { .. } => return Ok(()),
             CellEvent::Test { .. } => RunState::Running,
             CellEvent::Finished { summary, .. } | CellEvent::Skipped { summary, .. } => {
                 let status =

@@ -228,6 +228,15 @@ impl Shared<'_> {
         let exp = self.experiment;
         fs::create_dir_all(&folder.dir).map_err(io_at(&folder.dir))?;
         folder.clear_done().map_err(io_at(&folder.dir))?;
+        let removed = folder
+            .remove_stale_temp_files()
+            .map_err(io_at(&folder.dir))?;
+        if !removed.is_empty() {
+            let _ = events.send(CellEvent::TempFilesRemoved {
+                cell: cell.index,
+                paths: removed,
+            });
+        }
         folder.write_params(exp, cell).map_err(io_at(&folder.dir))?;
         let resume = folder.latest_snapshot(exp.iterations);
         let kept = folder.read_log(resume.as_ref().map_or(0, |r| r.iter));
