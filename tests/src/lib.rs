@@ -11,11 +11,14 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The workspace binary `name` (`siamese`, `siamese-tui`) of package `package`, built once per
-/// test process with the same profile as the tests: `cargo build` is a no-op when it is fresh.
-/// (Cargo gives `CARGO_BIN_EXE_*` only to the package that defines a binary.)
-pub fn bin(package: &str, name: &str) -> PathBuf {
-    static BUILT: OnceLock<std::sync::Mutex<Vec<String>>> = OnceLock::new();
+/// The workspace binary `name` (`siamese`, `siamese-tui`), built once per
+/// test process with the same profile as the tests. (Cargo gives `CARGO_BIN_EXE_*` only to the
+/// package that defines a binary.) The build is `cargo build --workspace --tests`, which
+/// resolves features exactly as `cargo test --workspace` does: under the README's test command
+/// it is a no-op, where `cargo build -p <package>` (other features) rebuilt most of the
+/// dependency tree twice, about 7 of CI's minutes.
+pub fn bin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<std::sync::Mutex<bool>> = OnceLock::new();
     // target/<profile>/deps/<test binary> -> target/<profile>
     let exe = std::env::current_exe().expect("test binary path");
     let profile_dir = exe
@@ -29,29 +32,26 @@ pub fn bin(package: &str, name: &str) -> PathBuf {
         .into_owned();
     let built = BUILT.get_or_init(Default::default);
     let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
-    if !built.iter().any(|b| b == name) {
+    if !*built {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
         cmd.current_dir(repo())
-            .args(["build", "--quiet", "-p", package, "--bin", name]);
+            .args(["build", "--quiet", "--workspace", "--tests"]);
         if profile == "release" {
             cmd.arg("--release");
         } else if profile != "debug" {
             cmd.args(["--profile", &profile]);
         }
         let status = cmd.status().expect("running cargo build");
-        assert!(
-            status.success(),
-            "cargo build -p {package} --bin {name} failed"
-        );
-        built.push(name.to_string());
+        assert!(status.success(), "cargo build --workspace --tests failed");
+        *built = true;
     }
     profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
 }
 
 /// The `siamese` command.
 pub fn siamese() -> Command {
-    Command::new(bin("siamese-cli", "siamese"))
+    Command::new(bin("siamese"))
 }
 
 /// A tmpfs of `kib` KiB, unmounted on drop: a disk that really fills up (ENOSPC).

@@ -61,7 +61,7 @@ fn experiment(dir: &Path) -> PathBuf {
 }
 
 fn tui(file: &Path, out: &Path) -> Command {
-    let mut cmd = Command::new(bin("siamese-tui", "siamese-tui"));
+    let mut cmd = Command::new(bin("siamese-tui"));
     cmd.arg(file)
         .args(["--headless", "--workers", "1", "--threads", "1", "--out"])
         .arg(out);
