@@ -402,6 +402,46 @@ fn pool_geometries() -> Vec<PoolGeometry> {
 }
 
 /// The geometry arguments of the pooling kernels, from `height` to `pad_w`.
+/// Both average-pooling kernels: one input, the pool geometry, one output of `out_len`.
+type AvePoolKernel =
+    unsafe extern "C" fn(In, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, Out);
+
+/// Runs an average-pooling kernel under every launch shape; the output, sentinels checked.
+fn run_ave_pool(
+    emu: &Emulator,
+    name: &str,
+    kernel: AvePoolKernel,
+    input: &[f32],
+    planes: usize,
+    g: &PoolGeometry,
+    out_len: usize,
+) -> Vec<f32> {
+    let a = pool_args(g);
+    let mut got = every_launch(&format!("{name} {g:?}"), |launch| {
+        let mut out = guarded(&vec![f32::NAN; out_len]);
+        let o = out.as_mut_ptr();
+        emu.run(launch, out_len, || unsafe {
+            kernel(
+                input.as_ptr(),
+                planes as i32,
+                a[0],
+                a[1],
+                a[2],
+                a[3],
+                a[4],
+                a[5],
+                a[6],
+                a[7],
+                a[8],
+                a[9],
+                o,
+            )
+        });
+        vec![unguard(name, out)]
+    });
+    got.swap_remove(0)
+}
+
 fn pool_args(g: &PoolGeometry) -> [i32; 10] {
     let [ph, pw] = g.output_size().expect("kernel fits");
     [
@@ -502,61 +542,34 @@ fn average_pooling_matches_the_cpu_backend() {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let planes = 5;
     for g in pool_geometries() {
-        let a = pool_args(&g);
         let (in_len, out_len) = (planes * g.height * g.width, planes * g.out_spatial());
         let input = random(in_len, &mut rng);
         let mut cpu_out = vec![0.0; out_len];
         CpuBackend.ave_pool_forward(&g, planes, &input, &mut cpu_out);
-        let got = every_launch(&format!("ave_pool_forward {g:?}"), |launch| {
-            let mut out = guarded(&vec![f32::NAN; out_len]);
-            let o = out.as_mut_ptr();
-            emu.run(launch, out_len, || unsafe {
-                forward(
-                    input.as_ptr(),
-                    planes as i32,
-                    a[0],
-                    a[1],
-                    a[2],
-                    a[3],
-                    a[4],
-                    a[5],
-                    a[6],
-                    a[7],
-                    a[8],
-                    a[9],
-                    o,
-                )
-            });
-            vec![unguard("ave pool out", out)]
-        });
-        assert_same(&format!("ave_pool_forward {g:?}"), &got[0], &cpu_out);
+        let got = run_ave_pool(
+            &emu,
+            "ave_pool_forward",
+            forward,
+            &input,
+            planes,
+            &g,
+            out_len,
+        );
+        assert_same(&format!("ave_pool_forward {g:?}"), &got, &cpu_out);
 
         let out_diff = random(out_len, &mut rng);
         let mut cpu_in_diff = vec![0.0; in_len];
         CpuBackend.ave_pool_backward(&g, planes, &out_diff, &mut cpu_in_diff);
-        let got = every_launch(&format!("ave_pool_backward {g:?}"), |launch| {
-            let mut in_diff = guarded(&vec![f32::NAN; in_len]);
-            let d = in_diff.as_mut_ptr();
-            emu.run(launch, in_len, || unsafe {
-                backward(
-                    out_diff.as_ptr(),
-                    planes as i32,
-                    a[0],
-                    a[1],
-                    a[2],
-                    a[3],
-                    a[4],
-                    a[5],
-                    a[6],
-                    a[7],
-                    a[8],
-                    a[9],
-                    d,
-                )
-            });
-            vec![unguard("ave pool in diff", in_diff)]
-        });
-        assert_same(&format!("ave_pool_backward {g:?}"), &got[0], &cpu_in_diff);
+        let got = run_ave_pool(
+            &emu,
+            "ave_pool_backward",
+            backward,
+            &out_diff,
+            planes,
+            &g,
+            in_len,
+        );
+        assert_same(&format!("ave_pool_backward {g:?}"), &got, &cpu_in_diff);
     }
 }
 
