@@ -547,7 +547,7 @@ fn average_pooling_matches_the_cpu_backend() {
         let mut cpu_out = vec![0.0; out_len];
         CpuBackend.ave_pool_forward(&g, planes, &input, &mut cpu_out);
         let got = run_ave_pool(
-            &emu,
+            emu,
             "ave_pool_forward",
             forward,
             &input,
@@ -561,7 +561,7 @@ fn average_pooling_matches_the_cpu_backend() {
         let mut cpu_in_diff = vec![0.0; in_len];
         CpuBackend.ave_pool_backward(&g, planes, &out_diff, &mut cpu_in_diff);
         let got = run_ave_pool(
-            &emu,
+            emu,
             "ave_pool_backward",
             backward,
             &out_diff,
