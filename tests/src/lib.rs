@@ -6,10 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
-/// The repository root.
-pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+pub use siamese_testkit::repo;
 
 /// The workspace binary `name` (`siamese`, `siamese-tui`), built once per
 /// test process with the same profile as the tests. (Cargo gives `CARGO_BIN_EXE_*` only to the

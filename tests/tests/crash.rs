@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use prost::Message;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use siamese_data::Datum;
 use siamese_e2e::siamese;
 use siamese_proto::{NetParameter, SolverState};
 
@@ -27,20 +26,10 @@ struct Run {
 /// weights by name, a contrastive loss; `ip_width` sets the towers' size (the snapshot size).
 fn setup(dir: &Path, run: Run) -> PathBuf {
     let ip_width = run.width;
-    let db = dir.join("pairs");
-    let records = (0..40u32).map(|i| {
-        let px: Vec<u8> = (0..8).map(|j| ((i * 37 + j * 61) % 256) as u8).collect();
-        let datum = Datum {
-            channels: Some(2),
-            height: Some(2),
-            width: Some(2),
-            label: Some(i32::from(px[0] > 128)),
-            data: Some(px),
-            ..Default::default()
-        };
-        (format!("{i:08}"), datum)
-    });
-    siamese_data::leveldb::write_datums(&db, records, false).unwrap();
+    let db = siamese_testkit::write_db(
+        &dir.join("pairs"),
+        siamese_testkit::ramp_datums(40, 2, |px| i32::from(px[0] > 128)),
+    );
     let tower = |side: &str, bottom: &str| {
         format!(
             "layer {{ name: \"ip{side}\" type: \"InnerProduct\" bottom: \"{bottom}\" top: \"h{side}\"
@@ -263,7 +252,7 @@ fn kill_during_a_snapshot_never_leaves_a_corrupt_file() {
     eprintln!("{kills} kills, at most {temporary} cut snapshot(s) seen as temporary files");
 }
 
-/// A kill mid-snapshot leaves a `.<name>.tmp<pid>` file; the next run removes such files once
+/// A kill mid-snapshot leaves a `.<name>.tmp-<pid>-<host>-<nonce>` file; the next run removes such files once
 /// their process is gone, says so, and leaves every other file alone.
 #[test]
 fn resumed_training_removes_the_temp_files_of_killed_snapshots() {
@@ -276,14 +265,12 @@ fn resumed_training_removes_the_temp_files_of_killed_snapshots() {
     let dir = tempfile::tempdir().unwrap();
     setup(dir.path(), run);
     assert!(train(dir.path(), None).wait().unwrap().success());
-    let mut child = std::process::Command::new("true").spawn().unwrap();
-    let gone = child.id();
-    child.wait().unwrap();
+    let gone = siamese_testkit::gone_pid();
     let snaps = dir.path().join("snaps");
-    let stale = format!(".pairs_iter_40.caffemodel.tmp{gone}");
+    let stale = siamese_testkit::temp_name_of("pairs_iter_40.caffemodel", gone);
     let kept = [
-        ".pairs_iter_40.solverstate.tmp1".to_string(), // pid 1 is running: maybe writing
-        format!("pairs_iter_40.caffemodel.tmp{gone}"), // not our writer's name
+        siamese_testkit::temp_name_of("pairs_iter_40.solverstate", 1), // pid 1 runs: maybe writing
+        format!("pairs_iter_40.caffemodel.tmp{gone}"),                 // not our writer's name
         "notes.txt".to_string(),
     ];
     for name in kept.iter().chain([&stale]) {

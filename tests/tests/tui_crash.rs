@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use siamese_data::idx::{read_images, read_labels};
 use siamese_e2e::{bin, repo};
 
 const TRAIN_DIGITS: usize = 320;
@@ -20,32 +19,13 @@ const CELLS: [&str; 3] = [
     "002-margin_3-batch_size_16",
 ];
 
-/// Writes the first `n` images and labels of a sample IDX pair as plain IDX files.
-fn write_slice(from: &str, to: &str, dir: &Path, n: usize) {
-    let sample = repo().join("data/mnist-sample");
-    let images = read_images(&sample.join(format!("{from}-images-idx3-ubyte.gz"))).unwrap();
-    let labels = read_labels(&sample.join(format!("{from}-labels-idx1-ubyte.gz"))).unwrap();
-    let mut bytes = Vec::new();
-    for v in [2051, n as u32, images.rows as u32, images.cols as u32] {
-        bytes.extend(v.to_be_bytes());
-    }
-    bytes.extend(&images.pixels[..n * images.rows * images.cols]);
-    fs::write(dir.join(format!("{to}-images-idx3-ubyte")), bytes).unwrap();
-    let mut bytes = Vec::new();
-    for v in [2049, n as u32] {
-        bytes.extend(v.to_be_bytes());
-    }
-    bytes.extend(&labels.labels[..n]);
-    fs::write(dir.join(format!("{to}-labels-idx1-ubyte")), bytes).unwrap();
-}
-
 /// A 3-cell grid (margins 1, 2, 3; batch 16; 40 iterations; snapshots every 5) on 320 + 100
 /// sample digits. Returns the experiment file.
 fn experiment(dir: &Path) -> PathBuf {
     let data = dir.join("data");
     fs::create_dir_all(&data).unwrap();
-    write_slice("train", "train", &data, TRAIN_DIGITS);
-    write_slice("t10k", "t10k", &data, TEST_DIGITS);
+    siamese_testkit::write_idx_slice("train", "train", &data, TRAIN_DIGITS);
+    siamese_testkit::write_idx_slice("t10k", "t10k", &data, TEST_DIGITS);
     let siamese = repo().join("experiments/siamese");
     let text = format!(
         "name = \"crash\"\nsolver = {:?}\nnet = {:?}\ndata = {:?}\niterations = {ITERATIONS}\n\
@@ -171,20 +151,16 @@ fn killed_tui_grid_skips_finished_cells_and_resumes_the_interrupted_one() {
 
     // Temporary files as a kill mid-write leaves them (the solver's snapshots, the TUI's own
     // files), of a process that is gone, beside files that are not ours or not stale.
-    let mut gone = Command::new("true").spawn().unwrap();
-    let gone_pid = gone.id();
-    gone.wait().unwrap();
+    let gone_pid = siamese_testkit::gone_pid();
+    let snapshot = format!("mnist_siamese_iter_{}.caffemodel", resume_at + 5);
     let stale = [
-        format!(
-            ".mnist_siamese_iter_{}.caffemodel.tmp{gone_pid}",
-            resume_at + 5
-        ),
-        format!("log.csv.{gone_pid}-0123456789abcdef.part"),
+        siamese_testkit::temp_name_of(&snapshot, gone_pid),
+        siamese_testkit::temp_name_of("log.csv", gone_pid),
     ];
     let unrelated = [
         "notes.txt".to_string(),
         format!("notes.{gone_pid}.tmp"),
-        ".mnist_siamese_iter_99.solverstate.tmp1".to_string(), // pid 1 runs: maybe writing
+        siamese_testkit::temp_name_of("mnist_siamese_iter_99.solverstate", 1), // pid 1 runs
     ];
     for name in stale.iter().chain(&unrelated) {
         fs::write(cell(1).join(name), b"cut").unwrap();

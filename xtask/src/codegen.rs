@@ -39,8 +39,7 @@ pub fn run(check: bool) -> Result<()> {
             stale.push(path.display().to_string());
         } else {
             std::fs::create_dir_all(path.parent().unwrap())?;
-            std::fs::write(&path, &contents)
-                .with_context(|| format!("writing {}", path.display()))?;
+            siamese_files::write_atomic(&path, &contents)?;
             println!("updated {}", path.display());
         }
     }

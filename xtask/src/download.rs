@@ -1,5 +1,5 @@
-//! Fetching published files from a list of mirrors: retries, a progress bar, a `.part` file
-//! that gets the final name only once its SHA-256 matches the one the code knows.
+//! Fetching published files from a list of mirrors: retries, a progress bar, and a temporary
+//! file (siamese-files) that gets the final name only once its SHA-256 matches the known one.
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
@@ -69,7 +69,6 @@ pub fn download(
         println!("{}: present, SHA-256 ok", dest.display());
         return Ok(dest);
     }
-    let part = part_path(&dest);
     let mut failures = Vec::new();
     let mut any_answer = false;
     for mirror in mirrors {
@@ -80,16 +79,14 @@ pub fn download(
                 std::thread::sleep(opts.backoff * attempts as u32);
             }
             attempts += 1;
+            let part = siamese_files::AtomicFile::new(&dest)?;
             match fetch(&url, &part, opts) {
                 Ok(sha) if sha == file.sha256 => {
-                    std::fs::rename(&part, &dest).with_context(|| {
-                        format!("{}: cannot rename from {}", dest.display(), part.display())
-                    })?;
+                    part.commit()?;
                     return Ok(dest);
                 }
                 Ok(sha) => {
                     any_answer = true;
-                    let _ = std::fs::remove_file(&part);
                     break format!("SHA-256 {sha}, expected {}", file.sha256);
                 }
                 Err(Failure::Status(msg)) => {
@@ -103,10 +100,7 @@ pub fn download(
                 }
                 Err(Failure::Network(msg)) if attempts > opts.retries => break msg,
                 Err(Failure::Network(_) | Failure::Cut(_)) => {}
-                Err(Failure::Local(e)) => {
-                    let _ = std::fs::remove_file(&part);
-                    return Err(e);
-                }
+                Err(Failure::Local(e)) => return Err(e),
             }
         };
         let tries = if attempts > 1 {
@@ -116,7 +110,6 @@ pub fn download(
         };
         failures.push(format!("{url}: {failure}{tries}"));
     }
-    let _ = std::fs::remove_file(&part);
     let hint = if any_answer {
         String::new()
     } else {
@@ -131,8 +124,12 @@ pub fn download(
     )
 }
 
-/// One GET of `url` into `part`, returning the SHA-256 of what arrived.
-fn fetch(url: &str, part: &Path, opts: &FetchOptions) -> Result<String, Failure> {
+/// One GET of `url` into `part`'s temporary file, returning the SHA-256 of what arrived.
+fn fetch(
+    url: &str,
+    part: &siamese_files::AtomicFile,
+    opts: &FetchOptions,
+) -> Result<String, Failure> {
     let agent = ureq::AgentBuilder::new()
         .timeout_connect(opts.timeout)
         .timeout_read(opts.timeout)
@@ -156,8 +153,13 @@ fn fetch(url: &str, part: &Path, opts: &FetchOptions) -> Result<String, Failure>
         .header("Content-Length")
         .and_then(|v| v.trim().parse::<u64>().ok());
     let bar = progress_bar(url, expected_len, opts.progress);
-    let local = |e: std::io::Error| Failure::Local(anyhow::anyhow!("{}: {e}", part.display()));
-    let mut out = BufWriter::new(File::create(part).map_err(local)?);
+    let local = |e: std::io::Error| {
+        Failure::Local(anyhow::anyhow!(
+            "{}: cannot write: {e}",
+            part.target().display()
+        ))
+    };
+    let mut out = BufWriter::new(File::create(part.temp_path()).map_err(local)?);
     let mut reader = response.into_reader();
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
@@ -200,13 +202,6 @@ fn progress_bar(url: &str, len: Option<u64>, show: bool) -> ProgressBar {
     bar.set_style(style);
     bar.set_message(url.to_string());
     bar
-}
-
-/// `path` with `.part` appended to its name.
-pub fn part_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".part");
-    path.with_file_name(name)
 }
 
 /// SHA-256 of a file's bytes, in lowercase hex.
@@ -474,7 +469,7 @@ mod tests {
         assert_eq!(
             names(dir.path()),
             ["train-labels-idx1-ubyte.gz"],
-            "no .part left"
+            "no temporary file left"
         );
     }
 
@@ -517,9 +512,9 @@ mod tests {
     }
 
     /// An output folder that cannot take files (its path runs through a regular file, which
-    /// fails even for root, unlike chmod 0555): a clear error naming the `.part` file, no retry.
+    /// fails even for root, unlike chmod 0555): a clear error naming the file, no retry.
     #[test]
-    fn unwritable_folder_names_the_part_file() {
+    fn unwritable_folder_names_the_file() {
         let body = payload();
         let mirror = serve(vec![(PATH, Reply::Body(body.clone()))]);
         let dir = tempfile::tempdir().unwrap();
@@ -532,8 +527,8 @@ mod tests {
         assert_eq!(
             err,
             format!(
-                "{}: Not a directory (os error 20)",
-                out.join("train-labels-idx1-ubyte.gz.part").display()
+                "{}: cannot write: Not a directory (os error 20)",
+                out.join("train-labels-idx1-ubyte.gz").display()
             )
         );
     }
@@ -567,7 +562,7 @@ mod tests {
     }
 
     #[test]
-    fn full_disk_is_a_clear_error_leaving_no_part_file() {
+    fn full_disk_is_a_clear_error_leaving_no_temporary_file() {
         let Some(disk) = SmallDisk::mount(64) else {
             return;
         };
@@ -578,10 +573,13 @@ mod tests {
         let err = download(&remote(&body), &[mirror], disk.0.path(), &quick())
             .unwrap_err()
             .to_string();
-        let part = disk.0.path().join("train-labels-idx1-ubyte.gz.part");
+        let dest = disk.0.path().join("train-labels-idx1-ubyte.gz");
         assert_eq!(
             err,
-            format!("{}: No space left on device (os error 28)", part.display())
+            format!(
+                "{}: cannot write: No space left on device (os error 28)",
+                dest.display()
+            )
         );
         assert_eq!(names(disk.0.path()), ["kept"]);
         assert_eq!(std::fs::read(&kept).unwrap(), b"written before");

@@ -2,7 +2,6 @@
 //! import, verify, decompress, convert) and the conversions into Caffe's LevelDBs.
 
 use std::fs::File;
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -11,7 +10,7 @@ use clap::{Args, ValueEnum};
 use siamese_data::convert::{ConvertReport, create_mnist_db, create_siamese_db};
 use siamese_data::pairs::PairOptions;
 
-use crate::download::{FetchOptions, RemoteFile, download, part_path, sha256_file};
+use crate::download::{FetchOptions, RemoteFile, download, sha256_file};
 
 /// SHA-256 of the published MNIST files (as also listed by TensorFlow Datasets' checksums).
 const MNIST_FILES: [(&str, &str); 4] = [
@@ -343,37 +342,39 @@ fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 fn copy_atomic(from: &Path, to: &Path) -> Result<()> {
-    let part = part_path(to);
-    std::fs::copy(from, &part)
-        .with_context(|| format!("{}: cannot copy to {}", from.display(), part.display()))?;
-    std::fs::rename(&part, to)
-        .with_context(|| format!("{}: cannot rename from {}", to.display(), part.display()))
+    let part = siamese_files::AtomicFile::new(to)?;
+    std::fs::copy(from, part.temp_path())
+        .with_context(|| format!("{}: cannot copy to {}", from.display(), to.display()))?;
+    Ok(part.commit()?)
 }
 
-/// Decompresses `gz` into `raw` through a `.part` file.
+/// Decompresses `gz` into `raw` atomically.
 fn gunzip(gz: &Path, raw: &Path) -> Result<()> {
-    let part = part_path(raw);
-    let result = (|| -> Result<()> {
-        let input = File::open(gz).with_context(|| format!("{}: cannot open", gz.display()))?;
-        let mut decoder = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(input));
-        let mut output = BufWriter::new(
-            File::create(&part).with_context(|| format!("{}: cannot create", part.display()))?,
-        );
-        std::io::copy(&mut decoder, &mut output).with_context(|| {
-            format!(
-                "{}: bad gzip data, expected a gzip-compressed IDX file",
-                gz.display()
-            )
-        })?;
-        std::io::Write::flush(&mut output)
-            .with_context(|| format!("{}: cannot write", part.display()))?;
-        std::fs::rename(&part, raw)
-            .with_context(|| format!("{}: cannot rename from {}", raw.display(), part.display()))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&part);
+    let input = File::open(gz).with_context(|| format!("{}: cannot open", gz.display()))?;
+    let mut decoder = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(input));
+    let mut read_error = None;
+    let written = siamese_files::write_atomic_with(raw, |out| {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match std::io::Read::read(&mut decoder, &mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    read_error = Some(e.to_string());
+                    return Err(e);
+                }
+            };
+            out.write_all(&buf[..n])?;
+        }
+    });
+    match (written, read_error) {
+        (Err(_), Some(why)) => bail!(
+            "{}: bad gzip data, expected a gzip-compressed IDX file ({why})",
+            gz.display()
+        ),
+        (written, _) => Ok(written?),
     }
-    result
 }
 
 #[cfg(test)]
@@ -432,10 +433,10 @@ mod tests {
             ),
             "{err}"
         );
-        let no_part = std::fs::read_dir(&out)
+        let no_temporary = std::fs::read_dir(&out)
             .unwrap()
-            .all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".part"));
-        assert!(no_part);
+            .all(|e| !siamese_files::is_temp_name(&e.unwrap().file_name().to_string_lossy()));
+        assert!(no_temporary);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! `dot` program; the output is written to a temporary file and renamed into place.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
@@ -39,7 +39,7 @@ pub fn run(args: DrawArgs) -> Result<()> {
         None => dot.into_bytes(),
         Some(format) => run_dot(&dot, format)?,
     };
-    write_atomically(&args.out, &bytes)?;
+    siamese_files::write_atomic(&args.out, &bytes)?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
 }
@@ -77,21 +77,4 @@ fn run_dot(dot: &str, format: &str) -> Result<Vec<u8>> {
         );
     }
     Ok(output.stdout)
-}
-
-/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path
-        .file_name()
-        .context("the output path has no file name")?;
-    let tmp = path.with_file_name(format!(
-        ".{}.tmp{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.with_context(|| format!("cannot write {}", path.display()))
 }

@@ -10,10 +10,7 @@ use siamese_layers::Net;
 use siamese_layers::embed::{cap_input_batch, embed_images};
 use siamese_net::{NetSpec, load_net};
 use siamese_proto::Phase;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use siamese_testkit::repo;
 
 fn deploy_model() -> Option<PathBuf> {
     let candidates = [

@@ -3,6 +3,7 @@
 //! scores the snapshot with Caffe's own LeNet net file, and Caffe's files as shipped (LMDB
 //! sources) fail with an error that says how to convert.
 
+use siamese_testkit::repo;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -12,10 +13,6 @@ const ITERATIONS: u32 = 200;
 /// score 0.9115 after 100 iterations, 0.9455 after 200, 0.958 after 300 and 0.9725 after
 /// the solver's 1,000 (the same bits in release and dev builds).
 const MIN_ACCURACY: f32 = 0.9;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn caffe_reference() -> Option<PathBuf> {
     let dir = repo().join("../shared/caffe-reference/v2");

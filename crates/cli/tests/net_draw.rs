@@ -1,11 +1,7 @@
 //! `siamese net` and `siamese draw` run end to end on the project's own prototxt files.
 
-use std::path::{Path, PathBuf};
+use siamese_testkit::repo;
 use std::process::{Command, Output};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn siamese(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_siamese"))

@@ -5,24 +5,11 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use siamese_proto::Datum;
-
 fn setup(dir: &Path, max_iter: u32) -> PathBuf {
-    let db = dir.join("db");
-    let records = (0..32u32).map(|i| {
-        let px: Vec<u8> = (0..4).map(|j| ((i * 37 + j * 61) % 256) as u8).collect();
-        let label = i32::from(px[0] > 128);
-        let datum = Datum {
-            channels: Some(1),
-            height: Some(2),
-            width: Some(2),
-            data: Some(px),
-            label: Some(label),
-            ..Default::default()
-        };
-        (format!("{i:08}"), datum)
-    });
-    siamese_data::leveldb::write_datums(&db, records, false).unwrap();
+    let db = siamese_testkit::write_db(
+        &dir.join("db"),
+        siamese_testkit::ramp_datums(32, 1, |px| i32::from(px[0] > 128)),
+    );
     let net = format!(
         r#"name: "tiny"
 layer {{ name: "data" type: "Data" top: "data" top: "label"

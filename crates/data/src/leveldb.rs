@@ -80,7 +80,8 @@ fn db_error(path: &Path, reason: impl std::fmt::Display) -> DataError {
 ///
 /// The database is built in a temporary folder beside `path` and renamed into place at the
 /// end, so a failure leaves nothing at `path`. An existing `path` is an error unless `force`,
-/// which replaces it (only once the new one is complete).
+/// which replaces it (only once the new one is complete). Temporary folders of earlier writes
+/// killed midway are swept from the parent first (siamese-files' rule: ours, and gone).
 pub fn write_datums(
     path: &Path,
     records: impl IntoIterator<Item = (String, Datum)>,
@@ -93,15 +94,9 @@ pub fn write_datums(
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}.tmp-"))
-        .tempdir_in(parent)
-        .map_err(|e| DataError::io(parent, e))?;
-    let count = guarded(|| fill(tmp.path(), records))
+    siamese_files::remove_stale_temp_files(parent).map_err(|e| DataError::io(e.path, e.error))?;
+    let tmp = siamese_files::AtomicDir::new(path).map_err(|e| DataError::io(parent, e.error))?;
+    let count = guarded(|| fill(tmp.temp_path(), records))
         .map_err(|reason| db_error(path, reason))?
         .map_err(|reason| db_error(path, reason))?;
     if path.exists() {
@@ -119,9 +114,7 @@ pub fn write_datums(
         };
         removed.map_err(|e| DataError::io(path, e))?;
     }
-    std::fs::rename(tmp.path(), path).map_err(|e| DataError::io(path, e))?;
-    // The folder now lives at `path`; keep TempDir from deleting it.
-    let _ = tmp.keep();
+    tmp.commit().map_err(|e| DataError::io(path, e.error))?;
     Ok(count)
 }
 

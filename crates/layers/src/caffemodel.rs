@@ -1,7 +1,6 @@
 //! Caffe's binary weights (`.caffemodel`: a NetParameter whose layers carry `blobs`): BlobProto
 //! conversion with Caffe's shape rules, file reading (V1 and V2) and atomic writing.
 
-use std::io::Write;
 use std::path::Path;
 
 use prost::Message;
@@ -88,30 +87,9 @@ pub fn read_net_parameter(path: &Path) -> Result<NetParameter, LayerError> {
     })
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file beside it, flushed, then renamed.
+/// Writes `bytes` to `path` atomically (through siamese-files).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LayerError> {
-    let io = |source| LayerError::Io {
-        path: path.display().to_string(),
-        error: source,
-    };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map_or("weights".into(), |n| n.to_string_lossy().into_owned());
-    let temp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::File::create(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    result.map_err(io)
+    Ok(siamese_files::write_atomic(path, bytes)?)
 }
 
 #[cfg(test)]

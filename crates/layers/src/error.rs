@@ -27,6 +27,9 @@ pub enum LayerError {
     /// Reading or writing a file.
     #[error("{path}: {error}")]
     Io { path: String, error: std::io::Error },
+    /// A file that could not be written.
+    #[error(transparent)]
+    File(#[from] siamese_files::FileError),
     /// A GPU cannot be used or a device call failed (one line saying which and why).
     #[error("GPU: {message}")]
     Device { message: String },

@@ -17,6 +17,9 @@ pub enum SolverError {
         path: PathBuf,
         error: std::io::Error,
     },
+    /// A file that could not be written (atomically) or a stale temporary file not removed.
+    #[error(transparent)]
+    File(#[from] siamese_files::FileError),
     /// A file whose content is not what was expected.
     #[error("{}: {message}", path.display())]
     Format { path: PathBuf, message: String },

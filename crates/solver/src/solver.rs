@@ -255,7 +255,7 @@ impl Solver {
     }
 
     /// Removes the temporary files that snapshots cut short by a kill left in the snapshot
-    /// folder (see [`snapshot::remove_stale_temp_files`]); call it before training starts.
+    /// folder (see [`siamese_files::remove_stale_temp_files`]); call it before training starts.
     /// Returns the removed paths, for the log.
     pub fn remove_stale_temp_files(&self) -> Result<Vec<PathBuf>, SolverError> {
         let prefix = Path::new(&self.snapshot_prefix);
@@ -263,7 +263,7 @@ impl Solver {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
         };
-        snapshot::remove_stale_temp_files(dir)
+        Ok(siamese_files::remove_stale_temp_files(dir)?)
     }
 
     /// The solverstate of the last snapshot written, if any.

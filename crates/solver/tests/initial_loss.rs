@@ -7,18 +7,15 @@
 //! Its second difference over margins 2, 4, 6 is 8·(N−S)/2N, fixed by the batch's labels
 //! alone: this checks the data labels, the margin's use and margin-independent seeding.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use siamese_data::pairs::PairOptions;
 use siamese_layers::Net;
 use siamese_net::NetSpec;
 use siamese_proto::Phase;
+use siamese_testkit::repo;
 
 const SEED: u64 = 1701;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// The project's train/test net reading `db` for both phases, with contrastive margin `m`.
 fn siamese_net(db: &Path, margin: f32) -> Net {

@@ -4,29 +4,17 @@
 use std::path::{Path, PathBuf};
 
 use siamese_layers::{Device, probe_gpu};
-use siamese_proto::{Datum, Message, NetParameter, SolverParameter};
+use siamese_proto::{Message, NetParameter, SolverParameter};
 use siamese_solver::snapshot::read_solver_state;
 use siamese_solver::solver::{Solver, SolverEvent};
 use siamese_solver::{DeviceChoice, SolverControl, SolverError};
 
 /// 24 records of 2×2 pixels; the label is a smooth function of the pixels.
 fn write_db(dir: &Path) -> PathBuf {
-    let path = dir.join("train_db");
-    let records = (0..24u32).map(|i| {
-        let px: Vec<u8> = (0..4).map(|j| ((i * 37 + j * 61) % 256) as u8).collect();
-        let label = (px[0] as i32 + px[3] as i32) / 64;
-        let datum = Datum {
-            channels: Some(1),
-            height: Some(2),
-            width: Some(2),
-            data: Some(px),
-            label: Some(label),
-            ..Default::default()
-        };
-        (format!("{i:08}"), datum)
-    });
-    siamese_data::leveldb::write_datums(&path, records, false).unwrap();
-    path
+    siamese_testkit::write_db(
+        &dir.join("train_db"),
+        siamese_testkit::ramp_datums(24, 1, |px| (px[0] as i32 + px[3] as i32) / 64),
+    )
 }
 
 fn net_text(db: &Path, batch: u32) -> String {

@@ -2,11 +2,10 @@
 //! trainer's snapshots and model, and done.toml (the marker that the cell is finished).
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use siamese_solver::snapshot::{temp_file_pid, writer_may_be_running};
 
 use crate::cell_trainer::{CellSummary, Resume};
 use crate::experiment::Experiment;
@@ -156,27 +155,10 @@ impl CellFolder {
         }
     }
 
-    /// Removes the temporary files of writes cut short when an earlier run was killed: the
-    /// snapshot writers' `.<name>.tmp<pid>` and [`write_atomic`]'s `<name>.<pid>-<nonce>.part`,
-    /// once their process is not running. Other files stay. Returns the removed paths.
-    pub fn remove_stale_temp_files(&self) -> io::Result<Vec<PathBuf>> {
-        let mut removed = Vec::new();
-        for entry in fs::read_dir(&self.dir)? {
-            let entry = entry?;
-            let pid = entry
-                .file_name()
-                .to_str()
-                .and_then(|name| temp_file_pid(name).or_else(|| part_file_pid(name)));
-            if let Some(pid) = pid
-                && entry.file_type()?.is_file()
-                && !writer_may_be_running(pid)
-            {
-                fs::remove_file(entry.path())?;
-                removed.push(entry.path());
-            }
-        }
-        removed.sort();
-        Ok(removed)
+    /// Removes the temporary files of writes cut short when an earlier run was killed (see
+    /// [`siamese_files::remove_stale_temp_files`]). Other files stay. Returns the removed paths.
+    pub fn remove_stale_temp_files(&self) -> Result<Vec<PathBuf>, siamese_files::FileError> {
+        siamese_files::remove_stale_temp_files(&self.dir)
     }
 
     /// features.csv as written by [`CellFolder::write_features`]; `None` if absent or bad.
@@ -199,91 +181,8 @@ impl CellFolder {
     }
 }
 
-/// The process id in the name of a temporary file [`write_atomic`] creates,
-/// `<name>.<pid>-<16 hex digits>.part`; `None` for any other name.
-fn part_file_pid(file_name: &str) -> Option<u32> {
-    let (rest, nonce) = file_name.strip_suffix(".part")?.rsplit_once('-')?;
-    let (target, pid) = rest.rsplit_once('.')?;
-    let nonce_ok = nonce.len() == 16 && nonce.bytes().all(|b| b.is_ascii_hexdigit());
-    let pid_ok = !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit());
-    (nonce_ok && pid_ok && !target.is_empty()).then(|| pid.parse().ok())?
-}
-
-/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`, so a
-/// reader never sees half a file. The temporary name is unique to this write (process id and
-/// a random number), so writers in other processes or on other hosts sharing the folder
-/// (Slurm array tasks) never write into each other's temporary file.
+/// Writes `bytes` to `path` atomically (see [`siamese_files::write_atomic`]); the temporary
+/// name is unique to this write, so tasks on other hosts sharing the folder never collide.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    use std::hash::BuildHasher;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static WRITES: AtomicU64 = AtomicU64::new(0);
-    let nonce = std::collections::hash_map::RandomState::new()
-        .hash_one(WRITES.fetch_add(1, Ordering::Relaxed));
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".{}-{nonce:016x}.part", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    let written = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    written
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn part_file_names_are_recognised_exactly() {
-        let check =
-            |name: &str, expect: Option<u32>| assert_eq!(part_file_pid(name), expect, "{name}");
-        check("log.csv.4242-00ff00ff00ff00ff.part", Some(4242));
-        check("status.toml.7-0123456789abcdef.part", Some(7));
-        check("log.csv.4242-00ff00ff00ff00f.part", None); // 15 hex digits
-        check("log.csv.42x-00ff00ff00ff00ff.part", None);
-        check(".4242-00ff00ff00ff00ff.part", None);
-        check("my-notes.part", None);
-        check("log.csv", None);
-    }
-
-    /// The temporary files of both writers, left by a process that is gone, are removed;
-    /// files of a running process and every other file stay.
-    #[test]
-    fn stale_temp_files_are_removed_and_nothing_else() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let gone = child.id();
-        child.wait().unwrap();
-        let stale = [
-            format!("log.csv.{gone}-00ff00ff00ff00ff.part"),
-            format!(".cell_iter_5.caffemodel.tmp{gone}"),
-        ];
-        let kept = [
-            "log.csv.1-00ff00ff00ff00ff.part".to_string(), // pid 1 runs
-            ".cell_iter_5.solverstate.tmp1".to_string(),
-            "cell_iter_5.caffemodel".to_string(),
-            "notes.part".to_string(),
-            format!("cell.{gone}.tmp"),
-        ];
-        for name in stale.iter().chain(&kept) {
-            fs::write(dir.path().join(name), b"x").unwrap();
-        }
-        let folder = CellFolder::new(dir.path().to_path_buf());
-        let mut expect: Vec<_> = stale.iter().map(|n| dir.path().join(n)).collect();
-        expect.sort();
-        assert_eq!(folder.remove_stale_temp_files().unwrap(), expect);
-        let mut left: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        left.sort();
-        let mut kept = kept.to_vec();
-        kept.sort();
-        assert_eq!(left, kept);
-    }
+    siamese_files::write_atomic(path, bytes).map_err(|e| e.error)
 }

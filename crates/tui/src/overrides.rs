@@ -151,11 +151,8 @@ fn in_phase(layer: &LayerParameter, phase: Phase) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
-    fn repo() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-    }
+    use siamese_testkit::repo;
 
     fn siamese_net() -> NetParameter {
         let path = repo().join("experiments/siamese/mnist_siamese_train_test.prototxt");

@@ -68,6 +68,8 @@ pub enum RunError {
     /// not repeat it.)
     #[error("{}: {error}", path.display())]
     Io { path: PathBuf, error: io::Error },
+    #[error(transparent)]
+    File(#[from] siamese_files::FileError),
 }
 
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> RunError + '_ {
@@ -228,9 +230,7 @@ impl Shared<'_> {
         let exp = self.experiment;
         fs::create_dir_all(&folder.dir).map_err(io_at(&folder.dir))?;
         folder.clear_done().map_err(io_at(&folder.dir))?;
-        let removed = folder
-            .remove_stale_temp_files()
-            .map_err(io_at(&folder.dir))?;
+        let removed = folder.remove_stale_temp_files()?;
         if !removed.is_empty() {
             let _ = events.send(CellEvent::TempFilesRemoved {
                 cell: cell.index,

@@ -176,7 +176,7 @@ mod tests {
             let leftovers: Vec<_> = std::fs::read_dir(dir.path())
                 .unwrap()
                 .filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .filter(|n| n.ends_with(".part"))
+                .filter(|n| siamese_files::is_temp_name(n))
                 .collect();
             assert!(leftovers.is_empty(), "{leftovers:?}");
         }

@@ -4,8 +4,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use siamese_data::idx::{read_images, read_labels};
 use siamese_proto::{Message, NetParameter};
+use siamese_testkit::repo;
 use siamese_tui::cell_trainer::{CellEvent, CellJob, CellOutcome, CellTrainer, Control};
 use siamese_tui::experiment::Experiment;
 use siamese_tui::grid::Cell;
@@ -16,35 +16,12 @@ use siamese_tui::train::SolverTrainer;
 const TRAIN_DIGITS: usize = 320;
 const TEST_DIGITS: usize = 100;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// Writes the first `n` images and labels of a sample IDX pair as plain IDX files.
-fn write_slice(from: &str, to: &str, dir: &Path, n: usize) {
-    let sample = repo().join("data/mnist-sample");
-    let images = read_images(&sample.join(format!("{from}-images-idx3-ubyte.gz"))).unwrap();
-    let labels = read_labels(&sample.join(format!("{from}-labels-idx1-ubyte.gz"))).unwrap();
-    let mut bytes = Vec::new();
-    for v in [2051, n as u32, images.rows as u32, images.cols as u32] {
-        bytes.extend(v.to_be_bytes());
-    }
-    bytes.extend(&images.pixels[..n * images.rows * images.cols]);
-    fs::write(dir.join(format!("{to}-images-idx3-ubyte")), bytes).unwrap();
-    let mut bytes = Vec::new();
-    for v in [2049, n as u32] {
-        bytes.extend(v.to_be_bytes());
-    }
-    bytes.extend(&labels.labels[..n]);
-    fs::write(dir.join(format!("{to}-labels-idx1-ubyte")), bytes).unwrap();
-}
-
 /// A 2-cell grid (margins 1 and 2, batch 16, 20 iterations) on 320 + 100 sample digits.
 fn experiment(dir: &Path) -> Experiment {
     let data = dir.join("data");
     fs::create_dir_all(&data).unwrap();
-    write_slice("train", "train", &data, TRAIN_DIGITS);
-    write_slice("t10k", "t10k", &data, TEST_DIGITS);
+    siamese_testkit::write_idx_slice("train", "train", &data, TRAIN_DIGITS);
+    siamese_testkit::write_idx_slice("t10k", "t10k", &data, TEST_DIGITS);
     let siamese = repo().join("experiments/siamese");
     let text = format!(
         "name = \"real\"\nsolver = {:?}\nnet = {:?}\ndata = {:?}\niterations = 20\n\

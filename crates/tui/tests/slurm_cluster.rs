@@ -9,18 +9,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use siamese_testkit::repo;
 use siamese_tui::cell_progress::{CellStatus, RunState};
 
 const BIN: &str = env!("CARGO_BIN_EXE_siamese-tui");
 const EXPERIMENT: &str = "name = \"cluster_tiny\"\niterations = 20\ntest_interval = 10\nsnapshot_interval = 10\n[grid]\nmargin = [0.5, 1, 2]\n";
 const CELLS: [&str; 3] = ["000-margin_0.5", "001-margin_1", "002-margin_2"];
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
 
 /// Seconds to wait for the array (default 600; SIAMESE_SLURM_TEST_TIMEOUT_S overrides).
 fn timeout() -> Duration {
