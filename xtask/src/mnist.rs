@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use siamese_data::convert::{ConvertReport, create_mnist_db, create_siamese_db};
-use siamese_data::pairs::PairOptions;
+use siamese_data::pairs::{ClassFilter, PairOptions};
 
 use crate::download::{FetchOptions, RemoteFile, download, sha256_file};
 
@@ -109,14 +109,27 @@ pub struct PairArgs {
     /// Exact fraction of similar pairs, e.g. 0.5; default: Caffe's uniform draws (~10%).
     #[arg(long)]
     pub similar_fraction: Option<f64>,
+    /// Open-set split: the train pairs use only these classes, the test pairs only the others
+    /// (e.g. `--train-classes 0,1,2,3,4` tests on digits 5 to 9).
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub train_classes: Option<Vec<u8>>,
 }
 
 impl PairArgs {
-    fn options(&self) -> PairOptions {
+    /// The options for the `train` or `t10k` set.
+    fn options(&self, set: &str) -> PairOptions {
+        let classes = match &self.train_classes {
+            None => ClassFilter::All,
+            Some(train) => {
+                let (train, test) = ClassFilter::open_set(train);
+                if set == "train" { train } else { test }
+            }
+        };
         PairOptions {
             seed: self.seed,
             pairs_per_image: self.pairs_per_image,
             similar_fraction: self.similar_fraction,
+            classes,
         }
     }
 }
@@ -191,8 +204,8 @@ pub fn get_mnist(args: &GetMnistArgs, root: &Path) -> Result<()> {
             gunzip(&gz, &out.join(raw_name(&file.name)))?;
         }
     }
-    let opts = args.pairs.options();
     for (set, db) in [("train", &dbs[0]), ("t10k", &dbs[1])] {
+        let opts = args.pairs.options(set);
         let (images, labels) = idx_pair(&out, set)?;
         convert_one(db, || {
             create_siamese_db(&images, &labels, db, &opts, args.force)
@@ -203,8 +216,8 @@ pub fn get_mnist(args: &GetMnistArgs, root: &Path) -> Result<()> {
 
 /// `cargo xtask create-siamese-db`.
 pub fn create_siamese(args: &ConvertArgs, pairs: &PairArgs, root: &Path) -> Result<()> {
-    let opts = pairs.options();
-    for (images, labels, db) in conversion_plan(args, root, "siamese")? {
+    for (set, images, labels, db) in conversion_plan(args, root, "siamese")? {
+        let opts = pairs.options(set);
         convert_one(&db, || {
             create_siamese_db(&images, &labels, &db, &opts, args.force)
         })?;
@@ -214,20 +227,21 @@ pub fn create_siamese(args: &ConvertArgs, pairs: &PairArgs, root: &Path) -> Resu
 
 /// `cargo xtask create-mnist-db`.
 pub fn create_mnist(args: &ConvertArgs, root: &Path) -> Result<()> {
-    for (images, labels, db) in conversion_plan(args, root, "mnist")? {
+    for (_, images, labels, db) in conversion_plan(args, root, "mnist")? {
         convert_one(&db, || create_mnist_db(&images, &labels, &db, args.force))?;
     }
     Ok(())
 }
 
-/// (images, labels, database) for each conversion the arguments ask for.
+/// (set, images, labels, database) for each conversion the arguments ask for; the set is
+/// `train` or `t10k` (a single `--images` file counts as `train`).
 fn conversion_plan(
     args: &ConvertArgs,
     root: &Path,
     prefix: &str,
-) -> Result<Vec<(PathBuf, PathBuf, PathBuf)>> {
+) -> Result<Vec<(&'static str, PathBuf, PathBuf, PathBuf)>> {
     if let (Some(images), Some(labels), Some(out)) = (&args.images, &args.labels, &args.out) {
-        return Ok(vec![(images.clone(), labels.clone(), out.clone())]);
+        return Ok(vec![("train", images.clone(), labels.clone(), out.clone())]);
     }
     let input = args.input.clone().unwrap_or_else(|| root.join(SAMPLE_DIR));
     let out = args.out.clone().unwrap_or_else(|| input.clone());
@@ -235,11 +249,16 @@ fn conversion_plan(
         .into_iter()
         .map(|(set, db)| {
             let (images, labels) = idx_pair(&input, set)?;
-            Ok((images, labels, out.join(format!("{prefix}_{db}_leveldb"))))
+            Ok((
+                set,
+                images,
+                labels,
+                out.join(format!("{prefix}_{db}_leveldb")),
+            ))
         })
         .collect::<Result<Vec<_>>>()?;
     if !args.force {
-        let dbs: Vec<_> = plan.iter().map(|(_, _, db)| db.clone()).collect();
+        let dbs: Vec<_> = plan.iter().map(|(_, _, _, db)| db.clone()).collect();
         refuse_existing(&dbs)?;
     }
     std::fs::create_dir_all(&out)
@@ -396,8 +415,42 @@ mod tests {
                 seed: 1,
                 pairs_per_image: 1,
                 similar_fraction: Some(0.5),
+                train_classes: None,
             },
         }
+    }
+
+    #[test]
+    fn train_classes_split_the_pair_databases_open_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let convert = ConvertArgs {
+            images: None,
+            labels: None,
+            input: Some(sample()),
+            out: Some(dir.path().into()),
+            force: false,
+        };
+        let pairs = PairArgs {
+            seed: 1,
+            pairs_per_image: 1,
+            similar_fraction: None,
+            train_classes: Some(vec![0, 1, 2, 3, 4]),
+        };
+        create_siamese(&convert, &pairs, Path::new("/unused")).unwrap();
+        let count = |set: &str, keep: fn(u8) -> bool| {
+            let labels = siamese_data::idx::read_labels(
+                &sample().join(format!("{set}-labels-idx1-ubyte.gz")),
+            )
+            .unwrap();
+            labels.labels.iter().filter(|&&l| keep(l)).count()
+        };
+        let open = |name: &str| {
+            siamese_data::leveldb::DatumDb::open(&dir.path().join(name))
+                .unwrap()
+                .len()
+        };
+        assert_eq!(open("siamese_train_leveldb"), count("train", |l| l < 5));
+        assert_eq!(open("siamese_test_leveldb"), count("t10k", |l| l >= 5));
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub fn create_siamese_db(
     force: bool,
 ) -> Result<ConvertReport, DataError> {
     refuse_existing(out, force)?;
-    let dataset = Dataset::load(images, labels)?;
+    let dataset = Dataset::load(images, labels)?.with_classes(&opts.classes);
     opts.check(&dataset)?;
     let pairs = generate_pairs(&dataset, opts);
     let similar = pairs.iter().filter(|p| p.similar).count();

@@ -53,6 +53,30 @@ impl Dataset {
         self.images.count == 0
     }
 
+    /// The items whose label `classes` keeps, in their order.
+    pub fn with_classes(&self, classes: &pairs::ClassFilter) -> Dataset {
+        if *classes == pairs::ClassFilter::All {
+            return self.clone();
+        }
+        let kept: Vec<usize> = (0..self.len())
+            .filter(|&i| classes.keeps(self.labels.labels[i]))
+            .collect();
+        let mut pixels = Vec::with_capacity(kept.len() * self.images.image_size());
+        kept.iter()
+            .for_each(|&i| pixels.extend_from_slice(self.images.image(i)));
+        Dataset {
+            images: IdxImages {
+                count: kept.len(),
+                rows: self.images.rows,
+                cols: self.images.cols,
+                pixels,
+            },
+            labels: IdxLabels {
+                labels: kept.iter().map(|&i| self.labels.labels[i]).collect(),
+            },
+        }
+    }
+
     /// Caffe's convert_mnist_data record for item `i`: channels 1, label = the digit.
     pub fn image_datum(&self, i: usize) -> Datum {
         Datum {

@@ -18,6 +18,49 @@ pub struct PairOptions {
     /// `Some(f)`: exactly round(f * pairs) pairs are similar, drawn within a class, the rest
     /// across classes. `None`: Caffe's independent uniform draws.
     pub similar_fraction: Option<f64>,
+    /// The classes whose images the pairs are drawn from (open-set evaluation trains on some
+    /// classes and tests on the others); pairs per image count the kept images only.
+    pub classes: ClassFilter,
+}
+
+/// Which classes (labels) of a dataset to keep.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ClassFilter {
+    #[default]
+    All,
+    /// Only these classes (e.g. the training classes of an open-set split).
+    Only(Vec<u8>),
+    /// Every class but these (the held-out classes of an open-set split).
+    AllBut(Vec<u8>),
+}
+
+impl ClassFilter {
+    pub fn keeps(&self, label: u8) -> bool {
+        match self {
+            ClassFilter::All => true,
+            ClassFilter::Only(classes) => classes.contains(&label),
+            ClassFilter::AllBut(classes) => !classes.contains(&label),
+        }
+    }
+
+    /// The open-set split of `train_classes`: (train filter, test filter).
+    pub fn open_set(train_classes: &[u8]) -> (ClassFilter, ClassFilter) {
+        (
+            ClassFilter::Only(train_classes.to_vec()),
+            ClassFilter::AllBut(train_classes.to_vec()),
+        )
+    }
+}
+
+impl std::fmt::Display for ClassFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |c: &[u8]| c.iter().map(u8::to_string).collect::<Vec<_>>().join(", ");
+        match self {
+            ClassFilter::All => f.write_str("all classes"),
+            ClassFilter::Only(c) => write!(f, "classes [{}]", list(c)),
+            ClassFilter::AllBut(c) => write!(f, "every class but [{}]", list(c)),
+        }
+    }
 }
 
 impl Default for PairOptions {
@@ -26,6 +69,7 @@ impl Default for PairOptions {
             seed: 1701,
             pairs_per_image: 1,
             similar_fraction: None,
+            classes: ClassFilter::All,
         }
     }
 }
@@ -39,9 +83,16 @@ pub struct Pair {
 }
 
 impl PairOptions {
-    /// Checks that these options can produce pairs for `dataset`; [`generate_pairs`] assumes it.
+    /// Checks that these options can produce pairs for `dataset` (already reduced to
+    /// [`PairOptions::classes`] by [`Dataset::with_classes`]); [`generate_pairs`] assumes it.
     pub fn check(&self, dataset: &Dataset) -> Result<(), DataError> {
         let fail = |msg: String| Err(DataError::PairOptions(msg));
+        if dataset.is_empty() && self.classes != ClassFilter::All {
+            return fail(format!(
+                "no image of {} in the dataset, expected at least one",
+                self.classes
+            ));
+        }
         if dataset.is_empty() {
             return fail("the dataset is empty, expected at least one image".into());
         }
@@ -258,6 +309,38 @@ mod tests {
         assert_eq!(pairs.len(), 2);
         assert!(pairs.iter().all(|p| p.similar));
         assert!(PairOptions::default().check(&data).is_ok());
+    }
+
+    #[test]
+    fn open_set_splits_keep_disjoint_classes() {
+        let data = sample_test_set();
+        let (train, test) = ClassFilter::open_set(&[0, 1, 2, 3, 4]);
+        let seen = data.with_classes(&train);
+        let unseen = data.with_classes(&test);
+        assert_eq!(seen.len() + unseen.len(), data.len());
+        assert!(seen.labels.labels.iter().all(|&l| l < 5));
+        assert!(unseen.labels.labels.iter().all(|&l| l >= 5));
+        // The kept images are the originals, in order.
+        let first_unseen = data.labels.labels.iter().position(|&l| l >= 5).unwrap();
+        assert_eq!(unseen.images.image(0), data.images.image(first_unseen));
+        let opts = PairOptions {
+            classes: test.clone(),
+            ..Default::default()
+        };
+        let pairs = generate_pairs(&unseen, &opts);
+        assert_eq!(pairs.len(), unseen.len());
+        let none = data.with_classes(&ClassFilter::Only(vec![42]));
+        assert_eq!(
+            PairOptions {
+                classes: ClassFilter::Only(vec![42]),
+                ..Default::default()
+            }
+            .check(&none)
+            .unwrap_err()
+            .to_string(),
+            "pair options: no image of classes [42] in the dataset, expected at least one"
+        );
+        assert_eq!(test.to_string(), "every class but [0, 1, 2, 3, 4]");
     }
 
     /// The record bytes, written by hand from caffe.proto's Datum and the protobuf wire format.

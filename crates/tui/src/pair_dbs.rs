@@ -80,6 +80,7 @@ impl PairMaker {
             seed,
             pairs_per_image: 1,
             similar_fraction,
+            ..PairOptions::default()
         };
         {
             // Held while checking and writing, so two workers never build the same database.
