@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use siamese_layers::embed::{Embedding, cap_input_batch, embed_images};
+use siamese_layers::embed::{ImageFeatures, cap_input_batch, embed_images};
 use siamese_layers::{Device, Net};
 use siamese_net::{NetSpec, load_net};
 use siamese_proto::Phase;
@@ -60,42 +60,32 @@ pub fn run(args: EmbedArgs) -> Result<()> {
         Net::on_device(&spec, 0, device).with_context(|| format!("{}", args.model.display()))?;
     net.load_caffemodel(&args.weights)?;
     let start = Instant::now();
-    let embedding = embed_images(&mut net, &images, count, args.scale, MAX_BATCH)
+    let features = embed_images(&mut net, &images, count, args.scale, MAX_BATCH)
         .with_context(|| format!("{}", args.model.display()))?;
     let seconds = start.elapsed().as_secs_f64();
-    if embedding.len() != count {
+    if features.len() != count {
         bail!(
             "{}: got features for {} of {count} images",
             args.model.display(),
-            embedding.len()
+            features.len()
         );
     }
-    write_csv(&args.out, &embedding, labels.as_deref())?;
+    write_csv(&args.out, &features, labels.as_deref())?;
     eprintln!(
         "embedded {count} images ({} values each, blob \"{}\") in {seconds:.3} s: {:.0} images/s -> {}",
-        embedding.dim,
-        embedding.output,
+        features.dim,
+        features.output,
         count as f64 / seconds.max(1e-9),
         args.out.display()
     );
     Ok(())
 }
 
-/// `index,label,f0,f1,...` per image, written to a temporary file beside `path` and renamed.
-fn write_csv(path: &Path, embedding: &Embedding, labels: Option<&[u8]>) -> Result<()> {
-    let mut csv = csv::Writer::from_writer(Vec::new());
-    let mut header = vec!["index".to_string(), "label".to_string()];
-    header.extend((0..embedding.dim).map(|i| format!("f{i}")));
-    csv.write_record(&header)?;
-    for i in 0..embedding.len() {
-        let mut row = vec![
-            i.to_string(),
-            labels.map_or(String::new(), |l| l[i].to_string()),
-        ];
-        row.extend(embedding.row(i).iter().map(|v| v.to_string()));
-        csv.write_record(&row)?;
-    }
-    let bytes = csv.into_inner().context("formatting the CSV")?;
+/// The features CSV (`index,label,f0,f1,...` per image), written to a temporary file beside
+/// `path` and renamed.
+fn write_csv(path: &Path, features: &ImageFeatures, labels: Option<&[u8]>) -> Result<()> {
+    let rows = (0..features.len()).map(|i| (features.row(i), labels.map(|l| l[i])));
+    let bytes = siamese_report::features_csv(features.dim, rows);
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),

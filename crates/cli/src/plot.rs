@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use crate::features::read_features;
+use siamese_report::{read_features, read_training_log};
 
 /// Arguments of `siamese plot`.
 #[derive(Debug, clap::Args)]
@@ -154,7 +154,7 @@ fn scatter(features: &Path, out: &Path, size: u32) -> Result<()> {
 }
 
 fn loss_curves(log: &Path, out: &Path, size: u32) -> Result<()> {
-    let rows = siamese_solver::read_csv_log(log)?;
+    let rows = read_training_log(log)?;
     let train: Vec<(f32, f32)> = rows
         .iter()
         .filter_map(|r| Some((r.iter as f32, r.train_loss?)))

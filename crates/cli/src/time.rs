@@ -8,7 +8,7 @@ use anyhow::{Result, bail};
 use siamese_layers::{Device, Net};
 use siamese_net::NetSpec;
 use siamese_proto::Phase;
-use siamese_solver::format::caffe_float;
+use siamese_report::log_lines::caffe_float;
 
 /// Arguments of `siamese time`.
 #[derive(Debug, clap::Args)]

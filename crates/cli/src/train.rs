@@ -6,9 +6,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use siamese_layers::Device;
-use siamese_solver::format::{caffe_float, iteration_line, lr_line, output_line};
+use siamese_report::TrainingLog;
+use siamese_report::log_lines::{caffe_float, iteration_line, lr_line, output_line};
+use siamese_solver::DeviceChoice;
 use siamese_solver::solver::{NetOutput, Solver, SolverEvent};
-use siamese_solver::{CsvLog, DeviceChoice};
 
 use crate::threads;
 
@@ -96,7 +97,11 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     println!("Solving {}", solver.spec().name);
     println!("Learning Rate Policy: {}", solver.param().lr_policy());
 
-    let mut csv = args.log_csv.as_deref().map(CsvLog::create).transpose()?;
+    let mut csv = args
+        .log_csv
+        .as_deref()
+        .map(TrainingLog::create)
+        .transpose()?;
     let mut record = RunRecord::default();
     let start_iter = solver.iter();
     let started = Instant::now();
@@ -132,10 +137,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
 }
 
 fn write_csv(
-    log: &mut CsvLog<std::io::BufWriter<std::fs::File>>,
+    log: &mut TrainingLog<std::io::BufWriter<std::fs::File>>,
     event: &SolverEvent,
     elapsed: f64,
-) -> Result<(), siamese_solver::SolverError> {
+) -> Result<(), siamese_report::ReportError> {
     match event {
         SolverEvent::Iteration {
             iter,

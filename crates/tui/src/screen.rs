@@ -165,14 +165,14 @@ fn draw_table(frame: &mut Frame, area: Rect, dash: &Dashboard, block: Block) {
         cells.extend(cell.values.iter().map(|(_, v)| Span::from(v.clone())));
         cells.push(status_span(view, dash.paused));
         cells.push(Span::from(progress(view)));
-        let from_summary = |f: fn(&crate::cell_trainer::CellSummary) -> f64| {
+        let from_summary = |f: fn(&siamese_grid::cell_trainer::CellSummary) -> f64| {
             view.summary.as_ref().map(f).filter(|l| l.is_finite())
         };
         let train = last(&view.train).or_else(|| from_summary(|s| s.train_loss));
         let test = last(&view.test).or_else(|| from_summary(|s| s.test_loss));
         cells.push(Span::from(train.map_or("–".into(), loss_text)));
         cells.push(Span::from(test.map_or("–".into(), loss_text)));
-        let acc = |f: fn(&crate::cell_trainer::CellSummary) -> f64| {
+        let acc = |f: fn(&siamese_grid::cell_trainer::CellSummary) -> f64| {
             view.summary
                 .as_ref()
                 .map_or("–".into(), |s| format!("{:.3}", f(s)))
