@@ -53,6 +53,20 @@ struct RunRecord {
 
 pub fn run(args: &TrainArgs) -> Result<()> {
     let threads = threads::configure(args.threads)?;
+    let mut solver = set_up(args, threads)?;
+    let start_iter = solver.iter();
+    let record = train(&mut solver, args.log_csv.as_deref())?;
+    if let Some(path) = &args.json_summary {
+        let summary = summary_json(&solver, &record, threads, solver.iter() - start_iter);
+        write_summary(path, &summary)?;
+    }
+    println!("Optimization Done.");
+    Ok(())
+}
+
+/// The solver for `args`, on its device, with the weights or snapshot to start from and the
+/// signal handlers installed; says each step like `caffe train`.
+fn set_up(args: &TrainArgs, threads: usize) -> Result<Solver> {
     let mut param = siamese_net::load_solver(&args.solver)?;
     if let Some(n) = args.iterations {
         if n < 0 {
@@ -94,18 +108,18 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         .control()
         .install_signal_handlers()
         .context("cannot install the SIGINT/SIGHUP handlers")?;
+    Ok(solver)
+}
+
+/// Solves, printing Caffe's log lines and writing the training log to `log_csv`; returns
+/// what the summary needs.
+fn train(solver: &mut Solver, log_csv: Option<&Path>) -> Result<RunRecord> {
     println!("Solving {}", solver.spec().name);
     println!("Learning Rate Policy: {}", solver.param().lr_policy());
-
-    let mut csv = args
-        .log_csv
-        .as_deref()
-        .map(TrainingLog::create)
-        .transpose()?;
+    let mut csv = log_csv.map(TrainingLog::create).transpose()?;
     let mut record = RunRecord::default();
-    let start_iter = solver.iter();
     let started = Instant::now();
-    let mut printer = LinePrinter::new(solver.param().display(), start_iter);
+    let mut printer = LinePrinter::new(solver.param().display(), solver.iter());
     let mut csv_error = None;
     // The whole run on a pool thread: the layers' parallel work is then pushed to this
     // thread's own queue instead of handed over from a sleeping outside thread (~30 hand-offs
@@ -128,12 +142,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         return Err(e.into());
     }
     result?;
-    if let Some(path) = &args.json_summary {
-        let summary = summary_json(&solver, &record, threads, solver.iter() - start_iter);
-        write_summary(path, &summary)?;
-    }
-    println!("Optimization Done.");
-    Ok(())
+    Ok(record)
 }
 
 fn write_csv(

@@ -120,24 +120,8 @@ pub fn run_cell(
             )
         });
         let progress = &progress;
-        scope.spawn(move || {
-            while let Err(RecvTimeoutError::Timeout) = heartbeats.recv_timeout(HEARTBEAT) {
-                progress.beat();
-            }
-        });
-        let mut warned = false;
-        for event in rx {
-            if let Err(error) = progress.record(&event)
-                && !warned
-            {
-                on_update(TaskUpdate::ProgressNotWritten {
-                    dir: &dir,
-                    error: &error,
-                });
-                warned = true;
-            }
-            on_update(TaskUpdate::Event(&event));
-        }
+        scope.spawn(move || progress.beat_until(heartbeats));
+        progress.follow(rx, on_update);
         drop(stop_heartbeat);
         runner.join().unwrap_or_else(|panic| {
             Err(RunError::Panicked {
@@ -178,12 +162,33 @@ impl Progress<'_> {
         self.status.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Rewrites status.toml while running (a heartbeat); a failed write waits for the next.
-    fn beat(&self) {
-        if let Some(status) = self.lock().as_mut()
-            && status.state == RunState::Running
-        {
-            let _ = status.write(self.dir);
+    /// Rewrites status.toml every [`HEARTBEAT`] while running, until `stop` is dropped; a
+    /// failed write waits for the next.
+    fn beat_until(&self, stop: mpsc::Receiver<()>) {
+        while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(HEARTBEAT) {
+            if let Some(status) = self.lock().as_mut()
+                && status.state == RunState::Running
+            {
+                let _ = status.write(self.dir);
+            }
+        }
+    }
+
+    /// Records every event of the run in the progress files and hands it on, until the
+    /// runner is done; the first failed write is handed on too.
+    fn follow(&self, events: mpsc::Receiver<CellEvent>, on_update: &mut dyn FnMut(TaskUpdate<'_>)) {
+        let mut warned = false;
+        for event in events {
+            if let Err(error) = self.record(&event)
+                && !warned
+            {
+                on_update(TaskUpdate::ProgressNotWritten {
+                    dir: self.dir,
+                    error: &error,
+                });
+                warned = true;
+            }
+            on_update(TaskUpdate::Event(&event));
         }
     }
 

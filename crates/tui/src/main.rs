@@ -234,26 +234,7 @@ fn write_array_job(args: SlurmArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let job = ArrayJob {
-        experiment_name: experiment.name.clone(),
-        max_parallel: args.max_parallel.map_or(pending.len(), |n| n as usize),
-        cells: pending,
-        grid_cells: cells.len(),
-        exe: std::env::current_exe()
-            .and_then(|p| p.canonicalize())
-            .context("finding the siamese-tui binary")?,
-        experiment_file: args
-            .experiment
-            .canonicalize()
-            .with_context(|| format!("{}", args.experiment.display()))?,
-        out,
-        workdir: std::env::current_dir().context("reading the current folder")?,
-        iterations: args.iterations,
-        partition: args.partition,
-        time: args.time,
-        cpus_per_task: args.cpus_per_task,
-        gpus_per_task: args.gpus_per_task,
-    };
+    let job = array_job(&args, &experiment, cells.len(), out, pending)?;
     let script = job.write()?;
     GridManifest::new(&experiment, &cells)
         .write(&grid_dir)
@@ -264,8 +245,45 @@ fn write_array_job(args: SlurmArgs) -> anyhow::Result<ExitCode> {
         job.cells.len(),
         cells.len()
     );
-    if args.submit {
-        let id = slurm::submit(&script)?;
+    submit_or_say_how(&job, &script, args.submit)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The job array for the `pending` cells of a grid of `grid_cells`, as `args` ask.
+fn array_job(
+    args: &SlurmArgs,
+    experiment: &Experiment,
+    grid_cells: usize,
+    out: PathBuf,
+    pending: Vec<usize>,
+) -> anyhow::Result<ArrayJob> {
+    Ok(ArrayJob {
+        experiment_name: experiment.name.clone(),
+        max_parallel: args.max_parallel.map_or(pending.len(), |n| n as usize),
+        cells: pending,
+        grid_cells,
+        exe: std::env::current_exe()
+            .and_then(|p| p.canonicalize())
+            .context("finding the siamese-tui binary")?,
+        experiment_file: args
+            .experiment
+            .canonicalize()
+            .with_context(|| format!("{}", args.experiment.display()))?,
+        out,
+        workdir: std::env::current_dir().context("reading the current folder")?,
+        iterations: args.iterations,
+        partition: args.partition.clone(),
+        time: args.time.clone(),
+        cpus_per_task: args.cpus_per_task,
+        gpus_per_task: args.gpus_per_task,
+    })
+}
+
+/// Submits the script (`submit`) or says how to; either way, says how to watch the job.
+fn submit_or_say_how(job: &ArrayJob, script: &Path, submit: bool) -> anyhow::Result<()> {
+    let grid_dir = job.grid_dir();
+    if submit {
+        let id = slurm::submit(script)?;
         println!(
             "submitted job array {id}; task logs in {}",
             grid_dir.join(slurm::SLURM_DIR).display()
@@ -278,7 +296,7 @@ fn write_array_job(args: SlurmArgs) -> anyhow::Result<ExitCode> {
         job.exe.display(),
         grid_dir.display()
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// `--watch`: the screen (or, headless, lines until every cell is finished or failed).
