@@ -52,12 +52,10 @@ pub fn iterations_done(row: &LogRow) -> u32 {
     }
 }
 
-/// The log an interrupted cell keeps when it resumes: whole rows, and a last row its
-/// resumed run completes.
+/// The rows of log.csv an interrupted cell keeps when it resumes.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct KeptLog {
     pub rows: Vec<LogRow>,
-    pub pending: Option<LogRow>,
 }
 
 impl KeptLog {
@@ -65,26 +63,27 @@ impl KeptLog {
     /// that iteration, and that iteration's test (its training iteration runs again).
     pub fn resuming(rows: Vec<LogRow>, resume_iter: u32) -> KeptLog {
         let at = test_row(resume_iter);
-        let pending = rows
-            .iter()
-            .find(|r| r.iter == at && r.test_loss.is_some())
-            .map(|r| LogRow {
-                lr: None,
-                train_loss: None,
-                ..*r
-            });
-        KeptLog {
-            rows: rows.into_iter().filter(|r| r.iter < at).collect(),
-            pending,
-        }
+        let rows = rows
+            .into_iter()
+            .filter(|r| r.iter < at || (r.iter == at && r.test_loss.is_some()))
+            .map(|r| {
+                if r.iter == at {
+                    LogRow {
+                        lr: None,
+                        train_loss: None,
+                        ..r
+                    }
+                } else {
+                    r
+                }
+            })
+            .collect();
+        KeptLog { rows }
     }
 
     /// The cell's training time logged so far.
     pub fn seconds(&self) -> f64 {
-        self.pending
-            .as_ref()
-            .or(self.rows.last())
-            .map_or(0.0, |r| r.elapsed_s)
+        self.rows.last().map_or(0.0, |r| r.elapsed_s)
     }
 }
 
@@ -98,7 +97,7 @@ pub struct LossTally {
 impl LossTally {
     fn kept(kept: &KeptLog) -> LossTally {
         let mut tally = LossTally::default();
-        for row in kept.rows.iter().chain(&kept.pending) {
+        for row in &kept.rows {
             tally.train.extend(row.train_loss);
             tally.last_test = row.test_loss.or(tally.last_test);
         }
@@ -120,8 +119,8 @@ impl LossTally {
     }
 }
 
-/// log.csv of a running cell: events in, rows out, flushed as each row completes so
-/// watchers see it.
+/// log.csv of a running cell: events in, a row out for each at once (written through and
+/// flushed, so watchers see it and a kill loses nothing).
 pub struct CellLog {
     log: TrainingLog<File>,
     path: PathBuf,
@@ -148,7 +147,7 @@ impl CellLog {
             .open(&path)
             .map_err(io)?;
         Ok(CellLog {
-            log: TrainingLog::resume(file, &path, kept.pending),
+            log: TrainingLog::appending(file, &path).write_through(),
             tally: LossTally::kept(kept),
             path,
             first_error: None,
@@ -232,7 +231,8 @@ mod tests {
             "iter,lr,train_loss,test_loss,elapsed_s\n\
              0,0.01,0.5,,0.000\n\
              1,0.01,0.25,,1.000\n\
-             2,0.01,0.125,0.375,3.000\n\
+             2,,,0.375,2.000\n\
+             2,0.01,0.125,,3.000\n\
              3,,,0.0625,4.000\n"
         );
         let rows = siamese_report::read_training_log(&dir.path().join(LOG_FILE)).unwrap();
@@ -240,10 +240,30 @@ mod tests {
         assert_eq!(back, events);
         assert_eq!(
             rows.iter().map(iterations_done).collect::<Vec<_>>(),
-            [1, 2, 3, 3]
+            [1, 2, 2, 3, 3]
         );
         assert_eq!(tally.mean_train_loss(2), (0.25 + 0.125) / 2.0);
         assert_eq!(tally.last_test_loss(), 0.0625);
+    }
+
+    /// Every result is on disk as soon as it is recorded: a cell killed right after a test
+    /// and a snapshot (SIGKILL, no unwinding) loses neither.
+    #[test]
+    fn a_recorded_result_is_on_disk_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = CellLog::start(dir.path(), &KeptLog::default()).unwrap();
+        let path = dir.path().join(LOG_FILE);
+        let on_disk = || {
+            let rows = siamese_report::parse_log_lines(&fs::read(&path).unwrap());
+            rows.iter()
+                .flat_map(|r| row_events(0, r))
+                .collect::<Vec<_>>()
+        };
+        log.record(&train(1, 0.5), 0.1);
+        assert_eq!(on_disk(), [train(1, 0.5)]);
+        log.record(&test(1, 0.25), 0.2);
+        assert_eq!(on_disk(), [train(1, 0.5), test(1, 0.25)]);
+        std::mem::forget(log); // as if killed: no finish, no drop
     }
 
     /// A run resumed at a snapshot after 2 iterations keeps rows 0 and 1 and the test of row
@@ -259,8 +279,8 @@ mod tests {
         log.finish().unwrap();
         let rows = siamese_report::read_training_log(&dir.path().join(LOG_FILE)).unwrap();
         let kept = KeptLog::resuming(rows, 2);
-        assert_eq!(kept.rows.len(), 2);
-        assert_eq!(kept.pending.unwrap().test_loss, Some(0.375));
+        assert_eq!(kept.rows.len(), 3);
+        assert_eq!(kept.rows[2].test_loss, Some(0.375));
         let mut log = CellLog::start(dir.path(), &kept).unwrap();
         log.record(&train(3, 0.125), 2.0);
         let tally = log.finish().unwrap();

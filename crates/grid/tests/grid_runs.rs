@@ -99,10 +99,24 @@ fn log_rows(cell_dir: &Path) -> Vec<(i32, bool, bool)> {
         .collect()
 }
 
-/// 12 iterations tested every 4: rows 0 to 11 hold the training losses (Caffe's iteration
-/// numbers), rows 4, 8 and 12 the tests after 4, 8 and 12 iterations.
+/// 12 iterations tested every 4: a row for each training loss (iterations 0 to 11, Caffe's
+/// numbers) and for each test after 4, 8 and 12 iterations, the test first.
 fn expected_log() -> Vec<(i32, bool, bool)> {
-    (0..=12).map(|i| (i, i < 12, i > 0 && i % 4 == 0)).collect()
+    expected_rows(12, 4)
+}
+
+/// The rows of a cell log of `iterations` tested every `interval`.
+fn expected_rows(iterations: i32, interval: i32) -> Vec<(i32, bool, bool)> {
+    let mut rows = Vec::new();
+    for i in 0..=iterations {
+        if i > 0 && i % interval == 0 {
+            rows.push((i, false, true));
+        }
+        if i < iterations {
+            rows.push((i, true, false));
+        }
+    }
+    rows
 }
 
 #[test]

@@ -176,10 +176,17 @@ fn check_finished_cells(dir: &Path) {
             params["params"]["margin"].as_float(),
             Some(f64::from(margin))
         );
-        // Rows 0 to 19: the 20 training iterations; rows 10 and 20: the tests after them.
-        let expected: Vec<_> = (0..=20)
-            .map(|i| (i, i < 20, i % 10 == 0 && i > 0))
-            .collect();
+        // A row for each of the 20 training iterations (0 to 19, Caffe's numbers) and for
+        // the tests after 10 and 20, each test before the training row of its iteration.
+        let mut expected = Vec::new();
+        for i in 0..=20 {
+            if i == 10 || i == 20 {
+                expected.push((i, false, true));
+            }
+            if i < 20 {
+                expected.push((i, true, false));
+            }
+        }
         assert_eq!(log_rows(&cell), expected, "{id}");
         // The weights file holds the cell's net: its margin and batch size.
         let net = model(&cell);

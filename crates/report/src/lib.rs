@@ -13,9 +13,11 @@
 //!   `lr` and Caffe's displayed `train_loss` (smoothed over the solver's `average_loss`, by
 //!   default the iteration's own loss), plus `test_loss` at every test.
 //! - A TUI cell (`runs/<experiment>/<cell>/log.csv`): a row for every iteration with its `lr`
-//!   and own loss. The cell's `CellEvent::Train { iter: n }` (n iterations done) is row
-//!   `n - 1`, its `CellEvent::Test { iter: n }` is row `n`; the last row (the final test) has
-//!   no training loss. `elapsed_s` sums the cell's resumed runs.
+//!   and own loss, and a row for every test. The cell's `CellEvent::Train { iter: n }` (n
+//!   iterations done) is row `n - 1`, its `CellEvent::Test { iter: n }` row `n`. A cell writes
+//!   each result as it comes ([`TrainingLog::write_through`]: a killed cell loses none), so a
+//!   test and the training loss of the same iteration are two rows with the same `iter`, the
+//!   test first. `elapsed_s` sums the cell's resumed runs.
 //!
 //! New columns may only be added after these five; readers ignore columns they do not know.
 //!

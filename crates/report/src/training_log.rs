@@ -24,11 +24,13 @@ pub struct LogRow {
 
 /// Writes rows as they come, merging a test result and a train result of the same iteration
 /// into one row; a row is written once a result of another iteration arrives (or at
-/// [`TrainingLog::finish`]).
+/// [`TrainingLog::finish`]). A [`TrainingLog::write_through`] log writes each result as
+/// its own row at once instead.
 pub struct TrainingLog<W: Write> {
     out: csv::Writer<W>,
     pending: Option<LogRow>,
     path: PathBuf,
+    write_through: bool,
 }
 
 impl TrainingLog<BufWriter<File>> {
@@ -45,22 +47,29 @@ impl TrainingLog<BufWriter<File>> {
 impl<W: Write> TrainingLog<W> {
     /// A log writing to `out`, header first; `path` is only used in error messages.
     pub fn new(out: W, path: &Path) -> Result<Self, ReportError> {
-        let mut log = TrainingLog::resume(out, path, None);
+        let mut log = TrainingLog::appending(out, path);
         log.write_record(&LOG_COLUMNS)?;
         Ok(log)
     }
 
-    /// Goes on with a log whose header and earlier rows `out` already ends with. `pending` is
-    /// a last row that results of its iteration may still complete (a resumed run's first
-    /// training iteration shares the row of the test before the stop).
-    pub fn resume(out: W, path: &Path, pending: Option<LogRow>) -> Self {
+    /// Goes on with a log whose header and earlier rows `out` already ends with.
+    pub fn appending(out: W, path: &Path) -> Self {
         TrainingLog {
             out: csv::WriterBuilder::new()
                 .has_headers(false)
                 .from_writer(out),
-            pending,
+            pending: None,
             path: path.to_path_buf(),
+            write_through: false,
         }
+    }
+
+    /// Each result becomes its own row, written at once: nothing waits in memory, so a log
+    /// that must survive a kill loses no result (a test and the training loss of one
+    /// iteration are then two rows with the same `iter`).
+    pub fn write_through(mut self) -> Self {
+        self.write_through = true;
+        self
     }
 
     /// Records the training loss (and learning rate) of iteration `iter`.
@@ -74,12 +83,19 @@ impl<W: Write> TrainingLog<W> {
         let row = self.row_for(iter, elapsed_s)?;
         row.lr = Some(lr);
         row.train_loss = Some(loss);
-        Ok(())
+        self.written_through()
     }
 
     /// Records a test loss after `iter` updates.
     pub fn test(&mut self, iter: i32, loss: f32, elapsed_s: f64) -> Result<(), ReportError> {
         self.row_for(iter, elapsed_s)?.test_loss = Some(loss);
+        self.written_through()
+    }
+
+    fn written_through(&mut self) -> Result<(), ReportError> {
+        if self.write_through {
+            self.flush_pending()?;
+        }
         Ok(())
     }
 
@@ -275,17 +291,18 @@ mod tests {
     }
 
     #[test]
-    fn a_resumed_log_completes_its_pending_row_and_goes_on() {
+    fn a_write_through_log_writes_each_result_at_once() {
         let mut buf = Vec::new();
-        let pending = row(5, None, None, Some(0.5), 2.0);
-        let mut log = TrainingLog::resume(&mut buf, Path::new("mem.csv"), Some(pending));
+        let mut log = TrainingLog::new(&mut buf, Path::new("mem.csv"))
+            .unwrap()
+            .write_through();
+        log.test(5, 0.5, 2.0).unwrap();
         log.train(5, 0.01, 0.75, 2.25).unwrap();
-        log.train(6, 0.01, 0.5, 2.5).unwrap();
-        log.finish().unwrap();
+        log.flush().unwrap();
         drop(log);
         assert_eq!(
             String::from_utf8(buf).unwrap(),
-            "5,0.01,0.75,0.5,2.250\n6,0.01,0.5,,2.500\n"
+            "iter,lr,train_loss,test_loss,elapsed_s\n5,,,0.5,2.000\n5,0.01,0.75,,2.250\n"
         );
     }
 
