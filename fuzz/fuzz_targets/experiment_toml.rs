@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::Once;
 
 use libfuzzer_sys::fuzz_target;
-use siamese_tui::experiment::Experiment;
-use siamese_tui::grid::Cell;
+use siamese_grid::cells::Cell;
+use siamese_grid::experiment::Experiment;
 
 fuzz_target!(|data: &[u8]| {
     // The default solver, net and data paths are relative to the repository root.

@@ -1,6 +1,7 @@
 //! `siamese-tui --headless` with the real training engine, SIGKILLed mid-grid: the rerun skips
 //! the cells already finished (their files untouched), resumes the interrupted cell from its last
-//! snapshot, and ends with a complete summary.
+//! snapshot, and ends with a complete summary; `siamese plot` and `siamese eval` read the cells'
+//! log.csv and features.csv (one run record for both binaries).
 #![cfg(unix)]
 
 use std::fs;
@@ -8,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use siamese_e2e::{bin, repo};
+use siamese_e2e::{bin, repo, siamese};
 
 const TRAIN_DIGITS: usize = 320;
 const TEST_DIGITS: usize = 100;
@@ -206,23 +207,24 @@ fn killed_tui_grid_skips_finished_cells_and_resumes_the_interrupted_one() {
     assert!(files(&cell(0)) == finished, "cell 0's files changed");
 
     // The interrupted cell kept its log up to the snapshot and continued from there: every
-    // training iteration exactly once, with finite losses.
+    // training iteration exactly once (rows 0 to 39, Caffe's iteration numbers), with finite
+    // losses, in `siamese train --log-csv`'s columns.
     let log = csv_rows(&cell(1).join("log.csv"));
-    assert_eq!(log[0], ["iter", "phase", "lr", "loss", "seconds"]);
+    assert_eq!(
+        log[0],
+        ["iter", "lr", "train_loss", "test_loss", "elapsed_s"]
+    );
     let train: Vec<u32> = log[1..]
         .iter()
-        .filter(|r| r[1] == "train")
+        .filter(|r| !r[2].is_empty())
         .map(|r| {
-            let loss: f64 = r[3].parse().unwrap();
+            let loss: f64 = r[2].parse().unwrap();
             assert!(loss.is_finite(), "cell 1 loss {loss}");
             r[0].parse().unwrap()
         })
         .collect();
-    assert_eq!(
-        train,
-        (1..=ITERATIONS).collect::<Vec<_>>(),
-        "cell 1 log.csv"
-    );
+    assert_eq!(train, (0..ITERATIONS).collect::<Vec<_>>(), "cell 1 log.csv");
+    siamese_reads_the_cell_files(&cell(1), &cell(0), dir.path());
 
     // summary.csv: one row per cell, all iterations, finite losses.
     let summary = csv_rows(&grid.join("summary.csv"));
@@ -246,4 +248,57 @@ fn killed_tui_grid_skips_finished_cells_and_resumes_the_interrupted_one() {
             );
         }
     }
+}
+
+/// `siamese plot --log`, `plot --features` and `eval` on a TUI cell's log.csv and features.csv
+/// (the resumed cell's, against the other cell's features as the reference).
+fn siamese_reads_the_cell_files(cell: &Path, reference: &Path, out: &Path) {
+    let run = |args: &[&std::ffi::OsStr]| {
+        let output = siamese().args(args).output().unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "siamese {args:?}: {}\n{text}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        text
+    };
+    let png = |name: &str| {
+        let path = out.join(name);
+        let bytes = fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{name} is not a PNG");
+    };
+    let (log, features) = (cell.join("log.csv"), cell.join("features.csv"));
+    let loss_png = out.join("loss.png");
+    run(&[
+        "plot".as_ref(),
+        "--log".as_ref(),
+        log.as_ref(),
+        "--out".as_ref(),
+        loss_png.as_ref(),
+    ]);
+    png("loss.png");
+    let scatter_png = out.join("scatter.png");
+    run(&[
+        "plot".as_ref(),
+        "--features".as_ref(),
+        features.as_ref(),
+        "--out".as_ref(),
+        scatter_png.as_ref(),
+    ]);
+    png("scatter.png");
+    let reference = reference.join("features.csv");
+    let text = run(&[
+        "eval".as_ref(),
+        "--features".as_ref(),
+        features.as_ref(),
+        "--reference".as_ref(),
+        reference.as_ref(),
+    ]);
+    assert!(
+        text.contains(&format!(
+            "({TEST_DIGITS} test points against {TEST_DIGITS} reference points)"
+        )),
+        "{text}"
+    );
 }

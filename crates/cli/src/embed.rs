@@ -1,13 +1,12 @@
 //! `siamese embed`: runs a deploy net (e.g. Caffe's mnist_siamese.prototxt) with trained
 //! weights over IDX images and writes its last output per image as CSV (`index,label,f0,...`).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use siamese_layers::embed::{Embedding, cap_input_batch, embed_images};
+use siamese_layers::embed::{ImageFeatures, cap_input_batch, embed_images};
 use siamese_layers::{Device, Net};
 use siamese_net::{NetSpec, load_net};
 use siamese_proto::Phase;
@@ -60,56 +59,30 @@ pub fn run(args: EmbedArgs) -> Result<()> {
         Net::on_device(&spec, 0, device).with_context(|| format!("{}", args.model.display()))?;
     net.load_caffemodel(&args.weights)?;
     let start = Instant::now();
-    let embedding = embed_images(&mut net, &images, count, args.scale, MAX_BATCH)
+    let features = embed_images(&mut net, &images, count, args.scale, MAX_BATCH)
         .with_context(|| format!("{}", args.model.display()))?;
     let seconds = start.elapsed().as_secs_f64();
-    if embedding.len() != count {
+    if features.len() != count {
         bail!(
             "{}: got features for {} of {count} images",
             args.model.display(),
-            embedding.len()
+            features.len()
         );
     }
-    write_csv(&args.out, &embedding, labels.as_deref())?;
+    write_csv(&args.out, &features, labels.as_deref())?;
     eprintln!(
         "embedded {count} images ({} values each, blob \"{}\") in {seconds:.3} s: {:.0} images/s -> {}",
-        embedding.dim,
-        embedding.output,
+        features.dim,
+        features.output,
         count as f64 / seconds.max(1e-9),
         args.out.display()
     );
     Ok(())
 }
 
-/// `index,label,f0,f1,...` per image, written to a temporary file beside `path` and renamed.
-fn write_csv(path: &Path, embedding: &Embedding, labels: Option<&[u8]>) -> Result<()> {
-    let mut csv = csv::Writer::from_writer(Vec::new());
-    let mut header = vec!["index".to_string(), "label".to_string()];
-    header.extend((0..embedding.dim).map(|i| format!("f{i}")));
-    csv.write_record(&header)?;
-    for i in 0..embedding.len() {
-        let mut row = vec![
-            i.to_string(),
-            labels.map_or(String::new(), |l| l[i].to_string()),
-        ];
-        row.extend(embedding.row(i).iter().map(|v| v.to_string()));
-        csv.write_record(&row)?;
-    }
-    let bytes = csv.into_inner().context("formatting the CSV")?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map_or("out".into(), |n| n.to_string_lossy().into_owned());
-    let temp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let written = std::fs::File::create(&temp)
-        .and_then(|mut f| f.write_all(&bytes).and_then(|()| f.sync_all()))
-        .and_then(|()| std::fs::rename(&temp, path));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&temp);
-        return Err(e).with_context(|| format!("{}: cannot write", path.display()));
-    }
-    Ok(())
+/// The features CSV (`index,label,f0,f1,...` per image), written atomically.
+fn write_csv(path: &Path, features: &ImageFeatures, labels: Option<&[u8]>) -> Result<()> {
+    let rows = (0..features.len()).map(|i| (features.row(i), labels.map(|l| l[i])));
+    let bytes = siamese_report::features_csv(features.dim, rows);
+    Ok(siamese_files::write_atomic(path, &bytes)?)
 }

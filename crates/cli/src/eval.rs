@@ -4,9 +4,8 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
-use siamese_solver::metrics::{balanced_pairs, knn_accuracy, pair_accuracy, pair_distances};
-
-use crate::features::read_features;
+use siamese_report::metrics::{balanced_pairs, knn_accuracy, pair_accuracy, pair_distances};
+use siamese_report::read_features;
 
 /// Arguments of `siamese eval`.
 #[derive(Debug, clap::Args)]

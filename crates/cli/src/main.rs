@@ -6,7 +6,6 @@ mod device;
 mod draw;
 mod embed;
 mod eval;
-mod features;
 mod net;
 mod net_stats;
 mod plot;

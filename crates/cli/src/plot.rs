@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use crate::features::read_features;
+use siamese_report::{read_features, read_training_log};
 
 /// Arguments of `siamese plot`.
 #[derive(Debug, clap::Args)]
@@ -62,34 +62,22 @@ pub fn run(args: &PlotArgs) -> Result<()> {
     Ok(())
 }
 
-/// Draws into a temporary PNG beside `out`, then renames it, so a failure leaves no half image.
+/// Draws into a temporary PNG beside `out` (siamese-files), then renames it, so a failure
+/// leaves no half image.
 fn draw_png(
     out: &Path,
     size: u32,
     draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> Result<()>,
 ) -> Result<()> {
-    let tmp = tmp_path(out);
-    let result = (|| {
-        let root = BitMapBackend::new(&tmp, (size, size)).into_drawing_area();
+    let file = siamese_files::AtomicFile::new(out)?;
+    {
+        let root = BitMapBackend::new(file.temp_path(), (size, size)).into_drawing_area();
         root.fill(&WHITE)?;
         draw(&root)?;
         root.present()
             .with_context(|| format!("{}: cannot write the PNG", out.display()))?;
-        drop(root);
-        std::fs::rename(&tmp, out).with_context(|| format!("{}: cannot write", out.display()))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
     }
-    result
-}
-
-fn tmp_path(out: &Path) -> PathBuf {
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    out.with_file_name(format!(".{name}.tmp{}.png", std::process::id()))
+    Ok(file.commit()?)
 }
 
 /// Axis range of `values` with a 5 % margin (a unit range around a single value).
@@ -154,7 +142,7 @@ fn scatter(features: &Path, out: &Path, size: u32) -> Result<()> {
 }
 
 fn loss_curves(log: &Path, out: &Path, size: u32) -> Result<()> {
-    let rows = siamese_solver::read_csv_log(log)?;
+    let rows = read_training_log(log)?;
     let train: Vec<(f32, f32)> = rows
         .iter()
         .filter_map(|r| Some((r.iter as f32, r.train_loss?)))
@@ -259,7 +247,10 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
-        assert!(names.iter().all(|n| !n.contains(".tmp")), "{names:?}");
+        assert!(
+            names.iter().all(|n| !siamese_files::is_temp_name(n)),
+            "{names:?}"
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use siamese_layers::{Device, Net};
 use siamese_net::NetSpec;
 use siamese_proto::Phase;
-use siamese_solver::format::{caffe_float, score_line};
+use siamese_report::log_lines::{caffe_float, score_line};
 
 /// Arguments of `siamese test`.
 #[derive(Debug, clap::Args)]

@@ -8,7 +8,7 @@ use anyhow::{Result, bail};
 use siamese_layers::{Device, Net};
 use siamese_net::NetSpec;
 use siamese_proto::Phase;
-use siamese_solver::format::caffe_float;
+use siamese_report::log_lines::caffe_float;
 
 /// Arguments of `siamese time`.
 #[derive(Debug, clap::Args)]
@@ -26,10 +26,13 @@ pub struct TimeArgs {
     pub device: Device,
 }
 
-/// Per-layer totals in seconds.
-struct LayerTimes {
+/// Seconds spent over all timed iterations: per layer, and per pass.
+struct Timings {
     forward: Vec<f64>,
     backward: Vec<f64>,
+    forward_total: f64,
+    backward_total: f64,
+    total: f64,
 }
 
 pub fn run(args: &TimeArgs) -> Result<()> {
@@ -46,7 +49,6 @@ fn time_net(args: &TimeArgs, threads: usize) -> Result<()> {
     let param = siamese_net::load_net(&args.model)?;
     let spec = NetSpec::build(&param, Phase::Train, args.model.parent())?;
     let mut net = Net::on_device(&spec, 0, args.device)?;
-    let names: Vec<String> = net.layer_names().iter().map(|n| n.to_string()).collect();
     match args.device {
         Device::Cpu => println!(
             "Testing for {} iterations on {threads} thread(s).",
@@ -61,15 +63,24 @@ fn time_net(args: &TimeArgs, threads: usize) -> Result<()> {
     net.backward();
     net.synchronize()?;
     println!("Initial loss: {}", caffe_float(initial));
+    let timings = time_layers(&mut net, args.iterations)?;
+    print_layer_table(&net, &timings, args.iterations);
+    print_totals(&net, &timings, args.iterations);
+    Ok(())
+}
 
-    let n = names.len();
-    let mut t = LayerTimes {
+/// Times `iterations` forward and backward passes, layer by layer (each waited for).
+fn time_layers(net: &mut Net, iterations: usize) -> Result<Timings> {
+    let n = net.layer_names().len();
+    let mut t = Timings {
         forward: vec![0.0; n],
         backward: vec![0.0; n],
+        forward_total: 0.0,
+        backward_total: 0.0,
+        total: 0.0,
     };
-    let (mut fwd_total, mut bwd_total) = (0.0f64, 0.0f64);
     let total = Instant::now();
-    for _ in 0..args.iterations {
+    for _ in 0..iterations {
         let fwd = Instant::now();
         for (i, slot) in t.forward.iter_mut().enumerate() {
             let s = Instant::now();
@@ -77,7 +88,7 @@ fn time_net(args: &TimeArgs, threads: usize) -> Result<()> {
             net.synchronize()?;
             *slot += s.elapsed().as_secs_f64();
         }
-        fwd_total += fwd.elapsed().as_secs_f64();
+        t.forward_total += fwd.elapsed().as_secs_f64();
         let bwd = Instant::now();
         for i in (0..n).rev() {
             let s = Instant::now();
@@ -85,13 +96,23 @@ fn time_net(args: &TimeArgs, threads: usize) -> Result<()> {
             net.synchronize()?;
             t.backward[i] += s.elapsed().as_secs_f64();
         }
-        bwd_total += bwd.elapsed().as_secs_f64();
+        t.backward_total += bwd.elapsed().as_secs_f64();
     }
-    let total_s = total.elapsed().as_secs_f64();
-    let iters = args.iterations as f64;
-    let ms = |s: f64| s / iters * 1e3;
+    t.total = total.elapsed().as_secs_f64();
+    Ok(t)
+}
 
-    let width = names.iter().map(String::len).max().unwrap_or(5).max(5);
+/// Milliseconds per iteration of `seconds` spent over `iterations`.
+fn ms_per_iter(seconds: f64, iterations: usize) -> f64 {
+    seconds / iterations as f64 * 1e3
+}
+
+/// `Average time per layer:` and one row per layer: forward and backward ms, forward GFLOP/s.
+fn print_layer_table(net: &Net, t: &Timings, iterations: usize) {
+    let names = net.layer_names();
+    let iters = iterations as f64;
+    let ms = |s: f64| ms_per_iter(s, iterations);
+    let width = names.iter().map(|n| n.len()).max().unwrap_or(5).max(5);
     println!("Average time per layer:");
     println!(
         "{:<width$}  {:>12}  {:>12}  {:>12}",
@@ -111,18 +132,21 @@ fn time_net(args: &TimeArgs, threads: usize) -> Result<()> {
             gflops
         );
     }
-    let flops = crate::net_stats::forward_flops(&net);
-    println!("Average Forward pass: {:.4} ms.", ms(fwd_total));
-    println!("Average Backward pass: {:.4} ms.", ms(bwd_total));
-    println!(
-        "Average Forward-Backward: {:.4} ms.",
-        ms(fwd_total + bwd_total)
-    );
-    println!("Total Time: {:.2} ms.", total_s * 1e3);
+}
+
+/// Caffe's closing lines (average passes, total time) and the net's GFLOP/s.
+fn print_totals(net: &Net, t: &Timings, iterations: usize) {
+    let iters = iterations as f64;
+    let ms = |s: f64| ms_per_iter(s, iterations);
+    let (fwd, bwd) = (t.forward_total, t.backward_total);
+    let flops = crate::net_stats::forward_flops(net);
+    println!("Average Forward pass: {:.4} ms.", ms(fwd));
+    println!("Average Backward pass: {:.4} ms.", ms(bwd));
+    println!("Average Forward-Backward: {:.4} ms.", ms(fwd + bwd));
+    println!("Total Time: {:.2} ms.", t.total * 1e3);
     println!(
         "Forward {:.2} GFLOP/s, forward-backward {:.2} GFLOP/s (backward counted as 2x forward FLOPs).",
-        flops * iters / fwd_total.max(1e-12) / 1e9,
-        3.0 * flops * iters / (fwd_total + bwd_total).max(1e-12) / 1e9
+        flops * iters / fwd.max(1e-12) / 1e9,
+        3.0 * flops * iters / (fwd + bwd).max(1e-12) / 1e9
     );
-    Ok(())
 }

@@ -6,9 +6,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use siamese_layers::Device;
-use siamese_solver::format::{caffe_float, iteration_line, lr_line, output_line};
+use siamese_report::TrainingLog;
+use siamese_report::log_lines::{caffe_float, iteration_line, lr_line, output_line};
+use siamese_solver::DeviceChoice;
 use siamese_solver::solver::{NetOutput, Solver, SolverEvent};
-use siamese_solver::{CsvLog, DeviceChoice};
 
 use crate::threads;
 
@@ -52,6 +53,20 @@ struct RunRecord {
 
 pub fn run(args: &TrainArgs) -> Result<()> {
     let threads = threads::configure(args.threads)?;
+    let mut solver = set_up(args, threads)?;
+    let start_iter = solver.iter();
+    let record = train(&mut solver, args.log_csv.as_deref())?;
+    if let Some(path) = &args.json_summary {
+        let summary = summary_json(&solver, &record, threads, solver.iter() - start_iter);
+        write_summary(path, &summary)?;
+    }
+    println!("Optimization Done.");
+    Ok(())
+}
+
+/// The solver for `args`, on its device, with the weights or snapshot to start from and the
+/// signal handlers installed; says each step like `caffe train`.
+fn set_up(args: &TrainArgs, threads: usize) -> Result<Solver> {
     let mut param = siamese_net::load_solver(&args.solver)?;
     if let Some(n) = args.iterations {
         if n < 0 {
@@ -93,14 +108,18 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         .control()
         .install_signal_handlers()
         .context("cannot install the SIGINT/SIGHUP handlers")?;
+    Ok(solver)
+}
+
+/// Solves, printing Caffe's log lines and writing the training log to `log_csv`; returns
+/// what the summary needs.
+fn train(solver: &mut Solver, log_csv: Option<&Path>) -> Result<RunRecord> {
     println!("Solving {}", solver.spec().name);
     println!("Learning Rate Policy: {}", solver.param().lr_policy());
-
-    let mut csv = args.log_csv.as_deref().map(CsvLog::create).transpose()?;
+    let mut csv = log_csv.map(TrainingLog::create).transpose()?;
     let mut record = RunRecord::default();
-    let start_iter = solver.iter();
     let started = Instant::now();
-    let mut printer = LinePrinter::new(solver.param().display(), start_iter);
+    let mut printer = LinePrinter::new(solver.param().display(), solver.iter());
     let mut csv_error = None;
     // The whole run on a pool thread: the layers' parallel work is then pushed to this
     // thread's own queue instead of handed over from a sleeping outside thread (~30 hand-offs
@@ -123,19 +142,14 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         return Err(e.into());
     }
     result?;
-    if let Some(path) = &args.json_summary {
-        let summary = summary_json(&solver, &record, threads, solver.iter() - start_iter);
-        write_summary(path, &summary)?;
-    }
-    println!("Optimization Done.");
-    Ok(())
+    Ok(record)
 }
 
 fn write_csv(
-    log: &mut CsvLog<std::io::BufWriter<std::fs::File>>,
+    log: &mut TrainingLog<std::io::BufWriter<std::fs::File>>,
     event: &SolverEvent,
     elapsed: f64,
-) -> Result<(), siamese_solver::SolverError> {
+) -> Result<(), siamese_report::ReportError> {
     match event {
         SolverEvent::Iteration {
             iter,

@@ -8,14 +8,14 @@ use crate::{LayerError, Net};
 
 /// Features of `len()` images, `dim` values each, row-major.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Embedding {
+pub struct ImageFeatures {
     /// Name of the output blob the features came from (`feat` for the siamese deploy net).
     pub output: String,
     pub dim: usize,
     pub values: Vec<f32>,
 }
 
-impl Embedding {
+impl ImageFeatures {
     pub fn len(&self) -> usize {
         self.values.len() / self.dim.max(1)
     }
@@ -56,7 +56,7 @@ pub fn embed_images(
     count: usize,
     scale: f32,
     max_batch: usize,
-) -> Result<Embedding, LayerError> {
+) -> Result<ImageFeatures, LayerError> {
     let input = net
         .input_names()
         .first()
@@ -84,7 +84,7 @@ pub fn embed_images(
     }
     let count = count.min(images.count);
     let batch_cap = declared_batch.clamp(1, max_batch.max(1));
-    let mut embedding = Embedding {
+    let mut embedding = ImageFeatures {
         output: String::new(),
         dim: 0,
         values: Vec::new(),

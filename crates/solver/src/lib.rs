@@ -2,19 +2,15 @@
 //! and resume; it emits events and prints nothing (front ends decide how to show them).
 
 pub mod control;
-pub mod csv_log;
 pub mod device;
 mod error;
-pub mod format;
 pub mod lr_policy;
-pub mod metrics;
 pub mod smoothing;
 pub mod snapshot;
 pub mod solver;
 pub mod update;
 
 pub use control::{SolverAction, SolverControl};
-pub use csv_log::{CsvLog, CsvRow, read_csv_log};
 pub use device::{DeviceChoice, DeviceDecision};
 pub use error::SolverError;
 pub use lr_policy::{LearningRate, LrPolicy};

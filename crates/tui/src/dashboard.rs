@@ -5,9 +5,11 @@ use std::time::{Duration, Instant};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use crate::cell_folder::LogRow;
-use crate::cell_trainer::{CellEvent, CellSummary};
-use crate::grid::Cell;
+use siamese_grid::cell_log::row_events;
+use siamese_grid::cell_progress::DigitScatter;
+use siamese_grid::cell_trainer::{CellEvent, CellSummary};
+use siamese_grid::cells::Cell;
+use siamese_report::{LabelledFeatures, LogRow};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Status {
@@ -35,15 +37,8 @@ pub struct CellView {
     pub train: Vec<(f64, f64)>,
     pub test: Vec<(f64, f64)>,
     /// The latest 2-D test embedding.
-    pub embedding: Option<Embedding>,
+    pub embedding: Option<DigitScatter>,
     pub summary: Option<CellSummary>,
-}
-
-/// A 2-D test embedding, `(x, y, digit)` per point, after `iter` iterations.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Embedding {
-    pub iter: u32,
-    pub points: Vec<(f32, f32, u8)>,
 }
 
 /// The panes Tab moves between.
@@ -170,7 +165,7 @@ impl Dashboard {
                 view.test.push((f64::from(iter), f64::from(loss)))
             }
             CellEvent::Embedding { iter, points, .. } => {
-                view.embedding = Some(Embedding { iter, points })
+                view.embedding = Some(DigitScatter { iter, points })
             }
             CellEvent::Snapshot { .. } | CellEvent::TempFilesRemoved { .. } => {}
             CellEvent::Finished { summary, .. } => {
@@ -195,25 +190,32 @@ impl Dashboard {
         }
     }
 
-    /// Fills a cell's curves from its log.csv rows (a cell finished or resumed from an
-    /// earlier run) and, when given, its embedding from features.csv (first two components).
+    /// Fills a cell's curves from its log.csv rows, up to `upto` iterations (a cell
+    /// finished or resumed from an earlier run) and, when given, its embedding from
+    /// features.csv (first two components).
     pub fn load_history(
         &mut self,
         cell: usize,
         rows: &[LogRow],
-        features: Option<Vec<(Vec<f32>, u8)>>,
+        upto: u32,
+        features: Option<LabelledFeatures>,
     ) {
         let Some(view) = self.views.get_mut(cell) else {
             return;
         };
-        let points = |phase: &str| {
-            rows.iter()
-                .filter(|r| r.phase == phase)
-                .map(|r| (f64::from(r.iter), f64::from(r.loss)))
-                .collect()
-        };
-        view.train = points("train");
-        view.test = points("test");
+        view.train.clear();
+        view.test.clear();
+        for event in rows.iter().flat_map(|r| row_events(cell, r)) {
+            match event {
+                CellEvent::Train { iter, loss, .. } if iter <= upto => {
+                    view.train.push((f64::from(iter), f64::from(loss)))
+                }
+                CellEvent::Test { iter, loss, .. } if iter <= upto => {
+                    view.test.push((f64::from(iter), f64::from(loss)))
+                }
+                _ => {}
+            }
+        }
         let features = features.unwrap_or_default();
         let points: Vec<(f32, f32, u8)> = features
             .iter()
@@ -221,7 +223,7 @@ impl Dashboard {
             .map(|(f, d)| (f[0], f[1], *d))
             .collect();
         if !points.is_empty() {
-            view.embedding = Some(Embedding {
+            view.embedding = Some(DigitScatter {
                 iter: view.iter,
                 points,
             });

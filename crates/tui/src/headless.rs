@@ -1,15 +1,71 @@
-//! `--headless`: runs the grid without a screen and prints one line per cell event (started,
-//! test result, finished, failed, skipped, stopped) for scripts, CI and ssh sessions.
+//! `--headless`: plain lines instead of the screen, for scripts, CI, ssh sessions and Slurm
+//! task logs: one line per cell event (started, test result, finished, failed, skipped,
+//! stopped) for a local grid run, a `run-cell` task and a `--watch`.
 
-use std::io::Write;
+use std::io::{self, Write};
+use std::path::Path;
 use std::sync::mpsc;
+use std::time::Instant;
 
 use anyhow::Context;
+use siamese_grid::cell_progress::{host_name, slurm_job, unix_now};
+use siamese_grid::cell_trainer::{CellEvent, CellTrainer, Control};
+use siamese_grid::cells::Cell;
+use siamese_grid::experiment::Experiment;
+use siamese_grid::follow::{POLL_INTERVAL, WatchFeed};
+use siamese_grid::run_cell::{CellTask, TaskUpdate, run_cell};
+use siamese_grid::runner::{GridReport, RunOptions, run_grid};
 
-use crate::cell_trainer::{CellEvent, CellTrainer, Control};
-use crate::experiment::Experiment;
-use crate::grid::Cell;
-use crate::runner::{GridReport, RunOptions, run_grid};
+/// The first line of a run: what runs, where, and on how many workers.
+pub fn start_line(experiment: &Experiment, cells: &[Cell], options: &RunOptions) -> String {
+    format!(
+        "{}: {} of {} iterations, {} × {} → {}",
+        experiment.name,
+        plural(cells.len(), "cell"),
+        experiment.iterations,
+        plural(options.workers, "worker"),
+        plural(options.threads, "thread"),
+        options.out.join(&experiment.name).display()
+    )
+}
+
+/// The last line of a run: what happened and where the summary is.
+pub fn end_line(report: &GridReport) -> String {
+    format!(
+        "done: {} finished, {} skipped (finished earlier), {} failed, {} stopped; summary in {}",
+        report.finished,
+        report.skipped,
+        report.failed,
+        report.stopped,
+        report.summary.display()
+    )
+}
+
+/// The first line of a `run-cell` task: which cell, how, on which host (and Slurm job).
+pub fn task_line(task: &CellTask<'_>) -> String {
+    let job = slurm_job()
+        .map(|j| format!(" (Slurm job {j})"))
+        .unwrap_or_default();
+    format!(
+        "{}: cell {} of {} ({}), {} iterations, {} on {}{job} → {}",
+        task.experiment.name,
+        task.cell.index,
+        task.cells.len(),
+        task.cell.id,
+        task.experiment.iterations,
+        plural(task.threads, "thread"),
+        host_name(),
+        task.dir().display()
+    )
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
 
 /// The line printed for `event`, or `None` for events too frequent to print (training
 /// iterations, embeddings, snapshots).
@@ -80,7 +136,7 @@ pub fn run_headless(
     control: &Control,
     out: &mut dyn Write,
 ) -> anyhow::Result<GridReport> {
-    writeln!(out, "{}", crate::start_line(experiment, cells, options))?;
+    writeln!(out, "{}", start_line(experiment, cells, options))?;
     writeln!(out, "{}", experiment.data.note)?;
     let (tx, rx) = mpsc::channel();
     let report = std::thread::scope(|scope| -> anyhow::Result<GridReport> {
@@ -96,6 +152,59 @@ pub fn run_headless(
             .map_err(|_| anyhow::anyhow!("the grid runner panicked"))?;
         report.context("grid runner")
     })?;
-    writeln!(out, "{}", crate::end_line(&report))?;
+    writeln!(out, "{}", end_line(&report))?;
     Ok(report)
+}
+
+/// `run-cell`: trains the task's cell, writing its first line, one line per event and a
+/// closing line to `out`, like `--headless`.
+pub fn run_cell_headless(
+    task: &CellTask<'_>,
+    trainer: &dyn CellTrainer,
+    control: &Control,
+    out: &mut dyn Write,
+) -> anyhow::Result<GridReport> {
+    writeln!(out, "{}", task_line(task))?;
+    writeln!(out, "{}", task.experiment.data.note)?;
+    let mut written: io::Result<()> = Ok(());
+    let report = run_cell(task, trainer, control, &mut |update| {
+        let line = match update {
+            TaskUpdate::Event(event) => event_line(task.cells, event),
+            TaskUpdate::ProgressNotWritten { dir, error } => Some(format!(
+                "warning: {}: progress files not written: {error}",
+                dir.display()
+            )),
+        };
+        if let (Some(line), Ok(())) = (line, &written) {
+            written = writeln!(out, "{line}").and_then(|()| out.flush());
+        }
+    })
+    .context("grid runner")?;
+    written?;
+    writeln!(out, "{}", end_line(&report))?;
+    Ok(report)
+}
+
+/// `--watch` without a screen: one line per cell event until every cell is finished or
+/// failed; returns whether they all finished.
+pub fn watch_headless(grid_dir: &Path, out: &mut dyn Write) -> anyhow::Result<bool> {
+    let mut feed = WatchFeed::open(grid_dir)?;
+    writeln!(
+        out,
+        "{}: {}",
+        feed.experiment(),
+        crate::watch::watch_note(grid_dir)
+    )?;
+    loop {
+        for (event, _) in feed.poll(Instant::now(), unix_now()) {
+            if let Some(line) = event_line(feed.cells(), &event) {
+                writeln!(out, "{line}")?;
+            }
+        }
+        out.flush()?;
+        if feed.all_over() {
+            return Ok(feed.all_done());
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
 }

@@ -12,12 +12,16 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use siamese_tui::cell_trainer::Control;
-use siamese_tui::experiment::Experiment;
-use siamese_tui::grid::Cell;
-use siamese_tui::runner::RunOptions;
-use siamese_tui::slurm::ArrayJob;
-use siamese_tui::{headless, run_cell, slurm, summary, terminal, train, watch};
+use siamese_grid::cell_trainer::Control;
+use siamese_grid::cells::Cell;
+use siamese_grid::experiment::Experiment;
+use siamese_grid::manifest::GridManifest;
+use siamese_grid::run_cell::CellTask;
+use siamese_grid::runner::RunOptions;
+use siamese_grid::slurm::ArrayJob;
+use siamese_grid::train::SolverTrainer;
+use siamese_grid::{run_cell, slurm, summary, train};
+use siamese_tui::{headless, terminal, watch};
 
 /// Run a grid of siamese training runs and watch them learn.
 #[derive(Parser, Debug)]
@@ -145,7 +149,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(t) = args.threads {
         options.threads = t as usize;
     }
-    let trainer = train::trainer()?;
+    let trainer = SolverTrainer::new();
     let control = Arc::new(Control::new());
     let headless = args.headless || !std::io::stdout().is_terminal();
     let report = if headless {
@@ -155,14 +159,13 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             &experiment,
             &cells,
             &options,
-            trainer.as_ref(),
+            &trainer,
             &control,
             &mut stdout,
         )?
     } else {
-        let report =
-            terminal::run_screen(&experiment, &cells, &options, trainer.as_ref(), &control)?;
-        println!("{}", siamese_tui::end_line(&report));
+        let report = terminal::run_screen(&experiment, &cells, &options, &trainer, &control)?;
+        println!("{}", headless::end_line(&report));
         report
     };
     Ok(if report.failed > 0 {
@@ -194,31 +197,19 @@ fn exit_code(ok: bool) -> ExitCode {
 fn run_one_cell(args: RunCellArgs) -> anyhow::Result<ExitCode> {
     let (experiment, cells) = load(&args.experiment, args.iterations)?;
     let cell = run_cell::find_cell(&cells, &args.cell, &args.experiment)?;
-    let trainer = match train::trainer() {
-        Ok(trainer) => trainer,
-        Err(e) => {
-            let error = format!("{e:#}");
-            run_cell::record_failure(&experiment, &cells, cell, &args.out, &error)
-                .context("writing the cell's status.toml")?;
-            return Err(e);
-        }
+    let task = CellTask {
+        experiment: &experiment,
+        cells: &cells,
+        cell,
+        out: &args.out,
+        threads: args
+            .threads
+            .map_or_else(run_cell::default_threads, |n| n as usize),
     };
     let control = Arc::new(Control::new());
     stop_on_ctrl_c(Arc::clone(&control))?;
-    let threads = args
-        .threads
-        .map_or_else(run_cell::default_threads, |n| n as usize);
     let mut stdout = std::io::stdout().lock();
-    let report = run_cell::run_cell(
-        &experiment,
-        &cells,
-        cell,
-        &args.out,
-        threads,
-        trainer.as_ref(),
-        &control,
-        &mut stdout,
-    )?;
+    let report = headless::run_cell_headless(&task, &SolverTrainer::new(), &control, &mut stdout)?;
     Ok(exit_code(report.finished + report.skipped == 1))
 }
 
@@ -243,11 +234,34 @@ fn write_array_job(args: SlurmArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let job = ArrayJob {
+    let job = array_job(&args, &experiment, cells.len(), out, pending)?;
+    let script = job.write()?;
+    GridManifest::new(&experiment, &cells)
+        .write(&grid_dir)
+        .with_context(|| format!("{}: writing grid.toml", grid_dir.display()))?;
+    println!(
+        "wrote {} ({} of {} cells)",
+        script.display(),
+        job.cells.len(),
+        cells.len()
+    );
+    submit_or_say_how(&job, &script, args.submit)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The job array for the `pending` cells of a grid of `grid_cells`, as `args` ask.
+fn array_job(
+    args: &SlurmArgs,
+    experiment: &Experiment,
+    grid_cells: usize,
+    out: PathBuf,
+    pending: Vec<usize>,
+) -> anyhow::Result<ArrayJob> {
+    Ok(ArrayJob {
         experiment_name: experiment.name.clone(),
         max_parallel: args.max_parallel.map_or(pending.len(), |n| n as usize),
         cells: pending,
-        grid_cells: cells.len(),
+        grid_cells,
         exe: std::env::current_exe()
             .and_then(|p| p.canonicalize())
             .context("finding the siamese-tui binary")?,
@@ -258,23 +272,18 @@ fn write_array_job(args: SlurmArgs) -> anyhow::Result<ExitCode> {
         out,
         workdir: std::env::current_dir().context("reading the current folder")?,
         iterations: args.iterations,
-        partition: args.partition,
-        time: args.time,
+        partition: args.partition.clone(),
+        time: args.time.clone(),
         cpus_per_task: args.cpus_per_task,
         gpus_per_task: args.gpus_per_task,
-    };
-    let script = job.write()?;
-    siamese_tui::manifest::GridManifest::new(&experiment, &cells)
-        .write(&grid_dir)
-        .with_context(|| format!("{}: writing grid.toml", grid_dir.display()))?;
-    println!(
-        "wrote {} ({} of {} cells)",
-        script.display(),
-        job.cells.len(),
-        cells.len()
-    );
-    if args.submit {
-        let id = slurm::submit(&script)?;
+    })
+}
+
+/// Submits the script (`submit`) or says how to; either way, says how to watch the job.
+fn submit_or_say_how(job: &ArrayJob, script: &Path, submit: bool) -> anyhow::Result<()> {
+    let grid_dir = job.grid_dir();
+    if submit {
+        let id = slurm::submit(script)?;
         println!(
             "submitted job array {id}; task logs in {}",
             grid_dir.join(slurm::SLURM_DIR).display()
@@ -287,14 +296,14 @@ fn write_array_job(args: SlurmArgs) -> anyhow::Result<ExitCode> {
         job.exe.display(),
         grid_dir.display()
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// `--watch`: the screen (or, headless, lines until every cell is finished or failed).
 fn watch_grid(grid_dir: &Path, headless: bool) -> anyhow::Result<ExitCode> {
     if headless || !std::io::stdout().is_terminal() {
         let mut stdout = std::io::stdout().lock();
-        return Ok(exit_code(watch::watch_headless(grid_dir, &mut stdout)?));
+        return Ok(exit_code(headless::watch_headless(grid_dir, &mut stdout)?));
     }
     watch::watch_screen(grid_dir)?;
     Ok(ExitCode::SUCCESS)

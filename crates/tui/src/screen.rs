@@ -165,14 +165,14 @@ fn draw_table(frame: &mut Frame, area: Rect, dash: &Dashboard, block: Block) {
         cells.extend(cell.values.iter().map(|(_, v)| Span::from(v.clone())));
         cells.push(status_span(view, dash.paused));
         cells.push(Span::from(progress(view)));
-        let from_summary = |f: fn(&crate::cell_trainer::CellSummary) -> f64| {
+        let from_summary = |f: fn(&siamese_grid::cell_trainer::CellSummary) -> f64| {
             view.summary.as_ref().map(f).filter(|l| l.is_finite())
         };
         let train = last(&view.train).or_else(|| from_summary(|s| s.train_loss));
         let test = last(&view.test).or_else(|| from_summary(|s| s.test_loss));
         cells.push(Span::from(train.map_or("–".into(), loss_text)));
         cells.push(Span::from(test.map_or("–".into(), loss_text)));
-        let acc = |f: fn(&crate::cell_trainer::CellSummary) -> f64| {
+        let acc = |f: fn(&siamese_grid::cell_trainer::CellSummary) -> f64| {
             view.summary
                 .as_ref()
                 .map_or("–".into(), |s| format!("{:.3}", f(s)))
@@ -277,7 +277,12 @@ fn chart_title(dash: &Dashboard) -> String {
     }
 }
 
-fn draw_chart(frame: &mut Frame, area: Rect, dash: &Dashboard, block: Block) {
+/// A chart line: legend name, colour, points (iteration, loss on the chart's scale).
+type Series = (String, Color, Vec<(f64, f64)>);
+
+/// The lines the chart shows: every cell's training loss (overlay) or the selected cell's
+/// training and test losses, on the chart's scale (finite losses only; positive when log).
+fn chart_series(dash: &Dashboard) -> Vec<Series> {
     let y = |points: &[(f64, f64)]| -> Vec<(f64, f64)> {
         points
             .iter()
@@ -285,9 +290,7 @@ fn draw_chart(frame: &mut Frame, area: Rect, dash: &Dashboard, block: Block) {
             .map(|&(i, l)| (i, if dash.log_scale { l.log10() } else { l }))
             .collect()
     };
-    // (legend name, colour, points)
-    type Series = (String, Color, Vec<(f64, f64)>);
-    let series: Vec<Series> = if dash.overlay {
+    if dash.overlay {
         dash.cells
             .iter()
             .zip(&dash.views)
@@ -306,21 +309,32 @@ fn draw_chart(frame: &mut Frame, area: Rect, dash: &Dashboard, block: Block) {
             ("train".into(), Color::Cyan, y(&view.train)),
             ("test".into(), Color::Yellow, y(&view.test)),
         ]
-    };
+    }
+}
+
+/// The loss axis: the range of every point (widened around a single value); `None`
+/// without points.
+fn loss_bounds(series: &[Series]) -> Option<(f64, f64)> {
     let all = series.iter().flat_map(|s| s.2.iter());
     let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
         (lo.min(p.1), hi.max(p.1))
     });
     if lo > hi {
+        None
+    } else if hi - lo < 1e-9 {
+        Some((lo - 0.5, hi + 0.5))
+    } else {
+        Some((lo, hi))
+    }
+}
+
+fn draw_chart(frame: &mut Frame, area: Rect, dash: &Dashboard, block: Block) {
+    let series = chart_series(dash);
+    let Some((lo, hi)) = loss_bounds(&series) else {
         let inner = block.inner(area);
         frame.render_widget(block, area);
         frame.render_widget(Paragraph::new("no losses yet").dark_gray(), inner);
         return;
-    }
-    let (lo, hi) = if hi - lo < 1e-9 {
-        (lo - 0.5, hi + 0.5)
-    } else {
-        (lo, hi)
     };
     let total = dash.views.iter().map(|v| v.total).max().unwrap_or(1).max(1);
     let label = |v: f64| {

@@ -14,12 +14,14 @@ use crossterm::terminal::{
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 
-use crate::cell_folder::{CellFolder, LogRow};
-use crate::cell_trainer::{CellEvent, CellTrainer, Control};
+use siamese_grid::cell_folder::CellFolder;
+use siamese_grid::cell_trainer::{CellEvent, CellTrainer, Control};
+use siamese_grid::cells::Cell;
+use siamese_grid::experiment::Experiment;
+use siamese_grid::runner::{GridReport, RunOptions, run_grid};
+use siamese_report::{LabelledFeatures, LogRow};
+
 use crate::dashboard::{Action, Dashboard};
-use crate::experiment::Experiment;
-use crate::grid::Cell;
-use crate::runner::{GridReport, RunOptions, run_grid};
 
 /// Shortest time between two frames (10 frames a second at most).
 pub const FRAME_INTERVAL: Duration = Duration::from_millis(100);
@@ -91,7 +93,7 @@ pub fn run_screen(
     let note = format!(
         "{} · {}",
         experiment.data.note,
-        crate::start_line(experiment, cells, options)
+        crate::headless::start_line(experiment, cells, options)
     );
     let dash = Dashboard::new(
         experiment.name.clone(),
@@ -165,10 +167,21 @@ fn history_of(event: &CellEvent, dash: &Dashboard, grid_dir: &Path) -> Option<Hi
     } else {
         None
     };
-    Some((cell, folder.read_log(upto), features))
+    Some(HistoryFromDisk {
+        cell,
+        rows: folder.read_log(),
+        upto,
+        features,
+    })
 }
 
-type HistoryFromDisk = (usize, Vec<LogRow>, Option<Vec<(Vec<f32>, u8)>>);
+/// A cell's log rows (up to `upto` iterations) and features, read from its folder.
+struct HistoryFromDisk {
+    cell: usize,
+    rows: Vec<LogRow>,
+    upto: u32,
+    features: Option<LabelledFeatures>,
+}
 
 /// The render thread: events in, keys in, frames out at most every [`FRAME_INTERVAL`].
 fn render_loop(
@@ -186,8 +199,8 @@ fn render_loop(
                 Ok(event) => {
                     let history = history_of(&event, &dash, grid_dir);
                     dash.apply(event, Instant::now());
-                    if let Some((cell, rows, features)) = history {
-                        dash.load_history(cell, &rows, features);
+                    if let Some(h) = history {
+                        dash.load_history(h.cell, &h.rows, h.upto, h.features);
                     }
                     dirty = true;
                 }

@@ -1,6 +1,7 @@
 //! What the user sees: a fixed dashboard state rendered into ratatui's TestBackend and
 //! compared with reviewed text snapshots (grid table, charts, scatter, popups, small screens).
 
+#[path = "../../grid/tests/support/mod.rs"]
 mod support;
 
 use std::time::{Duration, Instant};
@@ -8,11 +9,11 @@ use std::time::{Duration, Instant};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use siamese_tui::cell_folder::LogRow;
-use siamese_tui::cell_trainer::{CellEvent, CellSummary};
+use siamese_grid::cell_trainer::{CellEvent, CellSummary};
+use siamese_grid::cells::Cell;
+use siamese_grid::experiment::Experiment;
+use siamese_report::LogRow;
 use siamese_tui::dashboard::{Action, Dashboard};
-use siamese_tui::experiment::Experiment;
-use siamese_tui::grid::Cell;
 use siamese_tui::screen::draw;
 
 /// A four-cell margin sweep: one finished, one running (with losses and an embedding), one
@@ -37,17 +38,18 @@ fn dashboard() -> Dashboard {
         wall_seconds: 74.2,
     };
     dash.apply(CellEvent::Skipped { cell: 0, summary }, t0);
-    // Its curves and embedding come from its folder (log.csv, features.csv).
+    // Its curves and embedding come from its folder (log.csv, features.csv): the loss of
+    // the n-th iteration is in row n - 1 (Caffe's iteration number).
     let rows: Vec<LogRow> = (1..=1000u32)
         .map(|iter| LogRow {
-            iter,
-            phase: "train".into(),
+            iter: iter as i32 - 1,
             lr: Some(0.01),
-            loss: 0.12 / (1.0 + iter as f32 / 60.0),
-            seconds: 0.0,
+            train_loss: Some(0.12 / (1.0 + iter as f32 / 60.0)),
+            test_loss: None,
+            elapsed_s: 0.0,
         })
         .collect();
-    dash.load_history(0, &rows, Some(support::clusters(200, 0.3)));
+    dash.load_history(0, &rows, 1000, Some(support::clusters(200, 0.3)));
     dash.apply(
         CellEvent::Started {
             cell: 1,

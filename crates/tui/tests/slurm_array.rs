@@ -1,175 +1,18 @@
-//! Grids as Slurm job arrays without a cluster: `run-cell` tasks running side by side with the
-//! scripted trainer, the sbatch script `slurm` writes (snapshot), and `--submit` through a
-//! stand-in sbatch (and without one).
+//! Grids as Slurm job arrays without a cluster, through the binary: the sbatch script `slurm`
+//! writes (snapshot), and `--submit` through a stand-in sbatch (and without one). The tasks
+//! themselves (`run-cell`) are tested in siamese-grid (`tests/run_cell_tasks.rs`).
 
+#[path = "../../grid/tests/support/mod.rs"]
 mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use siamese_tui::cell_folder::CellFolder;
-use siamese_tui::cell_progress::{CellStatus, RunState, read_embedding};
-use siamese_tui::cell_trainer::Control;
-use siamese_tui::experiment::Experiment;
-use siamese_tui::grid::Cell;
-use siamese_tui::run_cell::{record_failure, run_cell};
-use support::{ScriptedTrainer, TEST_POINTS};
+use siamese_grid::cell_folder::CellFolder;
+use siamese_grid::cell_trainer::CellSummary;
 
 const TINY: &str = "name = \"tiny\"\niterations = 12\ntest_interval = 4\nsnapshot_interval = 5\n[grid]\nmargin = [1, 2, 4]\n";
-
-fn tiny(dir: &Path) -> (Experiment, Vec<Cell>) {
-    let experiment = Experiment::load(&support::experiment_file(dir, "tiny", TINY)).unwrap();
-    let cells = Cell::expand(&experiment);
-    (experiment, cells)
-}
-
-fn summary_cells(grid: &Path) -> Vec<String> {
-    csv::Reader::from_path(grid.join("summary.csv"))
-        .unwrap()
-        .records()
-        .map(|r| r.unwrap()[0].to_string())
-        .collect()
-}
-
-fn status(dir: &Path) -> CellStatus {
-    CellStatus::read(dir).expect("status.toml").unwrap()
-}
-
-#[test]
-fn run_cell_tasks_side_by_side_write_every_file_and_one_summary() {
-    let dir = tempfile::tempdir().unwrap();
-    let (experiment, cells) = tiny(dir.path());
-    let out = dir.path().join("runs");
-    let trainer = ScriptedTrainer::default();
-    // Three array tasks at once, each a run-cell of its own cell.
-    let lines: Vec<String> = std::thread::scope(|scope| {
-        let tasks: Vec<_> = cells
-            .iter()
-            .map(|cell| {
-                let (experiment, cells, out, trainer) = (&experiment, &cells, &out, &trainer);
-                scope.spawn(move || {
-                    let mut lines = Vec::new();
-                    let report = run_cell(
-                        experiment,
-                        cells,
-                        cell,
-                        out,
-                        1,
-                        trainer,
-                        &Control::new(),
-                        &mut lines,
-                    )
-                    .unwrap();
-                    assert_eq!((report.finished, report.failed), (1, 0));
-                    String::from_utf8(lines).unwrap()
-                })
-            })
-            .collect();
-        tasks.into_iter().map(|t| t.join().unwrap()).collect()
-    });
-    let grid = out.join("tiny");
-    assert_eq!(
-        summary_cells(&grid),
-        ["000-margin_1", "001-margin_2", "002-margin_4"]
-    );
-    for cell in &cells {
-        let folder = grid.join(&cell.id);
-        for file in ["params.toml", "log.csv", "features.csv", "done.toml"] {
-            assert!(folder.join(file).is_file(), "{}/{file}", cell.id);
-        }
-        let status = status(&folder);
-        assert_eq!(
-            (status.state, status.iter, status.total),
-            (RunState::Done, 12, 12)
-        );
-        let embedding = read_embedding(&folder).unwrap();
-        assert_eq!((embedding.iter, embedding.points.len()), (12, TEST_POINTS));
-    }
-    let first = &lines[0];
-    assert!(
-        first.starts_with("tiny: cell 0 of 3 (000-margin_1), 12 iterations, 1 thread on "),
-        "{first}"
-    );
-    assert!(
-        first.contains("[000-margin_1] test at iteration 4: loss "),
-        "{first}"
-    );
-    assert!(first.contains("[000-margin_1] finished in "), "{first}");
-    assert!(first.trim_end().ends_with(&format!(
-        "summary in {}",
-        grid.join("summary.csv").display()
-    )));
-
-    // A task run again for a finished cell skips it.
-    let mut again = Vec::new();
-    let report = run_cell(
-        &experiment,
-        &cells,
-        &cells[1],
-        &out,
-        1,
-        &trainer,
-        &Control::new(),
-        &mut again,
-    )
-    .unwrap();
-    assert_eq!((report.skipped, report.finished), (1, 0));
-    assert_eq!(trainer.calls().len(), 3);
-}
-
-#[test]
-fn a_failing_cell_says_why_in_its_status_and_is_left_out_of_the_summary() {
-    let dir = tempfile::tempdir().unwrap();
-    let (experiment, cells) = tiny(dir.path());
-    let out = dir.path().join("runs");
-    let trainer = ScriptedTrainer {
-        fail_cell: Some(2),
-        ..Default::default()
-    };
-    let mut lines = Vec::new();
-    for cell in [&cells[0], &cells[2]] {
-        run_cell(
-            &experiment,
-            &cells,
-            cell,
-            &out,
-            1,
-            &trainer,
-            &Control::new(),
-            &mut lines,
-        )
-        .unwrap();
-    }
-    let grid = out.join("tiny");
-    let failed = status(&grid.join(&cells[2].id));
-    assert_eq!(failed.state, RunState::Failed);
-    assert_eq!(
-        failed.error.as_deref(),
-        Some("scripted failure: loss is NaN")
-    );
-    assert_eq!(failed.iter, 1);
-    assert_eq!(summary_cells(&grid), ["000-margin_1"]);
-
-    // No engine at all: the task records why before anything runs.
-    record_failure(
-        &experiment,
-        &cells,
-        &cells[1],
-        &out,
-        "training engine not built yet",
-    )
-    .unwrap();
-    let failed = status(&grid.join(&cells[1].id));
-    assert_eq!(failed.state, RunState::Failed);
-    assert_eq!(
-        failed.error.as_deref(),
-        Some("training engine not built yet")
-    );
-    assert!(grid.join("grid.toml").is_file());
-}
-
-// ---- the `slurm` command, through the binary ----
 
 const BIN: &str = env!("CARGO_BIN_EXE_siamese-tui");
 
@@ -216,7 +59,7 @@ fn four_cells(dir: &Path) -> PathBuf {
     let file = support::experiment_file(dir, "tiny", &body);
     let done = CellFolder::new(dir.join("runs/tiny/001-margin_2"));
     fs::create_dir_all(&done.dir).unwrap();
-    done.write_done(&siamese_tui::cell_trainer::CellSummary {
+    done.write_done(&CellSummary {
         iterations: 12,
         train_loss: 0.1,
         test_loss: 0.1,

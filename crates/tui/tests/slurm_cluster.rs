@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use siamese_grid::cell_progress::{CellStatus, RunState};
 use siamese_testkit::repo;
-use siamese_tui::cell_progress::{CellStatus, RunState};
 
 const BIN: &str = env!("CARGO_BIN_EXE_siamese-tui");
 const EXPERIMENT: &str = "name = \"cluster_tiny\"\niterations = 20\ntest_interval = 10\nsnapshot_interval = 10\n[grid]\nmargin = [0.5, 1, 2]\n";

@@ -1,6 +1,7 @@
 //! `--watch`: a grid folder built here as Slurm tasks leave it (finished, running, failed,
 //! silent, queued cells) is polled by `WatchFeed`, and the screen it feeds is snapshot-tested.
 
+#[path = "../../grid/tests/support/mod.rs"]
 mod support;
 
 use std::fs;
@@ -11,46 +12,56 @@ use std::time::{Duration, Instant};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use siamese_tui::cell_folder::{CellFolder, LogRow};
-use siamese_tui::cell_progress::{CellStatus, RunState, write_embedding};
-use siamese_tui::cell_trainer::CellSummary;
+use siamese_grid::cell_folder::CellFolder;
+use siamese_grid::cell_log::{CellLog, KeptLog};
+use siamese_grid::cell_progress::{CellStatus, RunState, write_embedding};
+use siamese_grid::cell_trainer::{CellEvent, CellSummary};
+use siamese_grid::cells::Cell;
+use siamese_grid::experiment::Experiment;
+use siamese_grid::follow::WatchFeed;
+use siamese_grid::manifest::GridManifest;
 use siamese_tui::dashboard::{Dashboard, Status};
-use siamese_tui::experiment::Experiment;
-use siamese_tui::grid::Cell;
-use siamese_tui::manifest::GridManifest;
 use siamese_tui::screen::draw;
-use siamese_tui::watch::{WatchFeed, watch_note};
+use siamese_tui::watch::watch_note;
 
 /// The watcher's clock, in Unix seconds.
 const WALL: u64 = 1_800_000_000;
 
-fn train_rows(upto: u32) -> Vec<LogRow> {
-    let mut rows = Vec::new();
+/// A cell's training events up to `upto` iterations (10 a second, tested every 250), with
+/// the training time of each.
+fn train_events(upto: u32) -> Vec<(CellEvent, f64)> {
+    let mut events = Vec::new();
     for iter in 1..=upto {
-        rows.push(LogRow {
+        let seconds = f64::from(iter) / 10.0;
+        let train = CellEvent::Train {
+            cell: 0,
             iter,
-            phase: "train".into(),
-            lr: Some(0.01),
+            lr: 0.01,
             loss: 0.25 / (1.0 + iter as f32 / 40.0),
-            seconds: f64::from(iter) / 10.0,
-        });
+        };
+        events.push((train, seconds));
         if iter % 250 == 0 {
-            rows.push(LogRow {
+            let test = CellEvent::Test {
+                cell: 0,
                 iter,
-                phase: "test".into(),
-                lr: None,
                 loss: 0.27 / (1.0 + iter as f32 / 40.0),
-                seconds: f64::from(iter) / 10.0,
-            });
+                outputs: Vec::new(),
+            };
+            events.push((test, seconds));
         }
     }
-    rows
+    events
 }
 
-fn folder(grid: &Path, cell: &Cell, rows: &[LogRow]) -> CellFolder {
+/// A cell folder whose log.csv holds `events`, written as the runner writes it.
+fn folder(grid: &Path, cell: &Cell, events: &[(CellEvent, f64)]) -> CellFolder {
     let folder = CellFolder::new(grid.join(&cell.id));
     fs::create_dir_all(&folder.dir).unwrap();
-    folder.start_log(rows).unwrap();
+    let mut log = CellLog::start(&folder.dir, &KeptLog::default()).unwrap();
+    for (event, seconds) in events {
+        log.record(event, *seconds);
+    }
+    log.finish().unwrap();
     folder
 }
 
@@ -84,7 +95,7 @@ fn grid_folder(grid: &Path) -> Vec<Cell> {
     let cells = Cell::expand(&experiment);
     GridManifest::new(&experiment, &cells).write(grid).unwrap();
 
-    let done = folder(grid, &cells[0], &train_rows(1000));
+    let done = folder(grid, &cells[0], &train_events(1000));
     done.write_features(&support::clusters(200, 0.3)).unwrap();
     done.write_done(&CellSummary {
         iterations: 1000,
@@ -102,7 +113,7 @@ fn grid_folder(grid: &Path) -> Vec<Cell> {
         &status(RunState::Done, 1000, WALL - 3000, None),
     );
 
-    let running = folder(grid, &cells[1], &train_rows(600));
+    let running = folder(grid, &cells[1], &train_events(600));
     let points: Vec<(f32, f32, u8)> = support::clusters(300, 1.2)
         .into_iter()
         .map(|(f, d)| (f[0], f[1], d))
@@ -114,7 +125,7 @@ fn grid_folder(grid: &Path) -> Vec<Cell> {
         &status(RunState::Running, 600, WALL - 4, None),
     );
 
-    folder(grid, &cells[2], &train_rows(212));
+    folder(grid, &cells[2], &train_events(212));
     let nan = "loss is NaN at iteration 212 (base_lr too high?)";
     put_status(
         grid,
@@ -122,7 +133,7 @@ fn grid_folder(grid: &Path) -> Vec<Cell> {
         &status(RunState::Failed, 212, WALL - 900, Some(nan)),
     );
 
-    folder(grid, &cells[3], &train_rows(90));
+    folder(grid, &cells[3], &train_events(90));
     put_status(
         grid,
         &cells[3],
@@ -203,13 +214,15 @@ fn later_polls_bring_new_rows_and_the_end_of_a_cell() {
         "nothing changed, nothing sent"
     );
 
-    // Cell 001 logs 100 more iterations (the last line still half written), then finishes.
+    // Cell 001 logs 100 more iterations (rows 600 to 699; the last line still half
+    // written), then finishes.
     let log = grid.join(&cells[1].id).join("log.csv");
     let mut file = fs::OpenOptions::new().append(true).open(&log).unwrap();
     for iter in 601..=700 {
-        writeln!(file, "{iter},train,0.01,0.01,{}", f64::from(iter) / 10.0).unwrap();
+        let row = iter - 1;
+        writeln!(file, "{row},0.01,0.01,,{:.3}", f64::from(iter) / 10.0).unwrap();
     }
-    write!(file, "701,train,0.01,0.01,").unwrap();
+    write!(file, "700,0.01,0.01,").unwrap();
     watched(
         &mut feed,
         &mut dash,
@@ -269,7 +282,7 @@ fn later_polls_bring_new_rows_and_the_end_of_a_cell() {
 #[test]
 fn a_folder_without_grid_toml_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let error = WatchFeed::open(dir.path()).unwrap_err();
+    let error = WatchFeed::open(dir.path()).unwrap_err().to_string();
     assert_eq!(
         error,
         format!(

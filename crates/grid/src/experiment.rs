@@ -268,28 +268,7 @@ impl Checker<'_> {
     }
 
     fn build(&self, raw: ExperimentFile) -> Result<Experiment, ExperimentError> {
-        let name = match raw.name {
-            Some(n) => {
-                let valid = !n.get_ref().is_empty()
-                    && n.get_ref()
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-                    && !n.get_ref().starts_with('.');
-                if !valid {
-                    let msg = format!(
-                        "name `{}`: use letters, digits, `.`, `_` and `-` (it names a folder)",
-                        n.get_ref()
-                    );
-                    return Err(self.error(Some(n.span()), msg));
-                }
-                n.into_inner()
-            }
-            None => self
-                .file
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-        };
+        let name = self.name(raw.name)?;
         let solver = self.existing_file("solver", raw.solver, DEFAULT_SOLVER)?;
         let net = self.existing_file("net", raw.net, DEFAULT_NET)?;
         let data = self.data_source(raw.data)?;
@@ -306,17 +285,7 @@ impl Checker<'_> {
             Some(k) => k.into_inner(),
             None => 5,
         };
-        let device = match raw.device {
-            Some(d) if raw.grid.device.is_some() => {
-                let msg = "`device` is set here and as a [grid] axis: keep one";
-                return Err(self.error(Some(d.span()), msg));
-            }
-            Some(d) => match d.get_ref().parse::<Device>() {
-                Ok(device) => Some(device),
-                Err(_) => return Err(self.error(Some(d.span()), device_expected(d.get_ref()))),
-            },
-            None => None,
-        };
+        let device = self.device(raw.device, raw.grid.device.is_some())?;
         let grid = self.grid(raw.grid)?;
         Ok(Experiment {
             name,
@@ -331,6 +300,49 @@ impl Checker<'_> {
             device,
             grid,
         })
+    }
+
+    /// The experiment's name: the file's, else the file's stem. It names a folder.
+    fn name(&self, given: Option<Spanned<String>>) -> Result<String, ExperimentError> {
+        let Some(n) = given else {
+            return Ok(self
+                .file
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default());
+        };
+        let valid = !n.get_ref().is_empty()
+            && n.get_ref()
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            && !n.get_ref().starts_with('.');
+        if !valid {
+            let msg = format!(
+                "name `{}`: use letters, digits, `.`, `_` and `-` (it names a folder)",
+                n.get_ref()
+            );
+            return Err(self.error(Some(n.span()), msg));
+        }
+        Ok(n.into_inner())
+    }
+
+    /// The top-level `device` (only when the grid has no `device` axis).
+    fn device(
+        &self,
+        given: Option<Spanned<String>>,
+        on_grid: bool,
+    ) -> Result<Option<Device>, ExperimentError> {
+        match given {
+            Some(d) if on_grid => {
+                let msg = "`device` is set here and as a [grid] axis: keep one";
+                Err(self.error(Some(d.span()), msg))
+            }
+            Some(d) => match d.get_ref().parse::<Device>() {
+                Ok(device) => Ok(Some(device)),
+                Err(_) => Err(self.error(Some(d.span()), device_expected(d.get_ref()))),
+            },
+            None => Ok(None),
+        }
     }
 
     fn positive(&self, key: &str, value: Spanned<u32>) -> Result<u32, ExperimentError> {
@@ -404,139 +416,181 @@ impl Checker<'_> {
         Err(self.error(None, format!("no data: neither {FULL_DATA} nor {SAMPLE_DATA} holds MNIST's IDX files; set `data = \"...\"`")))
     }
 
+    /// The `[grid]` table: every axis checked value by value, the repeats, and the size.
     fn grid(&self, raw: GridFile) -> Result<Grid, ExperimentError> {
-        use AxisValue::{Bool, Float, Int, Text};
+        let seed_given = raw.seed.is_some();
+        let repeats = raw.repeats.clone();
         let mut axes = Vec::new();
-        let mut push = |key: &'static str,
-                        values: Option<Spanned<Vec<AxisValue>>>,
-                        check: &dyn Fn(&AxisValue) -> Option<&'static str>|
-         -> Result<(), ExperimentError> {
-            let Some(values) = values else { return Ok(()) };
-            let span = values.span();
-            if values.get_ref().is_empty() {
+        for (key, values, check) in raw.axes() {
+            if let Some(values) = values {
+                axes.push(self.axis(key, values, check)?);
+            }
+        }
+        let repeats = self.repeats(repeats, seed_given)?;
+        self.check_cell_count(&axes, repeats)?;
+        Ok(Grid { axes, repeats })
+    }
+
+    /// One axis: a list of at least one value, each meeting `check`, none twice.
+    fn axis(
+        &self,
+        key: &'static str,
+        values: Spanned<Vec<AxisValue>>,
+        check: ValueCheck,
+    ) -> Result<Axis, ExperimentError> {
+        let span = values.span();
+        if values.get_ref().is_empty() {
+            return Err(self.error(
+                Some(span),
+                format!("[grid] {key}: empty list; give at least one value or remove the key"),
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        for v in values.get_ref() {
+            if let Some(expected) = check(v) {
                 return Err(self.error(
                     Some(span),
-                    format!("[grid] {key}: empty list; give at least one value or remove the key"),
+                    format!("[grid] {key}: value {v}: expected {expected}"),
                 ));
             }
-            let mut seen = BTreeSet::new();
-            for v in values.get_ref() {
-                if let Some(expected) = check(v) {
-                    return Err(self.error(
-                        Some(span),
-                        format!("[grid] {key}: value {v}: expected {expected}"),
-                    ));
-                }
-                if !seen.insert(v.to_string()) {
-                    return Err(self.error(
-                        Some(span),
-                        format!("[grid] {key}: value {v} is listed twice"),
-                    ));
-                }
+            if !seen.insert(v.to_string()) {
+                return Err(self.error(
+                    Some(span),
+                    format!("[grid] {key}: value {v} is listed twice"),
+                ));
             }
-            axes.push(Axis {
-                key,
-                values: values.into_inner(),
-            });
-            Ok(())
-        };
-        fn map<T>(
-            v: Option<Spanned<Vec<T>>>,
-            f: fn(T) -> AxisValue,
-        ) -> Option<Spanned<Vec<AxisValue>>> {
-            v.map(|s| {
-                let span = s.span();
-                Spanned::new(span, s.into_inner().into_iter().map(f).collect())
-            })
         }
-        let float = |v: &AxisValue, ok: fn(f64) -> bool, expected: &'static str| match v {
-            Float(x) if ok(*x) => None,
-            _ => Some(expected),
-        };
-        let positive_int = |v: &AxisValue| match v {
-            Int(0) => Some("a whole number of at least 1"),
-            _ => None,
-        };
-        let rate = |v: &AxisValue| float(v, |x| x.is_finite() && x > 0.0, "a number above 0");
-        push("margin", map(raw.margin, Float), &rate)?;
-        push("legacy_version", map(raw.legacy_version, Bool), &|_| None)?;
-        push("similar_fraction", map(raw.similar_fraction, Float), &|v| {
-            float(
-                v,
-                |x| (0.0..=1.0).contains(&x),
-                "a fraction between 0 and 1",
-            )
-        })?;
-        push("base_lr", map(raw.base_lr, Float), &rate)?;
-        push("momentum", map(raw.momentum, Float), &|v| {
-            float(v, |x| (0.0..1.0).contains(&x), "a number in [0, 1)")
-        })?;
-        push("weight_decay", map(raw.weight_decay, Float), &|v| {
-            float(v, |x| x.is_finite() && x >= 0.0, "a number of at least 0")
-        })?;
-        push(
-            "batch_size",
-            map(raw.batch_size, |x| Int(x.into())),
-            &positive_int,
-        )?;
-        push("lr_policy", map(raw.lr_policy, Text), &|v| match v {
-            Text(p) if LR_POLICIES.contains(&p.as_str()) => None,
-            _ => Some("one of fixed, step, exp, inv, multistep, poly, sigmoid"),
-        })?;
-        push("gamma", map(raw.gamma, Float), &rate)?;
-        push("power", map(raw.power, Float), &|v| {
-            float(v, f64::is_finite, "a finite number")
-        })?;
-        push(
-            "stepsize",
-            map(raw.stepsize, |x| Int(x.into())),
-            &positive_int,
-        )?;
-        push(
-            "feature_dim",
-            map(raw.feature_dim, |x| Int(x.into())),
-            &positive_int,
-        )?;
-        let seed_span = raw.seed.as_ref().map(|s| s.span());
-        push("seed", map(raw.seed, Int), &|_| None)?;
-        // Written as Device shows them (`gpu` → `gpu:0`), so equal devices count as repeats.
-        let canonical = |v: String| match v.parse::<Device>() {
-            Ok(d) => Text(d.to_string()),
-            Err(_) => Text(v),
-        };
-        push("device", map(raw.device, canonical), &|v| match v {
-            Text(d) if d.parse::<Device>().is_ok() => None,
-            _ => Some("cpu, gpu or gpu:N (N a GPU ordinal)"),
-        })?;
-        let repeats = match raw.repeats {
+        Ok(Axis {
+            key,
+            values: values.into_inner(),
+        })
+    }
+
+    /// `repeats` (1 when not given): at least 1, and not beside a `seed` axis.
+    fn repeats(
+        &self,
+        given: Option<Spanned<u32>>,
+        seed_axis: bool,
+    ) -> Result<u32, ExperimentError> {
+        match given {
             Some(r) if *r.get_ref() == 0 => {
-                return Err(self.error(Some(r.span()), "[grid] repeats: must be at least 1"));
+                Err(self.error(Some(r.span()), "[grid] repeats: must be at least 1"))
             }
-            Some(r) if *r.get_ref() > 1 && seed_span.is_some() => {
-                return Err(self.error(Some(r.span()), "[grid] has both `seed` and `repeats`: list the seeds or give repeats, not both"));
-            }
-            Some(r) => r.into_inner(),
-            None => 1,
-        };
+            Some(r) if *r.get_ref() > 1 && seed_axis => Err(self.error(
+                Some(r.span()),
+                "[grid] has both `seed` and `repeats`: list the seeds or give repeats, not both",
+            )),
+            Some(r) => Ok(r.into_inner()),
+            None => Ok(1),
+        }
+    }
+
+    /// At most [`MAX_CELLS`] cells (the product of the axis sizes and the repeats).
+    fn check_cell_count(&self, axes: &[Axis], repeats: u32) -> Result<(), ExperimentError> {
         let cells = axes
             .iter()
             .try_fold(u64::from(repeats), |n, a| {
                 n.checked_mul(a.values.len() as u64)
             })
             .filter(|&n| n <= MAX_CELLS);
-        if cells.is_none() {
-            let sizes: Vec<String> = axes
-                .iter()
-                .map(|a| format!("{} {}", a.values.len(), a.key))
-                .chain((repeats > 1).then(|| format!("{repeats} repeats")))
-                .collect();
-            let msg = format!(
-                "[grid] makes too many cells ({}), expected at most {MAX_CELLS}",
-                sizes.join(" x ")
-            );
-            return Err(self.error(None, msg));
+        if cells.is_some() {
+            return Ok(());
         }
-        Ok(Grid { axes, repeats })
+        let sizes: Vec<String> = axes
+            .iter()
+            .map(|a| format!("{} {}", a.values.len(), a.key))
+            .chain((repeats > 1).then(|| format!("{repeats} repeats")))
+            .collect();
+        let msg = format!(
+            "[grid] makes too many cells ({}), expected at most {MAX_CELLS}",
+            sizes.join(" x ")
+        );
+        Err(self.error(None, msg))
+    }
+}
+
+/// What a grid value must be: `None` when it is fine, else what was expected.
+type ValueCheck = fn(&AxisValue) -> Option<&'static str>;
+/// A `[grid]` key's values as the file gives them (`None` when absent).
+type GivenValues = Option<Spanned<Vec<AxisValue>>>;
+
+impl GridFile {
+    /// Each axis key in [`AXIS_KEYS`] order, its values (when given) and their rule.
+    fn axes(self) -> Vec<(&'static str, GivenValues, ValueCheck)> {
+        use AxisValue::{Bool, Float, Int, Text};
+        let int = |x: u32| Int(x.into());
+        vec![
+            ("margin", map(self.margin, Float), above_zero),
+            ("legacy_version", map(self.legacy_version, Bool), |_| None),
+            ("similar_fraction", map(self.similar_fraction, Float), |v| {
+                float_where(
+                    v,
+                    |x| (0.0..=1.0).contains(&x),
+                    "a fraction between 0 and 1",
+                )
+            }),
+            ("base_lr", map(self.base_lr, Float), above_zero),
+            ("momentum", map(self.momentum, Float), |v| {
+                float_where(v, |x| (0.0..1.0).contains(&x), "a number in [0, 1)")
+            }),
+            ("weight_decay", map(self.weight_decay, Float), |v| {
+                float_where(v, |x| x.is_finite() && x >= 0.0, "a number of at least 0")
+            }),
+            ("batch_size", map(self.batch_size, int), positive_int),
+            ("lr_policy", map(self.lr_policy, Text), |v| match v {
+                Text(p) if LR_POLICIES.contains(&p.as_str()) => None,
+                _ => Some("one of fixed, step, exp, inv, multistep, poly, sigmoid"),
+            }),
+            ("gamma", map(self.gamma, Float), above_zero),
+            ("power", map(self.power, Float), |v| {
+                float_where(v, f64::is_finite, "a finite number")
+            }),
+            ("stepsize", map(self.stepsize, int), positive_int),
+            ("feature_dim", map(self.feature_dim, int), positive_int),
+            ("seed", map(self.seed, Int), |_| None),
+            ("device", map(self.device, canonical_device), |v| match v {
+                Text(d) if d.parse::<Device>().is_ok() => None,
+                _ => Some("cpu, gpu or gpu:N (N a GPU ordinal)"),
+            }),
+        ]
+    }
+}
+
+/// The values of a `[grid]` key as [`AxisValue`]s, keeping the key's span.
+fn map<T>(
+    v: Option<Spanned<Vec<T>>>,
+    f: impl Fn(T) -> AxisValue,
+) -> Option<Spanned<Vec<AxisValue>>> {
+    v.map(|s| {
+        let span = s.span();
+        Spanned::new(span, s.into_inner().into_iter().map(f).collect())
+    })
+}
+
+/// A device written as `Device` shows it (`gpu` → `gpu:0`), so equal devices count as
+/// repeats; other text is left for the check to refuse.
+fn canonical_device(v: String) -> AxisValue {
+    match v.parse::<Device>() {
+        Ok(d) => AxisValue::Text(d.to_string()),
+        Err(_) => AxisValue::Text(v),
+    }
+}
+
+fn float_where(v: &AxisValue, ok: fn(f64) -> bool, expected: &'static str) -> Option<&'static str> {
+    match v {
+        AxisValue::Float(x) if ok(*x) => None,
+        _ => Some(expected),
+    }
+}
+
+fn above_zero(v: &AxisValue) -> Option<&'static str> {
+    float_where(v, |x| x.is_finite() && x > 0.0, "a number above 0")
+}
+
+fn positive_int(v: &AxisValue) -> Option<&'static str> {
+    match v {
+        AxisValue::Int(0) => Some("a whole number of at least 1"),
+        _ => None,
     }
 }
 

@@ -1,33 +1,21 @@
-//! One cell's folder, `runs/<experiment>/<cell>/`: params.toml, log.csv, features.csv, the
-//! trainer's snapshots and model, and done.toml (the marker that the cell is finished).
+//! One cell's folder, `runs/<experiment>/<cell>/`: params.toml, log.csv (`cell_log`),
+//! features.csv, the trainer's snapshots and model, and done.toml (the cell is finished).
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use siamese_report::{LabelledFeatures, LogRow, features_csv, parse_log_lines};
 
+use crate::cell_log::LOG_FILE;
 use crate::cell_trainer::{CellSummary, Resume};
+use crate::cells::{Cell, CellParams};
 use crate::experiment::Experiment;
-use crate::grid::{Cell, CellParams};
 
 pub const PARAMS_FILE: &str = "params.toml";
-pub const LOG_FILE: &str = "log.csv";
 pub const FEATURES_FILE: &str = "features.csv";
 pub const DONE_FILE: &str = "done.toml";
-
-/// A row of log.csv: one training iteration or one test pass.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LogRow {
-    pub iter: u32,
-    /// `train` or `test`.
-    pub phase: String,
-    /// Learning rate (train rows only).
-    pub lr: Option<f32>,
-    pub loss: f32,
-    /// Training time of the cell so far, summed over resumed runs.
-    pub seconds: f64,
-}
 
 #[derive(Serialize)]
 struct ParamsFile<'a> {
@@ -92,58 +80,16 @@ impl CellFolder {
         write_atomic(&self.dir.join(PARAMS_FILE), text.as_bytes())
     }
 
-    /// log.csv rows up to iteration `upto` (what a resumed run keeps); a torn last line from
-    /// a killed run ends the read.
-    pub fn read_log(&self, upto: u32) -> Vec<LogRow> {
-        let Ok(mut reader) = csv::Reader::from_path(self.dir.join(LOG_FILE)) else {
-            return Vec::new();
-        };
-        reader
-            .deserialize::<LogRow>()
-            .map_while(Result::ok)
-            .filter(|r| r.iter <= upto)
-            .collect()
+    /// Every complete row of log.csv (none when it is missing); a torn last line from a
+    /// killed run, or any line that is not a row, is left out.
+    pub fn read_log(&self) -> Vec<LogRow> {
+        fs::read(self.dir.join(LOG_FILE)).map_or_else(|_| Vec::new(), |b| parse_log_lines(&b))
     }
 
-    /// Starts log.csv afresh with `rows`, returning a writer to append to.
-    pub fn start_log(&self, rows: &[LogRow]) -> io::Result<csv::Writer<fs::File>> {
-        let mut bytes = Vec::new();
-        {
-            let mut w = csv::WriterBuilder::new()
-                .has_headers(false)
-                .from_writer(&mut bytes);
-            w.write_record(["iter", "phase", "lr", "loss", "seconds"])?;
-            for row in rows {
-                w.serialize(row)?;
-            }
-            w.flush()?;
-        }
-        write_atomic(&self.dir.join(LOG_FILE), &bytes)?;
-        let file = fs::OpenOptions::new()
-            .append(true)
-            .open(self.dir.join(LOG_FILE))?;
-        Ok(csv::WriterBuilder::new()
-            .has_headers(false)
-            .from_writer(file))
-    }
-
-    /// features.csv: `digit,f0,f1,...` for each test image.
-    pub fn write_features(&self, features: &[(Vec<f32>, u8)]) -> io::Result<()> {
+    /// features.csv (siamese-report's features CSV) for the test images.
+    pub fn write_features(&self, features: &LabelledFeatures) -> io::Result<()> {
         let dim = features.first().map_or(0, |(f, _)| f.len());
-        let mut w = csv::Writer::from_writer(Vec::new());
-        let header: Vec<String> = std::iter::once("digit".to_string())
-            .chain((0..dim).map(|i| format!("f{i}")))
-            .collect();
-        w.write_record(&header)?;
-        for (f, digit) in features {
-            let record: Vec<String> = std::iter::once(digit.to_string())
-                .chain(f.iter().map(|x| x.to_string()))
-                .collect();
-            w.write_record(&record)?;
-        }
-        let bytes = w
-            .into_inner()
-            .map_err(|e| io::Error::other(e.to_string()))?;
+        let bytes = features_csv(dim, features.iter().map(|(f, d)| (f.as_slice(), Some(*d))));
         write_atomic(&self.dir.join(FEATURES_FILE), &bytes)
     }
 
@@ -162,16 +108,8 @@ impl CellFolder {
     }
 
     /// features.csv as written by [`CellFolder::write_features`]; `None` if absent or bad.
-    pub fn read_features(&self) -> Option<Vec<(Vec<f32>, u8)>> {
-        let mut reader = csv::Reader::from_path(self.dir.join(FEATURES_FILE)).ok()?;
-        let mut features = Vec::new();
-        for record in reader.records() {
-            let record = record.ok()?;
-            let digit: u8 = record.get(0)?.parse().ok()?;
-            let f: Option<Vec<f32>> = record.iter().skip(1).map(|x| x.parse().ok()).collect();
-            features.push((f?, digit));
-        }
-        Some(features)
+    pub fn read_features(&self) -> Option<LabelledFeatures> {
+        siamese_report::read_features(&self.dir.join(FEATURES_FILE)).ok()
     }
 
     /// Marks the cell finished.

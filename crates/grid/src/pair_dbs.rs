@@ -4,9 +4,20 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use anyhow::Context;
+use siamese_data::DataError;
 use siamese_data::convert::create_siamese_db;
 use siamese_data::pairs::PairOptions;
+
+/// A data folder without MNIST's files, or a pair database that cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PairDbError {
+    #[error("{}: no {name} (or {name}.gz): expected MNIST's IDX files", .dir.display())]
+    MissingIdx { dir: PathBuf, name: &'static str },
+    #[error("making pair database {}: {error}", .db.display())]
+    Make { db: PathBuf, error: DataError },
+    #[error(transparent)]
+    Labels(DataError),
+}
 
 /// MNIST's IDX files in a data folder, plain or gzipped.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,17 +30,15 @@ pub struct IdxFiles {
 
 impl IdxFiles {
     /// Finds the four files in `dir` (`train-images-idx3-ubyte`, …, each plain or `.gz`).
-    pub fn find(dir: &Path) -> anyhow::Result<IdxFiles> {
-        let find = |name: &str| -> anyhow::Result<PathBuf> {
+    pub fn find(dir: &Path) -> Result<IdxFiles, PairDbError> {
+        let find = |name: &'static str| -> Result<PathBuf, PairDbError> {
             [name.to_string(), format!("{name}.gz")]
                 .iter()
                 .map(|f| dir.join(f))
                 .find(|p| p.is_file())
-                .with_context(|| {
-                    format!(
-                        "{}: no {name} (or {name}.gz): expected MNIST's IDX files",
-                        dir.display()
-                    )
+                .ok_or_else(|| PairDbError::MissingIdx {
+                    dir: dir.to_path_buf(),
+                    name,
                 })
         };
         Ok(IdxFiles {
@@ -69,7 +78,7 @@ impl PairMaker {
         pairs_dir: &Path,
         similar_fraction: Option<f64>,
         seed: u64,
-    ) -> anyhow::Result<PairDbs> {
+    ) -> Result<PairDbs, PairDbError> {
         let tag = match similar_fraction {
             None => format!("caffe_seed{seed}"),
             Some(f) => format!("similar{f}_seed{seed}"),
@@ -97,11 +106,16 @@ impl PairMaker {
                     if made.is_err() && out.exists() {
                         continue;
                     }
-                    made.with_context(|| format!("making pair database {}", out.display()))?;
+                    made.map_err(|error| PairDbError::Make {
+                        db: out.clone(),
+                        error,
+                    })?;
                 }
             }
         }
-        let test_pairs = siamese_data::idx::read_labels(&files.test_labels)?.len();
+        let test_pairs = siamese_data::idx::read_labels(&files.test_labels)
+            .map_err(PairDbError::Labels)?
+            .len();
         Ok(PairDbs {
             train,
             test,

@@ -1,39 +1,47 @@
-//! `siamese-tui run-cell`: trains one cell of a grid headless through the grid runner (the
-//! same files and summary.csv as a local run) and keeps status.toml and embedding.csv up to
-//! date for watchers. This is what each Slurm array task runs.
+//! `run-cell`: trains one cell of a grid through the grid runner (the same files and
+//! summary.csv as a local run) and keeps status.toml and embedding.csv up to date for
+//! watchers. This is what each Slurm array task runs.
 
-use std::io::Write;
-use std::path::Path;
+use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::mpsc::{self, RecvTimeoutError};
 
-use anyhow::Context;
-
 use crate::cell_progress::{CellStatus, HEARTBEAT, RunState, write_embedding};
 use crate::cell_trainer::{CellEvent, CellTrainer, Control};
+use crate::cells::Cell;
 use crate::experiment::Experiment;
-use crate::grid::Cell;
-use crate::headless::event_line;
 use crate::manifest::GridManifest;
-use crate::runner::{GridReport, RunOptions, run_cells};
+use crate::runner::{GridReport, RunError, RunOptions, panic_message, run_cells};
+
+/// A cell named on the command line that the grid does not have.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "{}: no cell `{which}`: expected an index from 0 to {last} or a cell id such as {first}",
+    .experiment_file.display()
+)]
+pub struct NoSuchCell {
+    pub experiment_file: PathBuf,
+    pub which: String,
+    pub last: usize,
+    pub first: String,
+}
 
 /// The cell `which` names: its index in the grid (what `$SLURM_ARRAY_TASK_ID` holds) or its id.
 pub fn find_cell<'a>(
     cells: &'a [Cell],
     which: &str,
     experiment_file: &Path,
-) -> anyhow::Result<&'a Cell> {
+) -> Result<&'a Cell, NoSuchCell> {
     let found = match which.parse::<usize>() {
         Ok(index) => cells.get(index),
         Err(_) => cells.iter().find(|c| c.id == which),
     };
-    found.with_context(|| {
-        let first = cells.first().map_or("", |c| c.id.as_str());
-        format!(
-            "{}: no cell `{which}`: expected an index from 0 to {} or a cell id such as {first}",
-            experiment_file.display(),
-            cells.len().saturating_sub(1)
-        )
+    found.ok_or_else(|| NoSuchCell {
+        experiment_file: experiment_file.to_path_buf(),
+        which: which.to_string(),
+        last: cells.len().saturating_sub(1),
+        first: cells.first().map_or("", |c| c.id.as_str()).to_string(),
     })
 }
 
@@ -46,43 +54,50 @@ pub fn default_threads() -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-/// Trains `cell` (resuming it, or skipping it when finished) into `out/<experiment>/<cell>/`,
-/// writing one line per event to `w`, like `--headless`.
-#[allow(clippy::too_many_arguments)] // the runner's inputs, plus the one cell and the output
+/// One cell of a grid, run on its own (a Slurm array task).
+#[derive(Debug, Clone, Copy)]
+pub struct CellTask<'a> {
+    pub experiment: &'a Experiment,
+    /// The whole grid (summary.csv and grid.toml list every cell).
+    pub cells: &'a [Cell],
+    pub cell: &'a Cell,
+    /// The runs folder: the cell trains into `out/<experiment>/<cell>/`.
+    pub out: &'a Path,
+    /// Compute threads.
+    pub threads: usize,
+}
+
+impl CellTask<'_> {
+    /// The cell's folder.
+    pub fn dir(&self) -> PathBuf {
+        self.out.join(&self.experiment.name).join(&self.cell.id)
+    }
+}
+
+/// What a task tells its front end while it runs.
+#[derive(Debug)]
+pub enum TaskUpdate<'a> {
+    Event(&'a CellEvent),
+    /// The progress files (status.toml, embedding.csv) could not be written; said once.
+    ProgressNotWritten {
+        dir: &'a Path,
+        error: &'a io::Error,
+    },
+}
+
+/// Trains `task.cell` (resuming it, or skipping it when finished), reporting each event to
+/// `on_update`. A runner error is recorded in the cell's status.toml before it is returned.
 pub fn run_cell(
-    experiment: &Experiment,
-    cells: &[Cell],
-    cell: &Cell,
-    out: &Path,
-    threads: usize,
+    task: &CellTask<'_>,
     trainer: &dyn CellTrainer,
     control: &Control,
-    w: &mut dyn Write,
-) -> anyhow::Result<GridReport> {
-    let dir = out.join(&experiment.name).join(&cell.id);
-    let first = CellStatus::running(0, experiment.iterations);
-    writeln!(
-        w,
-        "{}: cell {} of {} ({}), {} iterations, {threads} thread{} on {}{} → {}",
-        experiment.name,
-        cell.index,
-        cells.len(),
-        cell.id,
-        experiment.iterations,
-        if threads == 1 { "" } else { "s" },
-        first.host,
-        first
-            .job
-            .as_deref()
-            .map(|j| format!(" (Slurm job {j})"))
-            .unwrap_or_default(),
-        dir.display()
-    )?;
-    writeln!(w, "{}", experiment.data.note)?;
+    on_update: &mut dyn FnMut(TaskUpdate<'_>),
+) -> Result<GridReport, RunError> {
+    let dir = task.dir();
     let options = RunOptions {
-        out: out.to_path_buf(),
+        out: task.out.to_path_buf(),
         workers: 1,
-        threads,
+        threads: task.threads,
         fresh: false,
     };
     let progress = Progress {
@@ -91,12 +106,13 @@ pub fn run_cell(
     };
     let (tx, rx) = mpsc::channel();
     let (stop_heartbeat, heartbeats) = mpsc::channel::<()>();
-    let report = std::thread::scope(|scope| -> anyhow::Result<GridReport> {
+    let report = std::thread::scope(|scope| {
         let runner = scope.spawn(|| {
+            let selected = [task.cell.index];
             run_cells(
-                experiment,
-                cells,
-                &[cell.index],
+                task.experiment,
+                task.cells,
+                &selected,
                 &options,
                 trainer,
                 control,
@@ -104,62 +120,31 @@ pub fn run_cell(
             )
         });
         let progress = &progress;
-        scope.spawn(move || {
-            while let Err(RecvTimeoutError::Timeout) = heartbeats.recv_timeout(HEARTBEAT) {
-                progress.beat();
-            }
-        });
-        let mut warned = false;
-        for event in rx {
-            if let Err(e) = progress.record(&event)
-                && !warned
-            {
-                writeln!(
-                    w,
-                    "warning: {}: progress files not written: {e}",
-                    dir.display()
-                )?;
-                warned = true;
-            }
-            if let Some(line) = event_line(cells, &event) {
-                writeln!(w, "{line}")?;
-                w.flush()?;
-            }
-        }
+        scope.spawn(move || progress.beat_until(heartbeats));
+        progress.follow(rx, on_update);
         drop(stop_heartbeat);
-        runner
-            .join()
-            .map_err(|_| anyhow::anyhow!("the grid runner panicked"))?
-            .context("grid runner")
+        runner.join().unwrap_or_else(|panic| {
+            Err(RunError::Panicked {
+                message: panic_message(&panic),
+            })
+        })
     });
-    let report = match report {
-        Ok(report) => report,
-        Err(e) => {
-            let error = format!("{e:#}");
-            let _ = record_failure(experiment, cells, cell, out, &error);
-            return Err(e);
-        }
-    };
-    writeln!(w, "{}", crate::end_line(&report))?;
-    Ok(report)
+    if let Err(e) = &report {
+        let _ = record_failure(task, &e.to_string());
+    }
+    report
 }
 
-/// Marks `cell` failed before it could start (no training engine, bad data): the grid's
+/// Marks the task's cell failed (a runner error, or before it could start): the grid's
 /// grid.toml and the cell's status.toml say so, for watchers.
-pub fn record_failure(
-    experiment: &Experiment,
-    cells: &[Cell],
-    cell: &Cell,
-    out: &Path,
-    error: &str,
-) -> std::io::Result<()> {
-    let grid_dir = out.join(&experiment.name);
-    let dir = grid_dir.join(&cell.id);
+pub fn record_failure(task: &CellTask<'_>, error: &str) -> io::Result<()> {
+    let grid_dir = task.out.join(&task.experiment.name);
+    let dir = task.dir();
     std::fs::create_dir_all(&dir)?;
-    GridManifest::new(experiment, cells).write(&grid_dir)?;
+    GridManifest::new(task.experiment, task.cells).write(&grid_dir)?;
     let mut status = match CellStatus::read(&dir) {
         Some(Ok(status)) if status.state == RunState::Running => status,
-        _ => CellStatus::running(0, experiment.iterations),
+        _ => CellStatus::running(0, task.experiment.iterations),
     };
     status.state = RunState::Failed;
     status.error = Some(error.to_string());
@@ -177,17 +162,38 @@ impl Progress<'_> {
         self.status.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Rewrites status.toml while running (a heartbeat); a failed write waits for the next.
-    fn beat(&self) {
-        if let Some(status) = self.lock().as_mut()
-            && status.state == RunState::Running
-        {
-            let _ = status.write(self.dir);
+    /// Rewrites status.toml every [`HEARTBEAT`] while running, until `stop` is dropped; a
+    /// failed write waits for the next.
+    fn beat_until(&self, stop: mpsc::Receiver<()>) {
+        while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(HEARTBEAT) {
+            if let Some(status) = self.lock().as_mut()
+                && status.state == RunState::Running
+            {
+                let _ = status.write(self.dir);
+            }
+        }
+    }
+
+    /// Records every event of the run in the progress files and hands it on, until the
+    /// runner is done; the first failed write is handed on too.
+    fn follow(&self, events: mpsc::Receiver<CellEvent>, on_update: &mut dyn FnMut(TaskUpdate<'_>)) {
+        let mut warned = false;
+        for event in events {
+            if let Err(error) = self.record(&event)
+                && !warned
+            {
+                on_update(TaskUpdate::ProgressNotWritten {
+                    dir: self.dir,
+                    error: &error,
+                });
+                warned = true;
+            }
+            on_update(TaskUpdate::Event(&event));
         }
     }
 
     /// Updates the progress files for `event`.
-    fn record(&self, event: &CellEvent) -> std::io::Result<()> {
+    fn record(&self, event: &CellEvent) -> io::Result<()> {
         let mut guard = self.lock();
         let state = match event {
             CellEvent::Started {

@@ -3,17 +3,20 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
-use siamese_data::Dataset;
-use siamese_layers::embed::{Embedding, cap_input_batch, embed_images};
-use siamese_layers::{Device, Net};
-use siamese_net::NetSpec;
+use siamese_data::{DataError, Dataset};
+use siamese_layers::embed::{ImageFeatures, cap_input_batch, embed_images};
+use siamese_layers::{Device, LayerError, Net};
+use siamese_net::{NetError, NetSpec};
 use siamese_proto::{NetParameter, Phase};
-use siamese_solver::{DeviceChoice, NetOutput, Solver, SolverEvent};
+use siamese_report::LabelledFeatures;
+use siamese_solver::{DeviceChoice, NetOutput, Solver, SolverError, SolverEvent};
 
-use crate::cell_trainer::{CellEvent, CellJob, CellOutcome, CellTrainer, Control, Flow};
-use crate::overrides::{self, SolverSetup};
-use crate::pair_dbs::{IdxFiles, PairMaker};
+use crate::cell_trainer::{
+    CellError, CellEvent, CellJob, CellOutcome, CellTrainer, Control, Flow, TrainedCell,
+};
+use crate::cells::{Cell, CellParams};
+use crate::overrides::{self, OverrideError, SolverSetup};
+use crate::pair_dbs::{IdxFiles, PairDbError, PairMaker};
 
 /// The deploy net used when none sits beside the experiment's net.
 pub const DEFAULT_DEPLOY_NET: &str = "experiments/siamese/mnist_siamese.prototxt";
@@ -24,9 +27,77 @@ pub const REFERENCE_CAP: usize = 10_000;
 /// Images per forward pass of the deploy net.
 const EMBED_BATCH: usize = 256;
 
-/// The trainer the binary runs cells with.
-pub fn trainer() -> anyhow::Result<Box<dyn CellTrainer>> {
-    Ok(Box::new(SolverTrainer::new()))
+/// Why the solver trainer could not train a cell (every message names the file or setting).
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("cannot start {threads} compute threads: {error}")]
+    Threads {
+        threads: usize,
+        error: rayon::ThreadPoolBuildError,
+    },
+    #[error(transparent)]
+    PairDb(#[from] PairDbError),
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Net(Box<NetError>),
+    #[error(transparent)]
+    Layer(Box<LayerError>),
+    #[error(transparent)]
+    Solver(#[from] SolverError),
+    /// The cell's parameters do not fit the net file.
+    #[error("{}: {error}", .path.display())]
+    Override { path: PathBuf, error: OverrideError },
+    #[error("{}: cannot set up the solver: {error}", .path.display())]
+    SolverSetup { path: PathBuf, error: SolverError },
+    /// The deploy net could not be built.
+    #[error("{}: {error}", .path.display())]
+    DeployNet {
+        path: PathBuf,
+        error: Box<LayerError>,
+    },
+    #[error("{}: {error}", .path.display())]
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error(
+        "{}: no TEST-phase Data layer with a batch_size: expected one to test on",
+        .path.display()
+    )]
+    NoTestBatch { path: PathBuf },
+    #[error("the deploy net gave {got} features of size {dim} for {expected} digits")]
+    FeatureCount {
+        got: usize,
+        dim: usize,
+        expected: usize,
+    },
+}
+
+impl From<NetError> for TrainError {
+    fn from(e: NetError) -> TrainError {
+        TrainError::Net(Box::new(e))
+    }
+}
+
+impl From<LayerError> for TrainError {
+    fn from(e: LayerError) -> TrainError {
+        TrainError::Layer(Box::new(e))
+    }
+}
+
+impl From<TrainError> for CellError {
+    fn from(e: TrainError) -> CellError {
+        CellError::engine(e)
+    }
+}
+
+/// A GPU named in an experiment that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("device = \"{device}\": {error}")]
+pub struct DeviceCheckError {
+    pub device: String,
+    pub error: Box<LayerError>,
 }
 
 /// Trains cells with siamese-solver's `Solver`, on the cell's device (the CPU unless the
@@ -48,15 +119,17 @@ impl CellTrainer for SolverTrainer {
         job: &CellJob,
         events: &(dyn Fn(CellEvent) + Sync),
         control: &Control,
-    ) -> Result<CellOutcome, String> {
+    ) -> Result<CellOutcome, CellError> {
         // A pool per cell: concurrent cells each compute on their own `job.threads` threads.
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(job.threads.max(1))
             .thread_name(move |i| format!("siamese-compute-{i}"))
             .build()
-            .map_err(|e| format!("cannot start {} compute threads: {e}", job.threads))?;
-        pool.install(|| self.train(job, events, control))
-            .map_err(|e| format!("{e:#}"))
+            .map_err(|error| TrainError::Threads {
+                threads: job.threads,
+                error,
+            })?;
+        Ok(pool.install(|| self.train(job, events, control))?)
     }
 }
 
@@ -66,7 +139,7 @@ impl SolverTrainer {
         job: &CellJob,
         events: &(dyn Fn(CellEvent) + Sync),
         control: &Control,
-    ) -> anyhow::Result<CellOutcome> {
+    ) -> Result<CellOutcome, TrainError> {
         let cell = job.cell.index;
         let mut run = CellRun::prepare(&self.pairs, job)?;
         let mut last_snapshot = job.resume.as_ref().map(|r| r.iter);
@@ -77,7 +150,7 @@ impl SolverTrainer {
                 if last_snapshot != Some(iter) {
                     run.snapshot(cell, events)?;
                 }
-                bail!("stopped at iteration {iter}");
+                return Ok(CellOutcome::Stopped { at: iter });
             }
             run.step(cell, events)?;
             let iter = run.iter();
@@ -104,11 +177,11 @@ impl SolverTrainer {
             None => run.embed_test_digits()?,
         };
         let reference = run.embed_reference_digits()?;
-        Ok(CellOutcome {
+        Ok(CellOutcome::Finished(TrainedCell {
             model: run.model_path(job.iterations),
             test_features: run.test_digits.features(&test_features),
             reference_features: reference,
-        })
+        }))
     }
 }
 
@@ -119,34 +192,33 @@ struct Digits {
 }
 
 impl Digits {
-    fn load(images: &Path, labels: &Path, cap: usize) -> anyhow::Result<Digits> {
+    fn load(images: &Path, labels: &Path, cap: usize) -> Result<Digits, TrainError> {
         let set = Dataset::load(images, labels)?;
         let count = set.len().min(cap);
         Ok(Digits { set, count })
     }
 
-    fn embed(&self, net: &mut Net, scale: f32) -> anyhow::Result<Embedding> {
+    fn embed(&self, net: &mut Net, scale: f32) -> Result<ImageFeatures, TrainError> {
         let e = embed_images(net, &self.set.images, self.count, scale, EMBED_BATCH)?;
         if e.len() != self.count || e.dim == 0 {
-            bail!(
-                "the deploy net gave {} features of size {} for {} digits",
-                e.len(),
-                e.dim,
-                self.count
-            );
+            return Err(TrainError::FeatureCount {
+                got: e.len(),
+                dim: e.dim,
+                expected: self.count,
+            });
         }
         Ok(e)
     }
 
     /// `(features, digit)` per image.
-    fn features(&self, e: &Embedding) -> Vec<(Vec<f32>, u8)> {
+    fn features(&self, e: &ImageFeatures) -> LabelledFeatures {
         (0..e.len())
             .map(|i| (e.row(i).to_vec(), self.set.labels.labels[i]))
             .collect()
     }
 
     /// The first two components (the second 0 for a 1-D embedding) and the digit.
-    fn scatter(&self, e: &Embedding) -> Vec<(f32, f32, u8)> {
+    fn scatter(&self, e: &ImageFeatures) -> Vec<(f32, f32, u8)> {
         (0..e.len())
             .map(|i| {
                 let row = e.row(i);
@@ -172,19 +244,25 @@ struct CellRun {
 }
 
 impl CellRun {
-    fn prepare(pairs: &PairMaker, job: &CellJob) -> anyhow::Result<CellRun> {
+    fn prepare(pairs: &PairMaker, job: &CellJob) -> Result<CellRun, TrainError> {
         let params = &job.cell.params;
         let files = IdxFiles::find(&job.data)?;
-        let pairs_dir = std::path::absolute(&job.pairs_dir)?;
+        let pairs_dir = absolute(&job.pairs_dir)?;
         let dbs = pairs.ensure(&files, &pairs_dir, params.similar_fraction, params.seed)?;
 
         let base_net = siamese_net::load_net(&job.net)?;
-        let net = overrides::train_net(base_net, params, &dbs.train, &dbs.test)
-            .map_err(anyhow::Error::msg)
-            .with_context(|| job.net.display().to_string())?;
-        let test_batch = test_batch_size(&net).with_context(|| job.net.display().to_string())?;
+        let net =
+            overrides::train_net(base_net, params, &dbs.train, &dbs.test).map_err(|error| {
+                TrainError::Override {
+                    path: job.net.clone(),
+                    error,
+                }
+            })?;
+        let test_batch = test_batch_size(&net).ok_or_else(|| TrainError::NoTestBatch {
+            path: job.net.clone(),
+        })?;
         let scale = train_scale(&net);
-        let prefix = std::path::absolute(&job.dir)?.join(snapshot_name(&job.solver));
+        let prefix = absolute(&job.dir)?.join(snapshot_name(&job.solver));
         let setup = SolverSetup {
             iterations: job.iterations,
             test_iter: i32::try_from(dbs.test_pairs.div_ceil(test_batch).max(1))
@@ -194,7 +272,10 @@ impl CellRun {
         let base_solver = siamese_net::load_solver(&job.solver)?;
         let param = overrides::solver_param(base_solver, params, net, &setup);
         let mut solver = Solver::with_device(param, Some(&job.solver), device_choice(params)?)
-            .with_context(|| format!("{}: cannot set up the solver", job.solver.display()))?;
+            .map_err(|error| TrainError::SolverSetup {
+                path: job.solver.clone(),
+                error,
+            })?;
         if let Some(resume) = &job.resume {
             solver.restore(&resume.solverstate)?;
         }
@@ -218,7 +299,7 @@ impl CellRun {
     }
 
     /// One training iteration, reported as `Train` with the count of iterations done.
-    fn step(&mut self, cell: usize, events: &(dyn Fn(CellEvent) + Sync)) -> anyhow::Result<()> {
+    fn step(&mut self, cell: usize, events: &(dyn Fn(CellEvent) + Sync)) -> Result<(), TrainError> {
         self.solver.step(1, &mut |event| {
             if let SolverEvent::Iteration { iter, lr, loss, .. } = event {
                 events(CellEvent::Train {
@@ -233,7 +314,7 @@ impl CellRun {
     }
 
     /// A pass over the test pairs on the current weights.
-    fn test(&mut self, cell: usize, events: &(dyn Fn(CellEvent) + Sync)) -> anyhow::Result<()> {
+    fn test(&mut self, cell: usize, events: &(dyn Fn(CellEvent) + Sync)) -> Result<(), TrainError> {
         self.solver.test_all(&mut |event| {
             if let SolverEvent::Test {
                 iter,
@@ -252,7 +333,11 @@ impl CellRun {
         Ok(())
     }
 
-    fn snapshot(&mut self, cell: usize, events: &(dyn Fn(CellEvent) + Sync)) -> anyhow::Result<()> {
+    fn snapshot(
+        &mut self,
+        cell: usize,
+        events: &(dyn Fn(CellEvent) + Sync),
+    ) -> Result<(), TrainError> {
         self.solver.snapshot(&mut |event| {
             if let SolverEvent::Snapshot {
                 iter, solverstate, ..
@@ -269,13 +354,13 @@ impl CellRun {
     }
 
     /// The test digits through the deploy net with the train net's current weights.
-    fn embed_test_digits(&mut self) -> anyhow::Result<Embedding> {
+    fn embed_test_digits(&mut self) -> Result<ImageFeatures, TrainError> {
         self.deploy.copy_params_from(self.solver.net())?;
         self.test_digits.embed(&mut self.deploy, self.scale)
     }
 
     /// Features of (up to [`REFERENCE_CAP`]) training digits: the k-NN reference set.
-    fn embed_reference_digits(&mut self) -> anyhow::Result<Vec<(Vec<f32>, u8)>> {
+    fn embed_reference_digits(&mut self) -> Result<LabelledFeatures, TrainError> {
         let digits = Digits::load(
             &self.files.train_images,
             &self.files.train_labels,
@@ -296,14 +381,18 @@ impl CellRun {
 
 /// Checks that every GPU the cells ask for can be used, before any cell starts: one error
 /// naming the device and the reason, rather than every cell failing with it.
-pub fn check_devices(cells: &[crate::grid::Cell]) -> anyhow::Result<()> {
+pub fn check_devices(cells: &[Cell]) -> Result<(), DeviceCheckError> {
     let wanted: std::collections::BTreeSet<&str> = cells
         .iter()
         .filter_map(|c| c.params.device.as_deref())
         .collect();
     for text in wanted {
-        if let Device::Gpu(n) = text.parse::<Device>()? {
-            siamese_layers::probe_gpu(n).with_context(|| format!("device = \"{text}\""))?;
+        let unusable = |error| DeviceCheckError {
+            device: text.to_string(),
+            error: Box::new(error),
+        };
+        if let Device::Gpu(n) = text.parse::<Device>().map_err(unusable)? {
+            siamese_layers::probe_gpu(n).map_err(unusable)?;
         }
     }
     Ok(())
@@ -312,7 +401,7 @@ pub fn check_devices(cells: &[crate::grid::Cell]) -> anyhow::Result<()> {
 /// Where the cells train, for the header, when the solver file decides it: its GPU, or why
 /// that GPU could not be used and the cells train on the CPU (`None` for `solver_mode: CPU`,
 /// and when the experiment sets `device` itself).
-pub fn solver_file_device_note(solver: &Path, cells: &[crate::grid::Cell]) -> Option<String> {
+pub fn solver_file_device_note(solver: &Path, cells: &[Cell]) -> Option<String> {
     if cells.iter().any(|c| c.params.device.is_some()) {
         return None;
     }
@@ -328,7 +417,7 @@ pub fn solver_file_device_note(solver: &Path, cells: &[crate::grid::Cell]) -> Op
 }
 
 /// The cell's `device` as the solver's choice: that device, strictly, or the solver file's.
-fn device_choice(params: &crate::grid::CellParams) -> anyhow::Result<DeviceChoice> {
+fn device_choice(params: &CellParams) -> Result<DeviceChoice, TrainError> {
     Ok(match &params.device {
         Some(d) => DeviceChoice::Required(d.parse::<Device>()?),
         None => DeviceChoice::FromFile,
@@ -339,17 +428,29 @@ fn device_choice(params: &crate::grid::CellParams) -> anyhow::Result<DeviceChoic
 /// train net's device (so copying the weights stays on that device).
 fn deploy_net(
     path: &Path,
-    params: &crate::grid::CellParams,
+    params: &CellParams,
     seed: u64,
     device: Device,
-) -> anyhow::Result<Net> {
+) -> Result<Net, TrainError> {
     let param = siamese_net::load_net(path)?;
-    let mut param = overrides::deploy_net(param, params)
-        .map_err(anyhow::Error::msg)
-        .with_context(|| path.display().to_string())?;
+    let mut param = overrides::deploy_net(param, params).map_err(|error| TrainError::Override {
+        path: path.to_path_buf(),
+        error,
+    })?;
     cap_input_batch(&mut param, EMBED_BATCH);
     let spec = NetSpec::build(&param, Phase::Test, path.parent())?;
-    Net::on_device(&spec, seed, device).with_context(|| path.display().to_string())
+    Net::on_device(&spec, seed, device).map_err(|error| TrainError::DeployNet {
+        path: path.to_path_buf(),
+        error: Box::new(error),
+    })
+}
+
+/// `path` made absolute (the solver writes snapshots from other working folders' view).
+fn absolute(path: &Path) -> Result<PathBuf, TrainError> {
+    std::path::absolute(path).map_err(|error| TrainError::Io {
+        path: path.to_path_buf(),
+        error,
+    })
 }
 
 /// The deploy net for a train/test net: `X.prototxt` beside `X_train_test.prototxt` when it
@@ -381,7 +482,7 @@ fn snapshot_name(solver: &Path) -> String {
 }
 
 /// Batch size of the TEST Data layer (the one not included in TRAIN).
-fn test_batch_size(net: &NetParameter) -> anyhow::Result<usize> {
+fn test_batch_size(net: &NetParameter) -> Option<usize> {
     let test = net.layer.iter().filter(|l| l.r#type() == "Data").find(|l| {
         l.include
             .iter()
@@ -392,8 +493,8 @@ fn test_batch_size(net: &NetParameter) -> anyhow::Result<usize> {
         .and_then(|l| l.data_param.as_ref())
         .map(|d| d.batch_size())
     {
-        Some(b) if b > 0 => Ok(b as usize),
-        _ => bail!("no TEST-phase Data layer with a batch_size: expected one to test on"),
+        Some(b) if b > 0 => Some(b as usize),
+        _ => None,
     }
 }
 
@@ -419,7 +520,6 @@ fn test_loss(outputs: &[NetOutput]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::grid::{Cell, CellParams};
 
     fn cell(device: Option<&str>) -> Cell {
         Cell {

@@ -3,13 +3,12 @@
 
 use std::fs;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
 use crate::cell_folder::write_atomic;
-use crate::dashboard::Embedding;
 
 pub const STATUS_FILE: &str = "status.toml";
 pub const EMBEDDING_FILE: &str = "embedding.csv";
@@ -18,6 +17,23 @@ pub const HEARTBEAT: Duration = Duration::from_secs(10);
 /// A cell whose heartbeat (or, without status.toml, whose log.csv) is older than this is
 /// taken as dead: killed by the scheduler (time or memory limit), or its node went down.
 pub const STALE_AFTER: Duration = Duration::from_secs(120);
+
+/// The 2-D test embedding after `iter` iterations: `(x, y, digit)` per test digit (the first
+/// two feature components), as the screen's scatter shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DigitScatter {
+    pub iter: u32,
+    pub points: Vec<(f32, f32, u8)>,
+}
+
+/// A status.toml that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("{}: {error}", .path.display())]
+    Io { path: PathBuf, error: io::Error },
+    #[error("{}: {message}", .path.display())]
+    Format { path: PathBuf, message: String },
+}
 
 /// What the process running a cell last said about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,15 +83,18 @@ impl CellStatus {
         }
     }
 
-    /// status.toml of the cell folder `dir`: `None` when absent, `Err` (a line) when unreadable.
-    pub fn read(dir: &Path) -> Option<Result<CellStatus, String>> {
+    /// status.toml of the cell folder `dir`: `None` when absent, `Err` when unreadable.
+    pub fn read(dir: &Path) -> Option<Result<CellStatus, StatusError>> {
         let path = dir.join(STATUS_FILE);
         let text = match fs::read_to_string(&path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
-            Err(e) => return Some(Err(format!("{}: {e}", path.display()))),
+            Err(error) => return Some(Err(StatusError::Io { path, error })),
             Ok(text) => text,
         };
-        Some(toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message())))
+        Some(toml::from_str(&text).map_err(|e| StatusError::Format {
+            message: e.message().to_string(),
+            path,
+        }))
     }
 
     /// Writes status.toml into the cell folder `dir` (atomically), stamping the heartbeat.
@@ -111,7 +130,7 @@ pub fn write_embedding(dir: &Path, iter: u32, points: &[(f32, f32, u8)]) -> io::
 }
 
 /// embedding.csv as written by [`write_embedding`]; `None` if absent, empty or malformed.
-pub fn read_embedding(dir: &Path) -> Option<Embedding> {
+pub fn read_embedding(dir: &Path) -> Option<DigitScatter> {
     #[derive(Deserialize)]
     struct Row {
         iter: u32,
@@ -123,7 +142,7 @@ pub fn read_embedding(dir: &Path) -> Option<Embedding> {
     let rows: Vec<Row> = reader.deserialize().collect::<Result<_, _>>().ok()?;
     let iter = rows.first()?.iter;
     let points = rows.iter().map(|r| (r.x, r.y, r.digit)).collect();
-    Some(Embedding { iter, points })
+    Some(DigitScatter { iter, points })
 }
 
 pub fn unix_now() -> u64 {
@@ -146,7 +165,7 @@ pub fn host_name() -> String {
 }
 
 /// `<array job>_<task>` inside a Slurm array task, the job id inside another Slurm job.
-fn slurm_job() -> Option<String> {
+pub fn slurm_job() -> Option<String> {
     let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
     match (var("SLURM_ARRAY_JOB_ID"), var("SLURM_ARRAY_TASK_ID")) {
         (Some(job), Some(task)) => Some(format!("{job}_{task}")),
@@ -181,7 +200,10 @@ mod tests {
     fn a_bad_status_file_is_a_one_line_error_naming_it() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join(STATUS_FILE), "state = \"sleeping\"\n").unwrap();
-        let error = CellStatus::read(dir.path()).unwrap().unwrap_err();
+        let error = CellStatus::read(dir.path())
+            .unwrap()
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("status.toml: "), "{error}");
         assert!(!error.contains('\n'), "{error}");
     }

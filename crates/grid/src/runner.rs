@@ -10,14 +10,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::time::Instant;
 
-use siamese_solver::metrics;
+use siamese_report::{ReportError, metrics};
 
-use crate::cell_folder::{CellFolder, LogRow};
+use crate::cell_folder::CellFolder;
+use crate::cell_log::{CellLog, KeptLog, LossTally};
 use crate::cell_trainer::{
-    CellEvent, CellJob, CellOutcome, CellSummary, CellTrainer, Control, Flow,
+    CellError, CellEvent, CellJob, CellOutcome, CellSummary, CellTrainer, Control, Flow, Resume,
+    TrainedCell,
 };
+use crate::cells::Cell;
 use crate::experiment::Experiment;
-use crate::grid::Cell;
+use crate::manifest::{GridManifest, MANIFEST_FILE};
 pub use crate::summary::SUMMARY_FILE;
 /// Shared pair LevelDBs inside `runs/<experiment>/` (kept by `--fresh`).
 pub const PAIRS_DIR: &str = "pairs";
@@ -68,6 +71,13 @@ pub enum RunError {
     /// not repeat it.)
     #[error("{}: {error}", path.display())]
     Io { path: PathBuf, error: io::Error },
+    /// A cell's log.csv could not be written.
+    #[error(transparent)]
+    Log(ReportError),
+    /// The runner's own thread panicked (trainer panics are cell failures instead).
+    #[error("the grid runner panicked: {message}")]
+    Panicked { message: String },
+    /// A temporary file could not be swept or a file not written.
     #[error(transparent)]
     File(#[from] siamese_files::FileError),
 }
@@ -106,16 +116,7 @@ pub fn run_cells(
     events: Sender<CellEvent>,
 ) -> Result<GridReport, RunError> {
     let grid_dir = options.out.join(&experiment.name);
-    if options.fresh && grid_dir.exists() {
-        clear_results(&grid_dir)?;
-    }
-    let pairs_dir = grid_dir.join(PAIRS_DIR);
-    fs::create_dir_all(&pairs_dir).map_err(io_at(&pairs_dir))?;
-    crate::manifest::GridManifest::new(experiment, cells)
-        .write(&grid_dir)
-        .map_err(io_at(&grid_dir.join(crate::manifest::MANIFEST_FILE)))?;
-
-    let summary_path = grid_dir.join(SUMMARY_FILE);
+    let pairs_dir = prepare_grid_dir(experiment, cells, &grid_dir, options.fresh)?;
     let shared = Shared {
         experiment,
         cells,
@@ -123,37 +124,56 @@ pub fn run_cells(
         control,
         pairs_dir,
         threads: options.threads,
-        grid_dir: grid_dir.clone(),
         report: Mutex::new(GridReport {
-            summary: summary_path,
+            summary: grid_dir.join(SUMMARY_FILE),
             ..Default::default()
         }),
+        grid_dir,
     };
-    let mut queue = Vec::new();
-    for cell in cells.iter().filter(|c| selected.contains(&c.index)) {
-        let folder = CellFolder::new(grid_dir.join(&cell.id));
-        match folder
-            .done()
-            .filter(|s| s.iterations == experiment.iterations)
-        {
-            Some(summary) => {
-                shared.lock_report().skipped += 1;
-                let _ = events.send(CellEvent::Skipped {
-                    cell: cell.index,
-                    summary,
-                });
-            }
-            None => queue.push((cell, folder)),
-        }
-    }
+    let queue = shared.unfinished(selected, &events);
     shared.write_summary()?;
+    run_workers(&shared, &queue, options.workers, &events)?;
+    drop(events);
+    Ok(shared
+        .report
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner()))
+}
 
+/// Makes `grid_dir` ready: cleared when `fresh`, with its pairs folder and grid.toml.
+/// Returns the pairs folder.
+fn prepare_grid_dir(
+    experiment: &Experiment,
+    cells: &[Cell],
+    grid_dir: &Path,
+    fresh: bool,
+) -> Result<PathBuf, RunError> {
+    if fresh && grid_dir.exists() {
+        clear_results(grid_dir)?;
+    }
+    let pairs_dir = grid_dir.join(PAIRS_DIR);
+    fs::create_dir_all(&pairs_dir).map_err(io_at(&pairs_dir))?;
+    GridManifest::new(experiment, cells)
+        .write(grid_dir)
+        .map_err(io_at(&grid_dir.join(MANIFEST_FILE)))?;
+    Ok(pairs_dir)
+}
+
+/// Trains the `queue` on `workers` threads, each taking the next cell until the queue is
+/// empty or a stop is requested; the first runner error stops them all.
+fn run_workers(
+    shared: &Shared<'_>,
+    queue: &[(&Cell, CellFolder)],
+    workers: usize,
+    events: &Sender<CellEvent>,
+) -> Result<(), RunError> {
     let next = AtomicUsize::new(0);
     let first_error: Mutex<Option<RunError>> = Mutex::new(None);
+    let control = shared.control;
     std::thread::scope(|scope| {
-        for w in 0..options.workers.max(1) {
+        for w in 0..workers.max(1) {
             let events = events.clone();
-            let (shared, queue, next, first_error) = (&shared, &queue, &next, &first_error);
+            let (next, first_error) = (&next, &first_error);
             std::thread::Builder::new()
                 .name(format!("siamese-worker-{w}"))
                 .spawn_scoped(scope, move || {
@@ -174,15 +194,10 @@ pub fn run_cells(
                 .expect("spawning a worker thread");
         }
     });
-    drop(events);
-    if let Some(e) = first_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        return Err(e);
+    match first_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
-    let report = shared
-        .report
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner());
-    Ok(report)
 }
 
 /// Removes everything in `grid_dir` but the pair LevelDBs.
@@ -214,9 +229,45 @@ struct Shared<'a> {
     report: Mutex<GridReport>,
 }
 
-impl Shared<'_> {
+/// A cell folder made ready to train in: what to resume from and the log to continue.
+struct PreparedCell {
+    resume: Option<Resume>,
+    log: CellLog,
+    /// Training time of earlier runs of the cell.
+    seconds_before: f64,
+}
+
+impl<'a> Shared<'a> {
     fn lock_report(&self) -> std::sync::MutexGuard<'_, GridReport> {
         self.report.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The `selected` cells that are not finished yet, with their folders; the finished ones
+    /// are reported as `Skipped`.
+    fn unfinished(
+        &self,
+        selected: &[usize],
+        events: &Sender<CellEvent>,
+    ) -> Vec<(&'a Cell, CellFolder)> {
+        let mut queue = Vec::new();
+        let cells: &'a [Cell] = self.cells;
+        for cell in cells.iter().filter(|c| selected.contains(&c.index)) {
+            let folder = CellFolder::new(self.grid_dir.join(&cell.id));
+            match folder
+                .done()
+                .filter(|s| s.iterations == self.experiment.iterations)
+            {
+                Some(summary) => {
+                    self.lock_report().skipped += 1;
+                    let _ = events.send(CellEvent::Skipped {
+                        cell: cell.index,
+                        summary,
+                    });
+                }
+                None => queue.push((cell, folder)),
+            }
+        }
+        queue
     }
 
     /// Trains one cell and writes its files; an `Err` is a runner failure (disk), while a
@@ -227,6 +278,32 @@ impl Shared<'_> {
         folder: &CellFolder,
         events: &Sender<CellEvent>,
     ) -> Result<(), RunError> {
+        let prepared = self.prepare_folder(cell, folder, events)?;
+        let _ = events.send(CellEvent::Started {
+            cell: cell.index,
+            total_iters: self.experiment.iterations,
+            resumed_from: prepared.resume.as_ref().map(|r| r.iter),
+        });
+        let (result, log, wall) = self.train(cell, folder, prepared, events);
+        let tally = log.finish().map_err(RunError::Log)?;
+        let ended = result.and_then(|outcome| match outcome {
+            CellOutcome::Finished(trained) => {
+                self.finish_cell(folder, &trained, &tally, wall).map(Some)
+            }
+            CellOutcome::Stopped { .. } => Ok(None),
+        });
+        self.report_end(cell.index, ended, events);
+        Ok(())
+    }
+
+    /// Creates the cell folder (or cleans one an earlier run left), writes params.toml,
+    /// finds the snapshot to resume from and starts log.csv with the rows kept before it.
+    fn prepare_folder(
+        &self,
+        cell: &Cell,
+        folder: &CellFolder,
+        events: &Sender<CellEvent>,
+    ) -> Result<PreparedCell, RunError> {
         let exp = self.experiment;
         fs::create_dir_all(&folder.dir).map_err(io_at(&folder.dir))?;
         folder.clear_done().map_err(io_at(&folder.dir))?;
@@ -239,17 +316,28 @@ impl Shared<'_> {
         }
         folder.write_params(exp, cell).map_err(io_at(&folder.dir))?;
         let resume = folder.latest_snapshot(exp.iterations);
-        let kept = folder.read_log(resume.as_ref().map_or(0, |r| r.iter));
-        let kept = if resume.is_some() { kept } else { Vec::new() };
-        let log_path = folder.dir.join(crate::cell_folder::LOG_FILE);
-        let log = Mutex::new(folder.start_log(&kept).map_err(io_at(&log_path))?);
-        let log_error: Mutex<Option<io::Error>> = Mutex::new(None);
-        let rows = Mutex::new(kept);
-        let seconds_before = rows
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .last()
-            .map_or(0.0, |r| r.seconds);
+        let kept = match &resume {
+            Some(r) => KeptLog::resuming(folder.read_log(), r.iter),
+            None => KeptLog::default(),
+        };
+        let log = CellLog::start(&folder.dir, &kept).map_err(RunError::Log)?;
+        Ok(PreparedCell {
+            resume,
+            log,
+            seconds_before: kept.seconds(),
+        })
+    }
+
+    /// Runs the trainer on the prepared cell, logging its events (a panic is the cell's
+    /// failure). Returns its result, the log and the cell's training time.
+    fn train(
+        &self,
+        cell: &Cell,
+        folder: &CellFolder,
+        prepared: PreparedCell,
+        events: &Sender<CellEvent>,
+    ) -> (Result<CellOutcome, CellError>, CellLog, f64) {
+        let exp = self.experiment;
         let job = CellJob {
             cell: cell.clone(),
             dir: folder.dir.clone(),
@@ -260,118 +348,91 @@ impl Shared<'_> {
             iterations: exp.iterations,
             test_interval: exp.test_interval,
             snapshot_interval: exp.snapshot_interval,
-            resume: resume.clone(),
+            resume: prepared.resume,
             threads: self.threads,
         };
-        let _ = events.send(CellEvent::Started {
-            cell: cell.index,
-            total_iters: exp.iterations,
-            resumed_from: resume.as_ref().map(|r| r.iter),
-        });
+        let seconds_before = prepared.seconds_before;
+        let log = Mutex::new(prepared.log);
         let start = Instant::now();
         let on_event = |event: CellEvent| {
             let seconds = seconds_before + start.elapsed().as_secs_f64();
-            let row = match &event {
-                CellEvent::Train { iter, lr, loss, .. } => Some(LogRow {
-                    iter: *iter,
-                    phase: "train".into(),
-                    lr: Some(*lr),
-                    loss: *loss,
-                    seconds,
-                }),
-                CellEvent::Test { iter, loss, .. } => Some(LogRow {
-                    iter: *iter,
-                    phase: "test".into(),
-                    lr: None,
-                    loss: *loss,
-                    seconds,
-                }),
-                _ => None,
-            };
-            if let Some(row) = row {
-                let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
-                let written = log.serialize(&row).and_then(|()| Ok(log.flush()?));
-                if let Err(e) = written {
-                    log_error
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .get_or_insert(e.into());
-                }
-                rows.lock().unwrap_or_else(|e| e.into_inner()).push(row);
-            }
+            log.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .record(&event, seconds);
             let _ = events.send(event);
         };
         let result = catch_unwind(AssertUnwindSafe(|| {
             self.trainer.run(&job, &on_event, self.control)
         }))
-        .unwrap_or_else(|panic| Err(format!("trainer panicked: {}", panic_message(&panic))));
-        drop(log);
-        if let Some(e) = log_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            return Err(RunError::Io {
-                path: log_path,
-                error: e,
-            });
-        }
+        .unwrap_or_else(|panic| {
+            Err(CellError::Panicked {
+                message: panic_message(&panic),
+            })
+        });
         let wall = seconds_before + start.elapsed().as_secs_f64();
-        let rows = rows.into_inner().unwrap_or_else(|e| e.into_inner());
-        match result {
-            Ok(outcome) => match self.finish_cell(folder, &outcome, &rows, wall) {
-                Ok(summary) => {
-                    self.lock_report().finished += 1;
-                    let _ = events.send(CellEvent::Finished {
-                        cell: cell.index,
-                        summary,
-                    });
-                    Ok(())
-                }
-                Err(error) => {
-                    self.lock_report().failed += 1;
-                    let _ = events.send(CellEvent::Failed {
-                        cell: cell.index,
-                        error,
-                    });
-                    Ok(())
-                }
-            },
-            Err(_) if self.control.stop_requested() => {
+        (
+            result,
+            log.into_inner().unwrap_or_else(|e| e.into_inner()),
+            wall,
+        )
+    }
+
+    /// Counts and reports how the cell ended: finished (with its summary), stopped (`None`)
+    /// or failed.
+    fn report_end(
+        &self,
+        cell: usize,
+        ended: Result<Option<CellSummary>, CellError>,
+        events: &Sender<CellEvent>,
+    ) {
+        let event = match ended {
+            Ok(Some(summary)) => {
+                self.lock_report().finished += 1;
+                CellEvent::Finished { cell, summary }
+            }
+            Ok(None) => {
                 self.lock_report().stopped += 1;
-                let _ = events.send(CellEvent::Stopped { cell: cell.index });
-                Ok(())
+                CellEvent::Stopped { cell }
             }
             Err(error) => {
                 self.lock_report().failed += 1;
-                let _ = events.send(CellEvent::Failed {
-                    cell: cell.index,
-                    error,
-                });
-                Ok(())
+                CellEvent::Failed {
+                    cell,
+                    error: error.to_string(),
+                }
             }
-        }
+        };
+        let _ = events.send(event);
     }
 
-    /// Checks the outcome, computes the metrics, writes features.csv, done.toml and the
-    /// summary; a problem with the outcome is the cell's failure (returned as text).
+    /// Checks the trained cell, computes the metrics, writes features.csv, done.toml and
+    /// the summary; a problem here is the cell's failure.
     fn finish_cell(
         &self,
         folder: &CellFolder,
-        outcome: &CellOutcome,
-        rows: &[LogRow],
+        trained: &TrainedCell,
+        tally: &LossTally,
         wall: f64,
-    ) -> Result<CellSummary, String> {
-        if !outcome.model.is_file() {
-            return Err(format!(
-                "the trainer reported model {} but it does not exist",
-                outcome.model.display()
-            ));
+    ) -> Result<CellSummary, CellError> {
+        if !trained.model.is_file() {
+            return Err(CellError::MissingModel {
+                model: trained.model.clone(),
+            });
         }
-        let summary = summarize(rows, outcome, self.experiment, wall);
+        let summary = summarize(tally, trained, self.experiment, wall);
+        let results = |error| CellError::Results {
+            path: folder.dir.clone(),
+            error,
+        };
         folder
-            .write_features(&outcome.test_features)
-            .map_err(|e| format!("{}: {e}", folder.dir.display()))?;
-        folder
-            .write_done(&summary)
-            .map_err(|e| format!("{}: {e}", folder.dir.display()))?;
-        self.write_summary().map_err(|e| e.to_string())?;
+            .write_features(&trained.test_features)
+            .map_err(results)?;
+        folder.write_done(&summary).map_err(results)?;
+        crate::summary::write_summary(&self.grid_dir, self.cells, self.experiment.iterations)
+            .map_err(|error| CellError::Results {
+                path: self.grid_dir.join(SUMMARY_FILE),
+                error,
+            })?;
         Ok(summary)
     }
 
@@ -383,41 +444,25 @@ impl Shared<'_> {
     }
 }
 
-/// The summary of a finished cell from its log rows and the trainer's features.
+/// The summary of a finished cell from its logged losses and the trainer's features.
 fn summarize(
-    rows: &[LogRow],
-    outcome: &CellOutcome,
+    tally: &LossTally,
+    trained: &TrainedCell,
     experiment: &Experiment,
     wall: f64,
 ) -> CellSummary {
-    let train: Vec<f64> = rows
-        .iter()
-        .filter(|r| r.phase == "train")
-        .map(|r| f64::from(r.loss))
-        .collect();
-    let tail = &train[train.len().saturating_sub(TRAIN_LOSS_WINDOW)..];
-    let train_loss = if tail.is_empty() {
-        f64::NAN
-    } else {
-        tail.iter().sum::<f64>() / tail.len() as f64
-    };
-    let test_loss = rows
-        .iter()
-        .rev()
-        .find(|r| r.phase == "test")
-        .map_or(f64::NAN, |r| f64::from(r.loss));
     let knn_accuracy = metrics::knn_accuracy(
-        &outcome.test_features,
-        &outcome.reference_features,
+        &trained.test_features,
+        &trained.reference_features,
         experiment.knn_k,
     );
-    let labels: Vec<u8> = outcome.test_features.iter().map(|(_, l)| *l).collect();
-    let pairs = metrics::pair_distances(&outcome.test_features, &metrics::balanced_pairs(&labels));
+    let labels: Vec<u8> = trained.test_features.iter().map(|(_, l)| *l).collect();
+    let pairs = metrics::pair_distances(&trained.test_features, &metrics::balanced_pairs(&labels));
     let (pair_accuracy, threshold) = metrics::pair_accuracy(&pairs);
     CellSummary {
         iterations: experiment.iterations,
-        train_loss,
-        test_loss,
+        train_loss: tally.mean_train_loss(TRAIN_LOSS_WINDOW),
+        test_loss: tally.last_test_loss(),
         knn_accuracy,
         pair_accuracy,
         pair_threshold: f64::from(threshold),
@@ -425,7 +470,8 @@ fn summarize(
     }
 }
 
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+/// The text a panic carried.
+pub fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cell_folder::{CellFolder, write_atomic};
 use crate::cell_trainer::CellSummary;
-use crate::grid::Cell;
+use crate::cells::Cell;
 
 /// Name of the grid's results table inside `runs/<experiment>/`.
 pub const SUMMARY_FILE: &str = "summary.csv";

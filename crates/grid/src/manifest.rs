@@ -4,15 +4,37 @@
 
 use std::fs;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::cell_folder::write_atomic;
+use crate::cells::Cell;
 use crate::experiment::{AXIS_KEYS, Experiment};
-use crate::grid::Cell;
 
 pub const MANIFEST_FILE: &str = "grid.toml";
+
+/// A grid.toml that cannot be read, or whose cells are not a grid's.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error(
+        "{}: not found: expected a grid folder written by siamese-tui (runs/<experiment>/, \
+         made by running the grid, `slurm` or `run-cell`)", .path.display()
+    )]
+    NotFound { path: PathBuf },
+    #[error("{}: {error}", .path.display())]
+    Io { path: PathBuf, error: io::Error },
+    #[error("{}: {message}", .path.display())]
+    Format { path: PathBuf, message: String },
+    #[error("{MANIFEST_FILE}: cell {id} has index {index}, expected {expected}")]
+    Index {
+        id: String,
+        index: usize,
+        expected: usize,
+    },
+    #[error("{MANIFEST_FILE}: cell {id}: unknown axis `{key}`")]
+    UnknownAxis { id: String, key: String },
+}
 
 /// grid.toml.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,42 +85,48 @@ impl GridManifest {
     }
 
     /// Reads `grid_dir/grid.toml`; the error is one line naming the file.
-    pub fn read(grid_dir: &Path) -> Result<GridManifest, String> {
+    pub fn read(grid_dir: &Path) -> Result<GridManifest, ManifestError> {
         let path = grid_dir.join(MANIFEST_FILE);
-        let text = fs::read_to_string(&path).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => format!(
-                "{}: not found: expected a grid folder written by siamese-tui \
-                 (runs/<experiment>/, made by running the grid, `slurm` or `run-cell`)",
-                path.display()
-            ),
-            _ => format!("{}: {e}", path.display()),
-        })?;
-        toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))
+        let text = match fs::read_to_string(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(ManifestError::NotFound { path });
+            }
+            Err(error) => return Err(ManifestError::Io { path, error }),
+            Ok(text) => text,
+        };
+        toml::from_str(&text).map_err(|e| ManifestError::Format {
+            message: e.message().to_string(),
+            path,
+        })
     }
 
     /// The cells, as far as the screen needs them: index, id and axis values (the solver
     /// overrides are not kept in grid.toml and are left at their defaults).
-    pub fn cells(&self) -> Result<Vec<Cell>, String> {
+    pub fn cells(&self) -> Result<Vec<Cell>, ManifestError> {
         self.cells
             .iter()
             .enumerate()
             .map(|(at, c)| {
                 if c.index != at {
-                    return Err(format!(
-                        "{MANIFEST_FILE}: cell {} has index {}, expected {at}",
-                        c.id, c.index
-                    ));
+                    return Err(ManifestError::Index {
+                        id: c.id.clone(),
+                        index: c.index,
+                        expected: at,
+                    });
                 }
                 let values = c
                     .values
                     .iter()
                     .map(|(k, v)| {
                         let key = AXIS_KEYS.iter().find(|a| **a == k).ok_or_else(|| {
-                            format!("{MANIFEST_FILE}: cell {}: unknown axis `{k}`", c.id)
+                            ManifestError::UnknownAxis {
+                                id: c.id.clone(),
+                                key: k.clone(),
+                            }
                         })?;
                         Ok((*key, v.clone()))
                     })
-                    .collect::<Result<_, String>>()?;
+                    .collect::<Result<_, ManifestError>>()?;
                 Ok(Cell {
                     index: c.index,
                     id: c.id.clone(),

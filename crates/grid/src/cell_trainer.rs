@@ -1,12 +1,13 @@
 //! The seam between the grid runner and a training engine: the `CellTrainer` trait, the job it
-//! gets, the events it sends (and those the runner adds), and the pause/stop `Control`.
+//! gets, the events it sends (and those the runner adds), its outcome, and the pause/stop `Control`.
 
 use std::path::PathBuf;
 use std::sync::{Condvar, Mutex};
 
 use serde::{Deserialize, Serialize};
+use siamese_report::LabelledFeatures;
 
-use crate::grid::Cell;
+use crate::cells::Cell;
 
 /// Trains one cell. Implementations must be deterministic for a given job (seeded by
 /// `job.cell.params.seed`) and must only write inside `job.dir` and `job.pairs_dir`.
@@ -17,14 +18,14 @@ pub trait CellTrainer: Send + Sync {
     /// each test pass (every `test_interval` iterations and at the end), and `Snapshot`
     /// after writing `<prefix>_iter_<N>.caffemodel` + `.solverstate` into `job.dir` every
     /// `snapshot_interval` iterations. Call `control.checkpoint()` before each iteration;
-    /// on [`Flow::Stop`] write a snapshot and return `Err("stopped at iteration N")`.
-    /// On success the final `.caffemodel` is in `job.dir` and named in the outcome.
+    /// on [`Flow::Stop`] write a snapshot and return [`CellOutcome::Stopped`]. When trained,
+    /// the final `.caffemodel` is in `job.dir` and named in [`CellOutcome::Finished`].
     fn run(
         &self,
         job: &CellJob,
         events: &(dyn Fn(CellEvent) + Sync),
         control: &Control,
-    ) -> Result<CellOutcome, String>;
+    ) -> Result<CellOutcome, CellError>;
 }
 
 /// Everything a trainer needs to run one cell.
@@ -57,16 +58,52 @@ pub struct Resume {
     pub solverstate: PathBuf,
 }
 
-/// What a trainer hands back; the runner turns it into files and metrics.
+/// How a trainer's run ended.
 #[derive(Debug, Clone, PartialEq)]
-pub struct CellOutcome {
+pub enum CellOutcome {
+    /// Trained to `job.iterations`; the runner turns this into files and metrics.
+    Finished(TrainedCell),
+    /// Stopped on request after `at` iterations, resumable from the snapshot written there.
+    Stopped { at: u32 },
+}
+
+/// What a trainer hands back for a trained cell.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainedCell {
     /// The final `.caffemodel`, inside the cell folder.
     pub model: PathBuf,
     /// Features and digit of test images (written to features.csv; k-NN queries and
     /// verification pairs).
-    pub test_features: Vec<(Vec<f32>, u8)>,
+    pub test_features: LabelledFeatures,
     /// Features and digit of training images: the k-NN reference set.
-    pub reference_features: Vec<(Vec<f32>, u8)>,
+    pub reference_features: LabelledFeatures,
+}
+
+/// Why a cell failed: it is retried (from its last snapshot) on the next run.
+#[derive(Debug, thiserror::Error)]
+pub enum CellError {
+    /// The training engine's own error (bad files, a NaN loss, a device that fails).
+    #[error(transparent)]
+    Engine(Box<dyn std::error::Error + Send + Sync>),
+    /// The trainer panicked; the runner caught it.
+    #[error("trainer panicked: {message}")]
+    Panicked { message: String },
+    /// The trainer reported a model that is not there.
+    #[error("the trainer reported model {} but it does not exist", .model.display())]
+    MissingModel { model: PathBuf },
+    /// The cell's result files (features.csv, done.toml, summary.csv) could not be written.
+    #[error("{}: {error}", .path.display())]
+    Results {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+}
+
+impl CellError {
+    /// An engine error from anything that is one (or from a message).
+    pub fn engine(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> CellError {
+        CellError::Engine(error.into())
+    }
 }
 
 /// A finished cell's row of summary.csv (also kept in the cell's done.toml).

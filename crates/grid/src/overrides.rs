@@ -5,10 +5,27 @@ use std::path::Path;
 
 use siamese_proto::{LayerParameter, NetParameter, Phase, SolverParameter};
 
-use crate::grid::CellParams;
+use crate::cells::CellParams;
 
 /// Layers whose `num_output` is the embedding size: the two towers' last InnerProduct.
 const FEATURE_LAYERS: &[&str] = &["feat", "feat_p"];
+
+/// A net the cell's parameters cannot be written into.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum OverrideError {
+    #[error("net \"{net}\": no Data layer to feed the pair LevelDBs to")]
+    NoDataLayer { net: String },
+    #[error(
+        "net \"{net}\": the grid sets margin or legacy_version, but the net has no \
+         ContrastiveLoss layer"
+    )]
+    NoContrastiveLoss { net: String },
+    #[error(
+        "net \"{net}\": the grid sets feature_dim, but the net has no InnerProduct layer named {}",
+        FEATURE_LAYERS.join(" or ")
+    )]
+    NoFeatureLayer { net: String },
+}
 
 /// How the cell's solver runs inside the trainer's own loop (which tests, embeds and
 /// snapshots itself, so the solver's own cadence is switched off).
@@ -66,7 +83,7 @@ pub fn train_net(
     params: &CellParams,
     train_db: &Path,
     test_db: &Path,
-) -> Result<NetParameter, String> {
+) -> Result<NetParameter, OverrideError> {
     let name = net.name().to_string();
     let mut losses = 0;
     let mut data = 0;
@@ -92,29 +109,27 @@ pub fn train_net(
         }
     }
     if data == 0 {
-        return Err(format!(
-            "net \"{name}\": no Data layer to feed the pair LevelDBs to"
-        ));
+        return Err(OverrideError::NoDataLayer { net: name });
     }
     let wants_loss = params.margin.is_some() || params.legacy_version.is_some();
     if wants_loss && losses == 0 {
-        return Err(format!(
-            "net \"{name}\": the grid sets margin or legacy_version, but the net has no \
-             ContrastiveLoss layer"
-        ));
+        return Err(OverrideError::NoContrastiveLoss { net: name });
     }
     set_feature_dim(&mut net, params.feature_dim)?;
     Ok(net)
 }
 
 /// The deploy net with the cell's feature size.
-pub fn deploy_net(mut net: NetParameter, params: &CellParams) -> Result<NetParameter, String> {
+pub fn deploy_net(
+    mut net: NetParameter,
+    params: &CellParams,
+) -> Result<NetParameter, OverrideError> {
     set_feature_dim(&mut net, params.feature_dim)?;
     Ok(net)
 }
 
 /// Sets `num_output` of the [`FEATURE_LAYERS`] that `net` has (at least one is needed).
-fn set_feature_dim(net: &mut NetParameter, dim: Option<u32>) -> Result<(), String> {
+fn set_feature_dim(net: &mut NetParameter, dim: Option<u32>) -> Result<(), OverrideError> {
     let Some(dim) = dim else { return Ok(()) };
     let mut found = 0;
     for layer in &mut net.layer {
@@ -124,11 +139,9 @@ fn set_feature_dim(net: &mut NetParameter, dim: Option<u32>) -> Result<(), Strin
         }
     }
     if found == 0 {
-        return Err(format!(
-            "net \"{}\": the grid sets feature_dim, but the net has no InnerProduct layer named {}",
-            net.name(),
-            FEATURE_LAYERS.join(" or ")
-        ));
+        return Err(OverrideError::NoFeatureLayer {
+            net: net.name().to_string(),
+        });
     }
     Ok(())
 }
@@ -236,7 +249,7 @@ mod tests {
         };
         let err = train_net(net.clone(), &margin, Path::new("a"), Path::new("b")).unwrap_err();
         assert_eq!(
-            err,
+            err.to_string(),
             "net \"mnist_siamese_train_test\": the grid sets margin or legacy_version, but the \
              net has no ContrastiveLoss layer"
         );
@@ -246,7 +259,7 @@ mod tests {
         };
         let err = deploy_net(net, &dim).unwrap_err();
         assert_eq!(
-            err,
+            err.to_string(),
             "net \"mnist_siamese_train_test\": the grid sets feature_dim, but the net has no \
              InnerProduct layer named feat or feat_p"
         );

@@ -3,15 +3,17 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
+use siamese_grid::cell_trainer::{
+    CellError, CellEvent, CellJob, CellOutcome, CellTrainer, Control,
+};
+use siamese_grid::cells::Cell;
+use siamese_grid::experiment::Experiment;
+use siamese_grid::runner::{GridReport, RunOptions, run_grid};
+use siamese_grid::train::SolverTrainer;
 use siamese_proto::{Message, NetParameter};
 use siamese_testkit::repo;
-use siamese_tui::cell_trainer::{CellEvent, CellJob, CellOutcome, CellTrainer, Control};
-use siamese_tui::experiment::Experiment;
-use siamese_tui::grid::Cell;
-use siamese_tui::headless::run_headless;
-use siamese_tui::runner::{GridReport, RunOptions};
-use siamese_tui::train::SolverTrainer;
 
 const TRAIN_DIGITS: usize = 320;
 const TEST_DIGITS: usize = 100;
@@ -36,7 +38,7 @@ fn experiment(dir: &Path) -> Experiment {
     Experiment::load(&file).unwrap()
 }
 
-fn run(dir: &Path, trainer: &dyn CellTrainer, workers: usize) -> (GridReport, String) {
+fn run(dir: &Path, trainer: &dyn CellTrainer, workers: usize) -> (GridReport, Vec<CellEvent>) {
     let experiment = experiment(dir);
     let cells = Cell::expand(&experiment);
     let options = RunOptions {
@@ -45,10 +47,28 @@ fn run(dir: &Path, trainer: &dyn CellTrainer, workers: usize) -> (GridReport, St
         threads: 1,
         fresh: false,
     };
-    let mut out = Vec::new();
-    let control = Control::new();
-    let report = run_headless(&experiment, &cells, &options, trainer, &control, &mut out).unwrap();
-    (report, String::from_utf8(out).unwrap())
+    let (tx, rx) = mpsc::channel();
+    let report = run_grid(&experiment, &cells, &options, trainer, &Control::new(), tx).unwrap();
+    (report, rx.into_iter().collect())
+}
+
+/// Whether `events` hold a test of `cell` after `iter` iterations.
+fn tested(events: &[CellEvent], cell: usize, iter: u32) -> bool {
+    events
+        .iter()
+        .any(|e| matches!(e, CellEvent::Test { cell: c, iter: i, .. } if (*c, *i) == (cell, iter)))
+}
+
+/// How `cell` started: `Some(resumed from)`, or `None` when it did not start.
+fn started(events: &[CellEvent], cell: usize) -> Option<Option<u32>> {
+    events.iter().find_map(|e| match e {
+        CellEvent::Started {
+            cell: c,
+            resumed_from,
+            ..
+        } if *c == cell => Some(*resumed_from),
+        _ => None,
+    })
 }
 
 /// Stops the grid once a cell has done `at` iterations.
@@ -63,7 +83,7 @@ impl CellTrainer for StopAt {
         job: &CellJob,
         events: &(dyn Fn(CellEvent) + Sync),
         control: &Control,
-    ) -> Result<CellOutcome, String> {
+    ) -> Result<CellOutcome, CellError> {
         let watch = |event: CellEvent| {
             if matches!(event, CellEvent::Train { iter, .. } if iter == self.at) {
                 control.request_stop();
@@ -80,16 +100,17 @@ fn cell_dir(dir: &Path, id: &str) -> PathBuf {
 
 const CELLS: [&str; 2] = ["000-margin_1-batch_size_16", "001-margin_2-batch_size_16"];
 
-/// `(phase, iter)` of every log.csv row.
-fn log_rows(cell: &Path) -> Vec<(String, u32)> {
-    let mut reader = csv::Reader::from_path(cell.join("log.csv")).unwrap();
-    reader
-        .records()
-        .map(|r| r.unwrap())
+/// `(iter, has a train loss, has a test loss)` of every log.csv row, read with siamese-report
+/// (the reader `siamese plot --log` uses); every loss finite.
+fn log_rows(cell: &Path) -> Vec<(i32, bool, bool)> {
+    siamese_report::read_training_log(&cell.join("log.csv"))
+        .unwrap()
+        .iter()
         .map(|r| {
-            let loss: f32 = r[3].parse().unwrap();
-            assert!(loss.is_finite() && loss >= 0.0, "loss {loss}");
-            (r[1].to_string(), r[0].parse().unwrap())
+            for loss in r.train_loss.iter().chain(&r.test_loss) {
+                assert!(loss.is_finite() && *loss >= 0.0, "loss {loss}");
+            }
+            (r.iter, r.train_loss.is_some(), r.test_loss.is_some())
         })
         .collect()
 }
@@ -132,11 +153,15 @@ fn check_finished_cells(dir: &Path) {
             params["params"]["margin"].as_float(),
             Some(f64::from(margin))
         );
+        // A row for each of the 20 training iterations (0 to 19, Caffe's numbers) and for
+        // the tests after 10 and 20, each test before the training row of its iteration.
         let mut expected = Vec::new();
-        for iter in 1..=20 {
-            expected.push(("train".to_string(), iter));
-            if iter % 10 == 0 {
-                expected.push(("test".to_string(), iter));
+        for i in 0..=20 {
+            if i == 10 || i == 20 {
+                expected.push((i, false, true));
+            }
+            if i < 20 {
+                expected.push((i, true, false));
             }
         }
         assert_eq!(log_rows(&cell), expected, "{id}");
@@ -147,8 +172,9 @@ fn check_finished_cells(dir: &Path) {
         let data = net.layer.iter().find(|l| l.r#type() == "Data").unwrap();
         assert_eq!(data.data_param.as_ref().unwrap().batch_size(), 16);
         let features = fs::read_to_string(cell.join("features.csv")).unwrap();
-        assert_eq!(features.lines().next(), Some("digit,f0,f1"));
-        assert_eq!(features.lines().count(), 1 + TEST_DIGITS);
+        assert_eq!(features.lines().next(), Some("index,label,f0,f1"));
+        let points = siamese_report::read_features(&cell.join("features.csv")).unwrap();
+        assert_eq!(points.len(), TEST_DIGITS);
         assert!(cell.join("done.toml").is_file());
         assert!(cell.join("mnist_siamese_iter_10.solverstate").is_file());
     }
@@ -157,7 +183,7 @@ fn check_finished_cells(dir: &Path) {
 #[test]
 fn a_real_grid_trains_skips_and_resumes_to_the_same_weights() {
     let whole = tempfile::tempdir().unwrap();
-    let (report, lines) = run(whole.path(), &SolverTrainer::new(), 2);
+    let (report, events) = run(whole.path(), &SolverTrainer::new(), 2);
     assert_eq!(
         (
             report.finished,
@@ -166,19 +192,21 @@ fn a_real_grid_trains_skips_and_resumes_to_the_same_weights() {
             report.stopped
         ),
         (2, 0, 0, 0),
-        "{lines}"
+        "{events:?}"
     );
-    for id in CELLS {
+    for cell in 0..CELLS.len() {
         for iter in [10, 20] {
-            let line = format!("[{id}] test at iteration {iter}: loss ");
-            assert!(lines.contains(&line), "no `{line}` in\n{lines}");
+            assert!(
+                tested(&events, cell, iter),
+                "cell {cell}: no test at {iter}"
+            );
         }
     }
     check_finished_cells(whole.path());
 
     // Run again: both cells are finished and nothing trains.
-    let (again, lines) = run(whole.path(), &SolverTrainer::new(), 2);
-    assert_eq!((again.finished, again.skipped), (0, 2), "{lines}");
+    let (again, events) = run(whole.path(), &SolverTrainer::new(), 2);
+    assert_eq!((again.finished, again.skipped), (0, 2), "{events:?}");
 
     // One worker, stopped at iteration 13: the first cell snapshots there and the second
     // never starts. The next run resumes the first and runs the second, and both end with
@@ -188,18 +216,12 @@ fn a_real_grid_trains_skips_and_resumes_to_the_same_weights() {
         at: 13,
         inner: SolverTrainer::new(),
     };
-    let (stopped, lines) = run(split.path(), &stopper, 1);
-    assert_eq!((stopped.finished, stopped.stopped), (0, 1), "{lines}");
-    let (resumed, lines) = run(split.path(), &SolverTrainer::new(), 2);
-    assert_eq!(resumed.finished, 2, "{lines}");
-    assert!(
-        lines.contains(&format!("[{}] resumed at iteration 13 of 20", CELLS[0])),
-        "{lines}"
-    );
-    assert!(
-        lines.contains(&format!("[{}] started: 20 iterations", CELLS[1])),
-        "{lines}"
-    );
+    let (stopped, events) = run(split.path(), &stopper, 1);
+    assert_eq!((stopped.finished, stopped.stopped), (0, 1), "{events:?}");
+    let (resumed, events) = run(split.path(), &SolverTrainer::new(), 2);
+    assert_eq!(resumed.finished, 2, "{events:?}");
+    assert_eq!(started(&events, 0), Some(Some(13)));
+    assert_eq!(started(&events, 1), Some(None));
     for id in CELLS {
         assert_eq!(
             weights(&model(&cell_dir(split.path(), id))),

@@ -1,5 +1,6 @@
 //! Test support: a deterministic `CellTrainer` test double that emits a realistic event
 //! sequence and writes the files a real engine writes, plus experiment-file fixtures.
+//! (siamese-tui's tests include this file too.)
 
 #![allow(dead_code)] // each test binary uses part of this module
 
@@ -7,13 +8,16 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use siamese_tui::cell_trainer::{CellEvent, CellJob, CellOutcome, CellTrainer, Control, Flow};
+use siamese_grid::cell_trainer::{
+    CellError, CellEvent, CellJob, CellOutcome, CellTrainer, Control, Flow, TrainedCell,
+};
 
 /// Trains nothing: losses fall smoothly with the iteration (scaled by the cell's margin),
 /// features are ten well-separated digit clusters. Records every job it gets.
 #[derive(Default)]
 pub struct ScriptedTrainer {
-    /// `(cell index, iteration)`: the run dies there (as if killed) and asks the grid to stop.
+    /// `(cell index, iteration)`: the run ends there without a snapshot (as if killed) and
+    /// asks the grid to stop.
     pub die_at: Option<(usize, u32)>,
     /// Cell index whose run fails with an error.
     pub fail_cell: Option<usize>,
@@ -51,10 +55,14 @@ pub fn clusters(n: usize, spread: f32) -> Vec<(Vec<f32>, u8)> {
         .collect()
 }
 
-fn snapshot(job: &CellJob, iter: u32, events: &(dyn Fn(CellEvent) + Sync)) -> Result<(), String> {
+fn snapshot(
+    job: &CellJob,
+    iter: u32,
+    events: &(dyn Fn(CellEvent) + Sync),
+) -> Result<(), CellError> {
     let base = job.dir.join(format!("snap_iter_{iter}"));
     let write = |ext: &str| {
-        fs::write(base.with_extension(ext), format!("weights at {iter}")).map_err(|e| e.to_string())
+        fs::write(base.with_extension(ext), format!("weights at {iter}")).map_err(CellError::engine)
     };
     write("caffemodel")?;
     write("solverstate")?;
@@ -72,7 +80,7 @@ impl CellTrainer for ScriptedTrainer {
         job: &CellJob,
         events: &(dyn Fn(CellEvent) + Sync),
         control: &Control,
-    ) -> Result<CellOutcome, String> {
+    ) -> Result<CellOutcome, CellError> {
         let cell = job.cell.index;
         self.calls
             .lock()
@@ -85,7 +93,7 @@ impl CellTrainer for ScriptedTrainer {
         for iter in start + 1..=job.iterations {
             if control.checkpoint() == Flow::Stop {
                 snapshot(job, iter - 1, events)?;
-                return Err(format!("stopped at iteration {}", iter - 1));
+                return Ok(CellOutcome::Stopped { at: iter - 1 });
             }
             events(CellEvent::Train {
                 cell,
@@ -95,10 +103,10 @@ impl CellTrainer for ScriptedTrainer {
             });
             if self.die_at == Some((cell, iter)) {
                 control.request_stop();
-                return Err(format!("killed at iteration {iter}"));
+                return Ok(CellOutcome::Stopped { at: iter });
             }
             if self.fail_cell == Some(cell) {
-                return Err("scripted failure: loss is NaN".to_string());
+                return Err(CellError::engine("scripted failure: loss is NaN"));
             }
             if iter % job.test_interval == 0 || iter == job.iterations {
                 let loss = loss_at(job, iter) * 1.1;
@@ -121,12 +129,12 @@ impl CellTrainer for ScriptedTrainer {
         let model = job
             .dir
             .join(format!("snap_iter_{}.caffemodel", job.iterations));
-        fs::write(&model, "final weights").map_err(|e| e.to_string())?;
-        Ok(CellOutcome {
+        fs::write(&model, "final weights").map_err(CellError::engine)?;
+        Ok(CellOutcome::Finished(TrainedCell {
             model,
             test_features: clusters(TEST_POINTS, 0.5),
             reference_features: clusters(100, 0.5),
-        })
+        }))
     }
 }
 

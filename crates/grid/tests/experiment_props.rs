@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
-use siamese_tui::experiment::{Experiment, MAX_CELLS};
-use siamese_tui::grid::Cell;
+use siamese_grid::cells::Cell;
+use siamese_grid::experiment::{Experiment, MAX_CELLS};
 
 /// A folder with the solver and net files the prelude points at (shared by every case).
 fn prelude() -> &'static str {

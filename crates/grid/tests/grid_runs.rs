@@ -1,24 +1,24 @@
-//! Headless grid runs end to end with the scripted test trainer: the files every cell and the
-//! grid write, skipping finished cells, resuming a killed run, `--fresh`, and failures.
+//! Grid runs end to end with the scripted test trainer: the events and the files every cell
+//! and the grid write, skipping finished cells, resuming a killed run, `--fresh`, and failures.
 
 mod support;
 
 use std::fs;
 use std::path::Path;
+use std::sync::mpsc;
 
-use siamese_tui::cell_folder::CellFolder;
-use siamese_tui::cell_trainer::Control;
-use siamese_tui::experiment::Experiment;
-use siamese_tui::grid::Cell;
-use siamese_tui::headless::run_headless;
-use siamese_tui::runner::{GridReport, RunOptions};
+use siamese_grid::cell_folder::CellFolder;
+use siamese_grid::cell_trainer::{CellEvent, Control};
+use siamese_grid::cells::Cell;
+use siamese_grid::experiment::Experiment;
+use siamese_grid::runner::{GridReport, RunOptions, run_grid};
 use support::{ScriptedTrainer, TEST_POINTS};
 
 const TINY: &str = "name = \"tiny\"\niterations = 12\ntest_interval = 4\nsnapshot_interval = 5\n[grid]\nmargin = [1, 2]\n";
 
 struct Run {
     report: GridReport,
-    lines: Vec<String>,
+    events: Vec<CellEvent>,
 }
 
 fn run(dir: &Path, trainer: &ScriptedTrainer, fresh: bool) -> Run {
@@ -31,22 +31,32 @@ fn run(dir: &Path, trainer: &ScriptedTrainer, fresh: bool) -> Run {
         threads: 1,
         fresh,
     };
-    let mut out = Vec::new();
-    let report = run_headless(
-        &experiment,
-        &cells,
-        &options,
-        trainer,
-        &Control::new(),
-        &mut out,
-    )
-    .unwrap();
-    let lines = String::from_utf8(out)
-        .unwrap()
-        .lines()
-        .map(String::from)
-        .collect();
-    Run { report, lines }
+    let (tx, rx) = mpsc::channel();
+    let report = run_grid(&experiment, &cells, &options, trainer, &Control::new(), tx).unwrap();
+    Run {
+        report,
+        events: rx.into_iter().collect(),
+    }
+}
+
+/// The events a reader follows a run by (no iterations, embeddings or snapshots), in words.
+fn outline(events: &[CellEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| {
+            Some(match e {
+                CellEvent::Started {
+                    cell, resumed_from, ..
+                } => format!("{cell} started from {resumed_from:?}"),
+                CellEvent::Test { cell, iter, .. } => format!("{cell} test {iter}"),
+                CellEvent::Finished { cell, .. } => format!("{cell} finished"),
+                CellEvent::Failed { cell, error } => format!("{cell} failed: {error}"),
+                CellEvent::Skipped { cell, .. } => format!("{cell} skipped"),
+                CellEvent::Stopped { cell } => format!("{cell} stopped"),
+                _ => return None,
+            })
+        })
+        .collect()
 }
 
 fn read(path: impl AsRef<Path>) -> String {
@@ -74,26 +84,36 @@ fn summary_rows(dir: &Path) -> Vec<csv::StringRecord> {
     reader.records().map(Result::unwrap).collect()
 }
 
-/// `(phase, iteration)` of every log.csv row.
-fn log_rows(cell_dir: &Path) -> Vec<(String, u32)> {
-    let mut reader = csv::Reader::from_path(cell_dir.join("log.csv")).unwrap();
+/// `(iter, has a train loss, has a test loss)` of every log.csv row (`siamese train`'s
+/// columns: read with siamese-report's reader).
+fn log_rows(cell_dir: &Path) -> Vec<(i32, bool, bool)> {
+    let header = read(cell_dir.join("log.csv"));
     assert_eq!(
-        reader.headers().unwrap().iter().collect::<Vec<_>>(),
-        ["iter", "phase", "lr", "loss", "seconds"]
+        header.lines().next(),
+        Some("iter,lr,train_loss,test_loss,elapsed_s")
     );
-    reader
-        .records()
-        .map(|r| r.unwrap())
-        .map(|r| (r[1].to_string(), r[0].parse().unwrap()))
+    siamese_report::read_training_log(&cell_dir.join("log.csv"))
+        .unwrap()
+        .iter()
+        .map(|r| (r.iter, r.train_loss.is_some(), r.test_loss.is_some()))
         .collect()
 }
 
-fn expected_log() -> Vec<(String, u32)> {
+/// 12 iterations tested every 4: a row for each training loss (iterations 0 to 11, Caffe's
+/// numbers) and for each test after 4, 8 and 12 iterations, the test first.
+fn expected_log() -> Vec<(i32, bool, bool)> {
+    expected_rows(12, 4)
+}
+
+/// The rows of a cell log of `iterations` tested every `interval`.
+fn expected_rows(iterations: i32, interval: i32) -> Vec<(i32, bool, bool)> {
     let mut rows = Vec::new();
-    for iter in 1..=12 {
-        rows.push(("train".to_string(), iter));
-        if iter % 4 == 0 {
-            rows.push(("test".to_string(), iter));
+    for i in 0..=iterations {
+        if i > 0 && i % interval == 0 {
+            rows.push((i, false, true));
+        }
+        if i < iterations {
+            rows.push((i, true, false));
         }
     }
     rows
@@ -103,7 +123,7 @@ fn expected_log() -> Vec<(String, u32)> {
 fn headless_run_writes_every_cell_and_the_summary() {
     let dir = tempfile::tempdir().unwrap();
     let trainer = ScriptedTrainer::default();
-    let Run { report, lines } = run(dir.path(), &trainer, false);
+    let Run { report, events } = run(dir.path(), &trainer, false);
     assert_eq!(
         (
             report.finished,
@@ -113,33 +133,40 @@ fn headless_run_writes_every_cell_and_the_summary() {
         ),
         (2, 0, 0, 0)
     );
-
-    // One line per event: header, data note, 2 × (start, 3 tests, finish), closing line.
-    assert_eq!(lines.len(), 2 + 2 * 5 + 1, "{lines:#?}");
-    assert!(
-        lines[0].starts_with("tiny: 2 cells of 12 iterations, 1 worker × 1 thread → "),
-        "{}",
-        lines[0]
-    );
-    assert!(lines[1].starts_with("data: "), "{}", lines[1]);
-    assert_eq!(lines[2], "[000-margin_1] started: 12 iterations");
-    assert_eq!(
-        lines[3],
-        "[000-margin_1] test at iteration 4: loss 0.306656, loss 0.306656"
-    );
-    assert!(
-        lines[6].starts_with("[000-margin_1] finished in "),
-        "{}",
-        lines[6]
-    );
-    assert!(
-        lines[6].ends_with("k-NN accuracy 1.0000, pair accuracy 1.0000"),
-        "{}",
-        lines[6]
-    );
-    assert!(lines[12].starts_with(
-        "done: 2 finished, 0 skipped (finished earlier), 0 failed, 0 stopped; summary in "
-    ));
+    assert!(report.summary.ends_with("runs/tiny/summary.csv"));
+    let each = |cell: usize| {
+        [
+            format!("{cell} started from None"),
+            format!("{cell} test 4"),
+            format!("{cell} test 8"),
+            format!("{cell} test 12"),
+            format!("{cell} finished"),
+        ]
+    };
+    assert_eq!(outline(&events), [each(0), each(1)].concat());
+    let trains = |cell| {
+        events
+            .iter()
+            .filter(|e| matches!(e, CellEvent::Train { cell: c, .. } if *c == cell))
+            .count()
+    };
+    assert_eq!((trains(0), trains(1)), (12, 12));
+    match events.iter().find(|e| matches!(e, CellEvent::Test { .. })) {
+        Some(CellEvent::Test { loss, outputs, .. }) => {
+            assert!((loss - 0.306656).abs() < 1e-6, "{loss}");
+            assert_eq!(outputs, &[("loss".to_string(), *loss)]);
+        }
+        other => panic!("{other:?}"),
+    }
+    match events
+        .iter()
+        .find(|e| matches!(e, CellEvent::Finished { .. }))
+    {
+        Some(CellEvent::Finished { summary, .. }) => {
+            assert_eq!((summary.knn_accuracy, summary.pair_accuracy), (1.0, 1.0))
+        }
+        other => panic!("{other:?}"),
+    }
 
     let rows = summary_rows(dir.path());
     assert_eq!(rows.len(), 2);
@@ -183,7 +210,7 @@ fn headless_run_writes_every_cell_and_the_summary() {
         assert_eq!(log_rows(&cell), expected_log());
         assert_eq!(read(cell.join("snap_iter_12.caffemodel")), "final weights");
         let features = read(cell.join("features.csv"));
-        assert_eq!(features.lines().next(), Some("digit,f0,f1"));
+        assert_eq!(features.lines().next(), Some("index,label,f0,f1"));
         assert_eq!(features.lines().count(), 1 + TEST_POINTS);
         assert_eq!(
             CellFolder::new(cell.clone()).read_features(),
@@ -212,10 +239,7 @@ fn a_killed_run_resumes_from_its_snapshot_and_skips_finished_cells() {
     };
     let first = run(dir.path(), &killer, false);
     assert_eq!((first.report.finished, first.report.stopped), (1, 1));
-    assert_eq!(
-        first.lines[9],
-        "[001-margin_2] stopped; resumes from its last snapshot on the next run"
-    );
+    assert_eq!(outline(&first.events).last().unwrap(), "1 stopped");
     let cell1 = dir.path().join("runs/tiny/001-margin_2");
     assert!(!cell1.join("done.toml").exists());
     assert_eq!(
@@ -223,21 +247,20 @@ fn a_killed_run_resumes_from_its_snapshot_and_skips_finished_cells() {
         1,
         "only the finished cell is in the summary"
     );
-    assert_eq!(log_rows(&cell1).last(), Some(&("train".to_string(), 7)));
+    assert_eq!(
+        log_rows(&cell1).last(),
+        Some(&(6, true, false)),
+        "the 7th iteration is row 6"
+    );
 
     // Second run: cell 0 is skipped, cell 1 resumes at 5 and its log drops rows 6 and 7.
     let resumer = ScriptedTrainer::default();
     let second = run(dir.path(), &resumer, false);
     assert_eq!(resumer.calls(), [("001-margin_2".to_string(), Some(5))]);
     assert_eq!((second.report.finished, second.report.skipped), (1, 1));
-    assert!(
-        second.lines[2].starts_with("[000-margin_1] already finished (k-NN accuracy 1.0000"),
-        "{}",
-        second.lines[2]
-    );
     assert_eq!(
-        second.lines[3],
-        "[001-margin_2] resumed at iteration 5 of 12"
+        outline(&second.events)[..2],
+        ["0 skipped", "1 started from Some(5)"]
     );
     assert_eq!(
         log_rows(&cell1),
@@ -275,15 +298,16 @@ fn failing_and_panicking_cells_are_reported_and_retried_later() {
         panic_cell: Some(1),
         ..Default::default()
     };
-    let Run { report, lines } = run(dir.path(), &trainer, false);
+    let Run { report, events } = run(dir.path(), &trainer, false);
     assert_eq!((report.finished, report.failed), (0, 2));
     assert_eq!(
-        lines[3],
-        "[000-margin_1] FAILED: scripted failure: loss is NaN (retried on the next run)"
-    );
-    assert_eq!(
-        lines[5],
-        "[001-margin_2] FAILED: trainer panicked: scripted panic in cell 1 (retried on the next run)"
+        outline(&events),
+        [
+            "0 started from None",
+            "0 failed: scripted failure: loss is NaN",
+            "1 started from None",
+            "1 failed: trainer panicked: scripted panic in cell 1"
+        ]
     );
     assert!(summary_rows(dir.path()).is_empty());
 

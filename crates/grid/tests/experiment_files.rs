@@ -5,9 +5,9 @@ mod support;
 
 use std::path::Path;
 
+use siamese_grid::cells::Cell;
+use siamese_grid::experiment::{AxisValue, Experiment};
 use siamese_layers::Device;
-use siamese_tui::experiment::{AxisValue, Experiment};
-use siamese_tui::grid::Cell;
 
 /// Parses prelude (3 lines: solver, net, data) + `body` and expects `expected`, where `FILE`
 /// stands for the experiment file's path.
