@@ -177,7 +177,7 @@ fn killed_tui_grid_skips_finished_cells_and_resumes_the_interrupted_one() {
         String::from_utf8_lossy(&second.stderr)
     );
     let expect = |line: String| assert!(lines.contains(&line), "no `{line}` in\n{lines}");
-    expect(format!("[{}] already finished (k-NN accuracy ", CELLS[0]));
+    expect(format!("[{}] already finished (P@1 ", CELLS[0]));
     expect(format!(
         "[{}] resumed at iteration {resume_at} of {ITERATIONS}",
         CELLS[1]
@@ -296,9 +296,20 @@ fn siamese_reads_the_cell_files(cell: &Path, reference: &Path, out: &Path) {
         reference.as_ref(),
     ]);
     assert!(
-        text.contains(&format!(
-            "({TEST_DIGITS} test points against {TEST_DIGITS} reference points)"
-        )),
+        text.starts_with(&format!("{TEST_DIGITS} test points, 10 classes")),
         "{text}"
     );
+    let json: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    for key in [
+        "map_at_r",
+        "nmi",
+        "roc_auc",
+        "verification_accuracy_mean",
+        "knn_accuracy",
+    ] {
+        let v = json[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} in {text}"));
+        assert!((0.0..=1.0).contains(&v), "{key} {v}");
+    }
 }

@@ -8,6 +8,9 @@ use anyhow::{Context, Result, bail};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
+use siamese_report::metrics::Points;
+use siamese_report::metrics::projection::pca_2d;
+use siamese_report::metrics::tsne::{TsneOptions, tsne_2d};
 use siamese_report::{read_features, read_training_log};
 
 /// Arguments of `siamese plot`.
@@ -25,6 +28,13 @@ pub struct PlotArgs {
     /// Image width and height in pixels.
     #[arg(long, default_value_t = 800)]
     pub size: u32,
+    /// With --features: lay a wider embedding out by t-SNE (Barnes-Hut, seeded) instead of
+    /// its first two principal components.
+    #[arg(long, requires = "features")]
+    pub tsne: bool,
+    /// Seed of the t-SNE layout (same seed, same picture).
+    #[arg(long, default_value_t = 0, requires = "tsne")]
+    pub seed: u64,
 }
 
 /// The colours of Caffe's siamese notebook, digit 0 to 9.
@@ -54,7 +64,7 @@ fn register_font() {
 pub fn run(args: &PlotArgs) -> Result<()> {
     register_font();
     match (&args.features, &args.log) {
-        (Some(features), None) => scatter(features, &args.out, args.size),
+        (Some(features), None) => scatter(features, args),
         (None, Some(log)) => loss_curves(log, &args.out, args.size),
         _ => bail!("give either --features or --log"),
     }?;
@@ -94,20 +104,55 @@ fn padded_range(values: impl Iterator<Item = f32>) -> std::ops::Range<f32> {
     (lo - pad)..(hi + pad)
 }
 
-fn scatter(features: &Path, out: &Path, size: u32) -> Result<()> {
-    let points = read_features(features)?;
-    if points[0].0.len() < 2 {
-        bail!(
-            "{}: {} feature column(s), a scatter needs 2",
-            features.display(),
-            points[0].0.len()
-        );
-    }
+/// What a scatter draws: `(x, y)` and digit per point, the title, the two axis names.
+type Layout = (Vec<([f32; 2], u8)>, String, [String; 2]);
+
+/// The 2-D points to draw and what they are: the features themselves for a 2-D embedding,
+/// else their PCA projection (deterministic) or, with `--tsne`, a seeded t-SNE layout.
+fn layout(features: &Path, args: &PlotArgs) -> Result<Layout> {
+    let rows = read_features(features)?;
+    let points = Points::from_rows(&rows).expect("the reader checks the row widths");
+    let axes = |a: &str, b: &str| [a.to_string(), b.to_string()];
+    let (xy, title, names) = match points.dim {
+        1 => bail!(
+            "{}: 1 feature column, a scatter needs at least 2",
+            features.display()
+        ),
+        _ if args.tsne => {
+            let options = TsneOptions {
+                seed: args.seed,
+                ..TsneOptions::default()
+            };
+            let xy = tsne_2d(&points, options)
+                .map_err(|why| anyhow::anyhow!("{}: {why}", features.display()))?;
+            let title = format!(
+                "siamese embedding (t-SNE of {}-D, seed {})",
+                points.dim, args.seed
+            );
+            (xy, title, axes("t-SNE 1", "t-SNE 2"))
+        }
+        2 => (
+            pca_2d(&points),
+            "siamese embedding".to_string(),
+            axes("feature 0", "feature 1"),
+        ),
+        dim => (
+            pca_2d(&points),
+            format!("siamese embedding (PCA of {dim}-D)"),
+            axes("principal component 1", "principal component 2"),
+        ),
+    };
+    Ok((xy.into_iter().zip(points.labels).collect(), title, names))
+}
+
+fn scatter(features: &Path, args: &PlotArgs) -> Result<()> {
+    let (points, title, [x_desc, y_desc]) = layout(features, args)?;
+    let (out, size) = (&args.out, args.size);
     let xs = padded_range(points.iter().map(|p| p.0[0]));
     let ys = padded_range(points.iter().map(|p| p.0[1]));
     draw_png(out, size, |root| {
         let mut chart = ChartBuilder::on(root)
-            .caption("siamese embedding", ("sans-serif", 24))
+            .caption(&title, ("sans-serif", 24))
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(48)
@@ -116,8 +161,8 @@ fn scatter(features: &Path, out: &Path, size: u32) -> Result<()> {
             .configure_mesh()
             .disable_mesh()
             .label_style(("sans-serif", 14))
-            .x_desc("feature 0")
-            .y_desc("feature 1")
+            .x_desc(x_desc.as_str())
+            .y_desc(y_desc.as_str())
             .draw()?;
         for digit in 0u8..10 {
             let colour = DIGIT_COLOURS[digit as usize];
@@ -228,6 +273,8 @@ mod tests {
             log: None,
             out: out.clone(),
             size: 300,
+            tsne: false,
+            seed: 0,
         })
         .unwrap();
         assert_eq!(png_size(&out), (300, 300));
@@ -240,6 +287,8 @@ mod tests {
             log: Some(log),
             out: out.clone(),
             size: 200,
+            tsne: false,
+            seed: 0,
         })
         .unwrap();
         assert_eq!(png_size(&out), (200, 200));
@@ -264,9 +313,50 @@ mod tests {
             log: None,
             out: out.clone(),
             size: 100,
+            tsne: false,
+            seed: 0,
         })
         .unwrap_err();
-        assert!(format!("{e:#}").contains("a scatter needs 2"), "{e:#}");
+        assert!(
+            format!("{e:#}").contains("a scatter needs at least 2"),
+            "{e:#}"
+        );
         assert!(!out.exists());
+    }
+
+    /// A 3-D embedding: PCA by default (its title says so), t-SNE on request, the same
+    /// layout for the same seed.
+    #[test]
+    fn wider_embeddings_are_projected() {
+        let dir = tempfile::tempdir().unwrap();
+        let feats = dir.path().join("f.csv");
+        let mut text = String::from("index,label,f0,f1,f2\n");
+        for i in 0..60 {
+            let d = i % 3;
+            text += &format!(
+                "{i},{d},{},{},{}\n",
+                d * 5,
+                (i % 7) as f32 * 0.1,
+                d as f32 - 1.0
+            );
+        }
+        std::fs::write(&feats, text).unwrap();
+        let args = |tsne: bool, seed: u64| PlotArgs {
+            features: Some(feats.clone()),
+            log: None,
+            out: dir.path().join("s.png"),
+            size: 200,
+            tsne,
+            seed,
+        };
+        let (_, title, axes) = layout(&feats, &args(false, 0)).unwrap();
+        assert_eq!(title, "siamese embedding (PCA of 3-D)");
+        assert_eq!(axes[0], "principal component 1");
+        let (a, title, _) = layout(&feats, &args(true, 4)).unwrap();
+        assert_eq!(title, "siamese embedding (t-SNE of 3-D, seed 4)");
+        let (b, _, _) = layout(&feats, &args(true, 4)).unwrap();
+        assert_eq!(a, b);
+        run(&args(true, 4)).unwrap();
+        assert_eq!(png_size(&dir.path().join("s.png")), (200, 200));
     }
 }

@@ -5,13 +5,23 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use siamese_report::metrics::{self, MetricOptions, Points};
 use siamese_report::{LabelledFeatures, LogRow, features_csv, parse_log_lines};
 
 use crate::cell_log::LOG_FILE;
 use crate::cell_trainer::{CellSummary, Resume};
 use crate::cells::{Cell, CellParams};
 use crate::experiment::Experiment;
+
+/// done.toml as cells wrote it before they kept their embedding's metrics.
+#[derive(Deserialize)]
+struct EarlierSummary {
+    iterations: u32,
+    train_loss: f64,
+    test_loss: f64,
+    wall_seconds: f64,
+}
 
 pub const PARAMS_FILE: &str = "params.toml";
 pub const FEATURES_FILE: &str = "features.csv";
@@ -41,10 +51,23 @@ impl CellFolder {
         CellFolder { dir }
     }
 
-    /// The summary of a finished cell; `None` when done.toml is absent or unreadable.
+    /// The summary of a finished cell; `None` when done.toml is absent or unreadable. A
+    /// done.toml written before cells kept their metrics gets them from features.csv.
     pub fn done(&self) -> Option<CellSummary> {
         let text = fs::read_to_string(self.dir.join(DONE_FILE)).ok()?;
-        toml::from_str(&text).ok()
+        if let Ok(summary) = toml::from_str(&text) {
+            return Some(summary);
+        }
+        let earlier: EarlierSummary = toml::from_str(&text).ok()?;
+        let rows = siamese_report::read_features(&self.dir.join(FEATURES_FILE)).ok()?;
+        let points = Points::from_rows(&rows)?;
+        Some(CellSummary {
+            iterations: earlier.iterations,
+            train_loss: earlier.train_loss,
+            test_loss: earlier.test_loss,
+            wall_seconds: earlier.wall_seconds,
+            metrics: metrics::evaluate(&points, None, MetricOptions::default()),
+        })
     }
 
     /// The newest `<prefix>_iter_<N>.solverstate` with `N <= max_iter`.

@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+use siamese_report::LabelledFeatures;
+use siamese_report::metrics::Points;
+use siamese_report::metrics::projection::pca_2d;
 
 use crate::cell_folder::write_atomic;
 
@@ -23,7 +26,36 @@ pub const STALE_AFTER: Duration = Duration::from_secs(120);
 #[derive(Debug, Clone, PartialEq)]
 pub struct DigitScatter {
     pub iter: u32,
+    /// Dimensions of the embedding the points show: beyond 2, they are its PCA projection.
+    pub dim: usize,
     pub points: Vec<(f32, f32, u8)>,
+}
+
+impl DigitScatter {
+    /// The scatter of `features` after `iter` iterations: the points themselves for 1 or 2
+    /// dimensions (y = 0 for 1), their first two principal components beyond.
+    pub fn of_features(iter: u32, features: &LabelledFeatures) -> Option<DigitScatter> {
+        let points = Points::from_rows(features)?;
+        let xy = pca_2d(&points);
+        Some(DigitScatter {
+            iter,
+            dim: points.dim,
+            points: xy
+                .into_iter()
+                .zip(&points.labels)
+                .map(|([x, y], &d)| (x, y, d))
+                .collect(),
+        })
+    }
+
+    /// `PCA of 8-D` for a projection, empty for points shown as they are.
+    pub fn projection_note(&self) -> String {
+        if self.dim > 2 {
+            format!("PCA of {}-D", self.dim)
+        } else {
+            String::new()
+        }
+    }
 }
 
 /// A status.toml that cannot be read.
@@ -111,16 +143,18 @@ impl CellStatus {
     }
 }
 
-/// embedding.csv: `iter,digit,x,y` per test image (the first two feature components).
-pub fn write_embedding(dir: &Path, iter: u32, points: &[(f32, f32, u8)]) -> io::Result<()> {
+/// embedding.csv: `iter,digit,x,y,dim` per test image (the scatter's points; `dim` > 2 means
+/// they are a PCA projection).
+pub fn write_embedding(dir: &Path, scatter: &DigitScatter) -> io::Result<()> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(["iter", "digit", "x", "y"])?;
-    for (x, y, digit) in points {
+    w.write_record(["iter", "digit", "x", "y", "dim"])?;
+    for (x, y, digit) in &scatter.points {
         w.write_record([
-            iter.to_string(),
+            scatter.iter.to_string(),
             digit.to_string(),
             x.to_string(),
             y.to_string(),
+            scatter.dim.to_string(),
         ])?;
     }
     let bytes = w
@@ -137,12 +171,16 @@ pub fn read_embedding(dir: &Path) -> Option<DigitScatter> {
         digit: u8,
         x: f32,
         y: f32,
+        /// Absent in files written before projections: 2-D.
+        #[serde(default)]
+        dim: Option<usize>,
     }
     let mut reader = csv::Reader::from_path(dir.join(EMBEDDING_FILE)).ok()?;
     let rows: Vec<Row> = reader.deserialize().collect::<Result<_, _>>().ok()?;
-    let iter = rows.first()?.iter;
+    let first = rows.first()?;
+    let (iter, dim) = (first.iter, first.dim.unwrap_or(2));
     let points = rows.iter().map(|r| (r.x, r.y, r.digit)).collect();
-    Some(DigitScatter { iter, points })
+    Some(DigitScatter { iter, dim, points })
 }
 
 pub fn unix_now() -> u64 {
@@ -212,11 +250,48 @@ mod tests {
     fn embedding_round_trips() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(read_embedding(dir.path()), None);
-        let points = vec![(0.5, -1.25, 3), (2.0, 0.0, 9)];
-        write_embedding(dir.path(), 40, &points).unwrap();
-        let back = read_embedding(dir.path()).unwrap();
-        assert_eq!((back.iter, back.points), (40, points));
-        write_embedding(dir.path(), 50, &[]).unwrap();
+        let scatter = DigitScatter {
+            iter: 40,
+            dim: 8,
+            points: vec![(0.5, -1.25, 3), (2.0, 0.0, 9)],
+        };
+        write_embedding(dir.path(), &scatter).unwrap();
+        assert_eq!(read_embedding(dir.path()), Some(scatter));
+        let empty = DigitScatter {
+            iter: 50,
+            dim: 2,
+            points: vec![],
+        };
+        write_embedding(dir.path(), &empty).unwrap();
         assert_eq!(read_embedding(dir.path()), None, "no points, no embedding");
+        // Files written before the `dim` column: 2-D.
+        std::fs::write(
+            dir.path().join(EMBEDDING_FILE),
+            "iter,digit,x,y\n7,1,0.5,2\n",
+        )
+        .unwrap();
+        assert_eq!(read_embedding(dir.path()).unwrap().dim, 2);
+    }
+
+    #[test]
+    fn wide_embeddings_scatter_as_their_principal_components() {
+        // 3-D points on a line along (0, 0, 1): the projection's x is that axis.
+        let features: LabelledFeatures = (0..4)
+            .map(|i| (vec![1.0, 1.0, i as f32], i as u8))
+            .collect();
+        let s = DigitScatter::of_features(9, &features).unwrap();
+        assert_eq!(
+            (s.iter, s.dim, s.projection_note().as_str()),
+            (9, 3, "PCA of 3-D")
+        );
+        let xs: Vec<f32> = s.points.iter().map(|p| p.0).collect();
+        assert!(
+            xs.windows(2).all(|w| (w[1] - w[0] - 1.0).abs() < 1e-5),
+            "{xs:?}"
+        );
+        let flat: LabelledFeatures = vec![(vec![1.0, 2.0], 0), (vec![3.0, 4.0], 1)];
+        let s = DigitScatter::of_features(1, &flat).unwrap();
+        assert_eq!(s.points, [(1.0, 2.0, 0), (3.0, 4.0, 1)]);
+        assert_eq!(s.projection_note(), "");
     }
 }

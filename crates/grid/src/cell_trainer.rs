@@ -6,7 +6,9 @@ use std::sync::{Condvar, Mutex};
 
 use serde::{Deserialize, Serialize};
 use siamese_report::LabelledFeatures;
+use siamese_report::metrics::EmbeddingMetrics;
 
+use crate::cell_progress::DigitScatter;
 use crate::cells::Cell;
 
 /// Trains one cell. Implementations must be deterministic for a given job (seeded by
@@ -42,6 +44,8 @@ pub struct CellJob {
     /// Shared folder for the pair LevelDBs, one per (similar_fraction, seed): made on first
     /// use and reused. Workers run concurrently, so creation must be guarded.
     pub pairs_dir: PathBuf,
+    /// Open-set evaluation: train on these classes, test on the others (`None`: all).
+    pub train_classes: Option<Vec<u8>>,
     pub iterations: u32,
     pub test_interval: u32,
     pub snapshot_interval: u32,
@@ -91,6 +95,10 @@ pub enum CellError {
     /// The trainer reported a model that is not there.
     #[error("the trainer reported model {} but it does not exist", .model.display())]
     MissingModel { model: PathBuf },
+    /// The trainer's features cannot be scored: none, rows of different lengths, or (open
+    /// set) no test point of a held-out class.
+    #[error("the trained cell's test embedding cannot be scored: {reason}")]
+    Unscorable { reason: String },
     /// The cell's result files (features.csv, done.toml, summary.csv) could not be written.
     #[error("{}: {error}", .path.display())]
     Results {
@@ -114,11 +122,10 @@ pub struct CellSummary {
     pub train_loss: f64,
     /// The last test loss (NaN when no test ran).
     pub test_loss: f64,
-    pub knn_accuracy: f64,
-    pub pair_accuracy: f64,
-    pub pair_threshold: f64,
     /// Training time, summed over resumed runs.
     pub wall_seconds: f64,
+    /// The final test embedding's metrics (in an open-set grid: of the held-out classes).
+    pub metrics: EmbeddingMetrics,
 }
 
 /// What happens to a cell. `cell` is the cell's index in the grid. The trainer sends
@@ -148,12 +155,8 @@ pub enum CellEvent {
         loss: f32,
         outputs: Vec<(String, f32)>,
     },
-    /// The 2-D test embedding after `iter` iterations: `(x, y, digit)`.
-    Embedding {
-        cell: usize,
-        iter: u32,
-        points: Vec<(f32, f32, u8)>,
-    },
+    /// The test embedding after `scatter.iter` iterations, as a 2-D scatter of digits.
+    Embedding { cell: usize, scatter: DigitScatter },
     /// A snapshot written after `iter` iterations.
     Snapshot {
         cell: usize,

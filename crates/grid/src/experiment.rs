@@ -11,6 +11,8 @@ use siamese_layers::Device;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+use crate::ranking::{DEFAULT_METRIC, RankMetric};
+
 /// The solver used when an experiment names none (this project's siamese example).
 pub const DEFAULT_SOLVER: &str = "experiments/siamese/mnist_siamese_solver.prototxt";
 /// The net used when an experiment names none.
@@ -32,6 +34,8 @@ const TOP_KEYS: &[&str] = &[
     "seed",
     "knn_k",
     "device",
+    "metric",
+    "train_classes",
     "grid",
 ];
 /// Keys allowed in `[grid]`: the axes, in the order cell ids and tables show them, then `repeats`.
@@ -80,6 +84,10 @@ pub struct Experiment {
     pub seed: u64,
     /// Neighbours used for the k-NN accuracy in summary.csv.
     pub knn_k: usize,
+    /// What ranks the cells (sorting, the best combination, early stopping).
+    pub metric: RankMetric,
+    /// Open-set evaluation: train on these classes only, test on the others (`None`: all).
+    pub train_classes: Option<Vec<u8>>,
     /// Where every cell trains (`device = "gpu"`); `None` follows the solver file's
     /// `solver_mode`. A `device` grid axis sets it per cell instead.
     pub device: Option<Device>,
@@ -156,6 +164,8 @@ struct ExperimentFile {
     seed: Option<u64>,
     knn_k: Option<Spanned<usize>>,
     device: Option<Spanned<String>>,
+    metric: Option<Spanned<String>>,
+    train_classes: Option<Spanned<Vec<u8>>>,
     #[serde(default)]
     grid: GridFile,
 }
@@ -286,6 +296,8 @@ impl Checker<'_> {
             None => 5,
         };
         let device = self.device(raw.device, raw.grid.device.is_some())?;
+        let metric = self.metric(raw.metric)?;
+        let train_classes = self.train_classes(raw.train_classes)?;
         let grid = self.grid(raw.grid)?;
         Ok(Experiment {
             name,
@@ -297,9 +309,51 @@ impl Checker<'_> {
             snapshot_interval,
             seed: raw.seed.unwrap_or(1),
             knn_k,
+            metric,
+            train_classes,
             device,
             grid,
         })
+    }
+
+    /// `metric`: a loss or one of siamese-report's ranked metrics (default MAP@R).
+    fn metric(&self, given: Option<Spanned<String>>) -> Result<RankMetric, ExperimentError> {
+        let Some(m) = given else {
+            return Ok(RankMetric::named(DEFAULT_METRIC).expect("the default metric exists"));
+        };
+        RankMetric::named(m.get_ref()).ok_or_else(|| {
+            let known: Vec<&str> = RankMetric::all().iter().map(|m| m.key).collect();
+            let msg = format!(
+                "metric `{}`: expected one of {}{}",
+                m.get_ref(),
+                known.join(", "),
+                suggestion(m.get_ref(), &known)
+            );
+            self.error(Some(m.span()), msg)
+        })
+    }
+
+    /// `train_classes`: at least one class, none twice.
+    fn train_classes(
+        &self,
+        given: Option<Spanned<Vec<u8>>>,
+    ) -> Result<Option<Vec<u8>>, ExperimentError> {
+        let Some(c) = given else {
+            return Ok(None);
+        };
+        let classes = c.get_ref();
+        if classes.is_empty() {
+            let msg = "train_classes: list at least one class (e.g. [0, 1, 2, 3, 4])";
+            return Err(self.error(Some(c.span()), msg));
+        }
+        if let Some(twice) = classes
+            .iter()
+            .find(|&&x| classes.iter().filter(|&&y| y == x).count() > 1)
+        {
+            let msg = format!("train_classes: class {twice} is listed twice");
+            return Err(self.error(Some(c.span()), msg));
+        }
+        Ok(Some(c.into_inner()))
     }
 
     /// The experiment's name: the file's, else the file's stem. It names a folder.

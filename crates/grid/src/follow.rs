@@ -13,7 +13,7 @@ use siamese_report::{LogRow, parse_log_lines};
 use crate::cell_folder::{CellFolder, DONE_FILE};
 use crate::cell_log::{LOG_FILE, iterations_done, row_events};
 use crate::cell_progress::{
-    CellStatus, EMBEDDING_FILE, RunState, STALE_AFTER, read_embedding, unix_seconds,
+    CellStatus, DigitScatter, EMBEDDING_FILE, RunState, STALE_AFTER, read_embedding, unix_seconds,
 };
 use crate::cell_trainer::{CellEvent, CellSummary};
 use crate::cells::Cell;
@@ -159,6 +159,11 @@ impl WatchFeed {
         self.manifest.iterations
     }
 
+    /// The metric the experiment ranks its cells by.
+    pub fn metric(&self) -> crate::ranking::RankMetric {
+        self.manifest.rank_metric()
+    }
+
     pub fn cells(&self) -> &[Cell] {
         &self.cells
     }
@@ -257,13 +262,8 @@ fn new_embedding(
         return None;
     }
     followed.embedding = stamp;
-    let e = read_embedding(dir)?;
-    let event = CellEvent::Embedding {
-        cell,
-        iter: e.iter,
-        points: e.points,
-    };
-    Some((event, now))
+    let scatter = read_embedding(dir)?;
+    Some((CellEvent::Embedding { cell, scatter }, now))
 }
 
 /// The events of a cell that ended (`state` is done, failed or stopped): the end itself and,
@@ -283,20 +283,9 @@ fn ended(cell: usize, dir: &Path, state: &Seen, total: u32, now: Instant) -> Fou
     let mut events = vec![(event, now)];
     if matches!(state, Seen::Done(_))
         && let Some(features) = CellFolder::new(dir.to_path_buf()).read_features()
+        && let Some(scatter) = DigitScatter::of_features(total, &features)
     {
-        let points: Vec<(f32, f32, u8)> = features
-            .iter()
-            .filter(|(f, _)| f.len() >= 2)
-            .map(|(f, d)| (f[0], f[1], *d))
-            .collect();
-        if !points.is_empty() {
-            let event = CellEvent::Embedding {
-                cell,
-                iter: total,
-                points,
-            };
-            events.push((event, now));
-        }
+        events.push((CellEvent::Embedding { cell, scatter }, now));
     }
     events
 }

@@ -12,6 +12,7 @@ pub mod follow;
 pub mod manifest;
 pub mod overrides;
 pub mod pair_dbs;
+pub mod ranking;
 pub mod run_cell;
 pub mod runner;
 pub mod slurm;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::cell_folder::write_atomic;
 use crate::cells::Cell;
 use crate::experiment::{AXIS_KEYS, Experiment};
+use crate::ranking::{DEFAULT_METRIC, RankMetric};
 
 pub const MANIFEST_FILE: &str = "grid.toml";
 
@@ -41,7 +42,14 @@ pub enum ManifestError {
 pub struct GridManifest {
     pub experiment: String,
     pub iterations: u32,
+    /// The experiment's ranking metric (grid.toml files written before it: MAP@R).
+    #[serde(default = "default_metric")]
+    pub metric: String,
     pub cells: Vec<ManifestCell>,
+}
+
+fn default_metric() -> String {
+    DEFAULT_METRIC.to_string()
 }
 
 /// One cell as the watcher needs it.
@@ -58,6 +66,7 @@ impl GridManifest {
         GridManifest {
             experiment: experiment.name.clone(),
             iterations: experiment.iterations,
+            metric: experiment.metric.key.to_string(),
             cells: cells
                 .iter()
                 .map(|c| ManifestCell {
@@ -98,6 +107,13 @@ impl GridManifest {
             message: e.message().to_string(),
             path,
         })
+    }
+
+    /// The ranking metric (an unknown name, from a newer siamese, reads as MAP@R).
+    pub fn rank_metric(&self) -> RankMetric {
+        RankMetric::named(&self.metric)
+            .or_else(|| RankMetric::named(DEFAULT_METRIC))
+            .expect("the default metric exists")
     }
 
     /// The cells, as far as the screen needs them: index, id and axis values (the solver

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use siamese_data::DataError;
 use siamese_data::convert::create_siamese_db;
-use siamese_data::pairs::PairOptions;
+use siamese_data::pairs::{ClassFilter, PairOptions};
 
 /// A data folder without MNIST's files, or a pair database that cannot be made.
 #[derive(Debug, thiserror::Error)]
@@ -71,38 +71,53 @@ impl PairMaker {
     }
 
     /// The databases for `similar_fraction` (`None`: Caffe's uniform draws) and `seed` in
-    /// `pairs_dir`, written there first when missing.
+    /// `pairs_dir`, written there first when missing. With `train_classes` (open set) the
+    /// train pairs use those classes only and the test pairs the others.
     pub fn ensure(
         &self,
         files: &IdxFiles,
         pairs_dir: &Path,
         similar_fraction: Option<f64>,
         seed: u64,
+        train_classes: Option<&[u8]>,
     ) -> Result<PairDbs, PairDbError> {
-        let tag = match similar_fraction {
+        let mut tag = match similar_fraction {
             None => format!("caffe_seed{seed}"),
             Some(f) => format!("similar{f}_seed{seed}"),
         };
+        let (train_filter, test_filter) = match train_classes {
+            Some(classes) => {
+                let list: Vec<String> = classes.iter().map(u8::to_string).collect();
+                tag += &format!("_train{}", list.join("-"));
+                ClassFilter::open_set(classes)
+            }
+            None => (ClassFilter::All, ClassFilter::All),
+        };
         let train = pairs_dir.join(format!("siamese_train_{tag}_leveldb"));
         let test = pairs_dir.join(format!("siamese_test_{tag}_leveldb"));
-        let opts = PairOptions {
+        let opts = |classes: &ClassFilter| PairOptions {
             seed,
             pairs_per_image: 1,
             similar_fraction,
-            ..PairOptions::default()
+            classes: classes.clone(),
         };
         {
             // Held while checking and writing, so two workers never build the same database.
             let _making = self.making.lock().unwrap_or_else(|e| e.into_inner());
-            for (images, labels, out) in [
-                (&files.train_images, &files.train_labels, &train),
-                (&files.test_images, &files.test_labels, &test),
+            for (images, labels, out, classes) in [
+                (
+                    &files.train_images,
+                    &files.train_labels,
+                    &train,
+                    &train_filter,
+                ),
+                (&files.test_images, &files.test_labels, &test, &test_filter),
             ] {
                 // create_siamese_db renames a finished database into place: one that exists
                 // is complete. Another process (a Slurm array task sharing `pairs_dir`) may
                 // finish the same database first; its rename winning over ours is success.
                 if !out.exists() {
-                    let made = create_siamese_db(images, labels, out, &opts, false);
+                    let made = create_siamese_db(images, labels, out, &opts(classes), false);
                     if made.is_err() && out.exists() {
                         continue;
                     }
@@ -115,7 +130,10 @@ impl PairMaker {
         }
         let test_pairs = siamese_data::idx::read_labels(&files.test_labels)
             .map_err(PairDbError::Labels)?
-            .len();
+            .labels
+            .iter()
+            .filter(|&&l| test_filter.keeps(l))
+            .count();
         Ok(PairDbs {
             train,
             test,
@@ -140,8 +158,16 @@ mod tests {
         let maker = PairMaker::new();
         let files = sample();
         let dbs = std::thread::scope(|s| {
-            let a = s.spawn(|| maker.ensure(&files, dir.path(), Some(0.5), 3).unwrap());
-            let b = s.spawn(|| maker.ensure(&files, dir.path(), Some(0.5), 3).unwrap());
+            let a = s.spawn(|| {
+                maker
+                    .ensure(&files, dir.path(), Some(0.5), 3, None)
+                    .unwrap()
+            });
+            let b = s.spawn(|| {
+                maker
+                    .ensure(&files, dir.path(), Some(0.5), 3, None)
+                    .unwrap()
+            });
             let (a, b) = (a.join().unwrap(), b.join().unwrap());
             assert_eq!(a, b);
             a

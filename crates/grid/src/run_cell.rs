@@ -210,8 +210,8 @@ impl Progress<'_> {
                 }
                 return Ok(());
             }
-            CellEvent::Embedding { iter, points, .. } => {
-                return write_embedding(self.dir, *iter, points);
+            CellEvent::Embedding { scatter, .. } => {
+                return write_embedding(self.dir, scatter);
             }
             CellEvent::Snapshot { .. } | CellEvent::TempFilesRemoved { .. } => return Ok(()),
             CellEvent::Test { .. } => RunState::Running,

@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::time::Instant;
 
-use siamese_report::{ReportError, metrics};
+use siamese_report::ReportError;
+use siamese_report::metrics::{self, EmbeddingMetrics, MetricOptions, Points};
 
 use crate::cell_folder::CellFolder;
 use crate::cell_log::{CellLog, KeptLog, LossTally};
@@ -345,6 +346,7 @@ impl<'a> Shared<'a> {
             net: exp.net.clone(),
             data: exp.data.dir.clone(),
             pairs_dir: self.pairs_dir.clone(),
+            train_classes: exp.train_classes.clone(),
             iterations: exp.iterations,
             test_interval: exp.test_interval,
             snapshot_interval: exp.snapshot_interval,
@@ -419,7 +421,7 @@ impl<'a> Shared<'a> {
                 model: trained.model.clone(),
             });
         }
-        let summary = summarize(tally, trained, self.experiment, wall);
+        let summary = summarize(tally, trained, self.experiment, wall)?;
         let results = |error| CellError::Results {
             path: folder.dir.clone(),
             error,
@@ -450,24 +452,41 @@ fn summarize(
     trained: &TrainedCell,
     experiment: &Experiment,
     wall: f64,
-) -> CellSummary {
-    let knn_accuracy = metrics::knn_accuracy(
-        &trained.test_features,
-        &trained.reference_features,
-        experiment.knn_k,
-    );
-    let labels: Vec<u8> = trained.test_features.iter().map(|(_, l)| *l).collect();
-    let pairs = metrics::pair_distances(&trained.test_features, &metrics::balanced_pairs(&labels));
-    let (pair_accuracy, threshold) = metrics::pair_accuracy(&pairs);
-    CellSummary {
+) -> Result<CellSummary, CellError> {
+    Ok(CellSummary {
         iterations: experiment.iterations,
         train_loss: tally.mean_train_loss(TRAIN_LOSS_WINDOW),
         test_loss: tally.last_test_loss(),
-        knn_accuracy,
-        pair_accuracy,
-        pair_threshold: f64::from(threshold),
         wall_seconds: wall,
+        metrics: cell_metrics(trained, experiment)?,
+    })
+}
+
+/// The metrics of a cell's test embedding. In an open-set grid only the held-out classes are
+/// scored, and there is no k-NN reference (the reference holds the training classes only).
+pub fn cell_metrics(
+    trained: &TrainedCell,
+    experiment: &Experiment,
+) -> Result<EmbeddingMetrics, CellError> {
+    let unscorable = |reason: &str| CellError::Unscorable {
+        reason: reason.to_string(),
+    };
+    let options = MetricOptions {
+        k: experiment.knn_k,
+        ..MetricOptions::default()
+    };
+    let test = Points::from_rows(&trained.test_features)
+        .ok_or_else(|| unscorable("no test features, or rows of different lengths"))?;
+    let Some(seen) = &experiment.train_classes else {
+        let reference = Points::from_rows(&trained.reference_features)
+            .ok_or_else(|| unscorable("no reference features, or rows of different lengths"))?;
+        return Ok(metrics::evaluate(&test, Some(&reference), options));
+    };
+    let unseen = test.with_labels(|l| !seen.contains(&l));
+    if unseen.is_empty() {
+        return Err(unscorable("no test digit of a class outside train_classes"));
     }
+    Ok(metrics::evaluate(&unseen, None, options))
 }
 
 /// The text a panic carried.

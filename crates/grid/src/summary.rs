@@ -5,12 +5,17 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use siamese_report::metrics::EmbeddingMetrics;
+
 use crate::cell_folder::{CellFolder, write_atomic};
 use crate::cell_trainer::CellSummary;
 use crate::cells::Cell;
+use crate::ranking::{ParamGroup, RankMetric, aggregate, group_by_params};
 
 /// Name of the grid's results table inside `runs/<experiment>/`.
 pub const SUMMARY_FILE: &str = "summary.csv";
+/// Beside it when cells repeat a combination over seeds: mean and std per combination.
+pub const BY_PARAMS_FILE: &str = "summary_by_params.csv";
 /// Rebuilds after which a writer that still sees the table change leaves it to the others.
 const MAX_ROUNDS: usize = 50;
 
@@ -29,7 +34,8 @@ pub fn finished_cells(
         .collect()
 }
 
-/// Rewrites `grid_dir/summary.csv` from the finished cells on disk; returns its path.
+/// Rewrites `grid_dir/summary.csv` from the finished cells on disk (and, when cells repeat a
+/// combination over seeds, [`BY_PARAMS_FILE`]); returns the summary's path.
 ///
 /// Writers race on a shared filesystem: one may rename an older table over a newer one. So
 /// each writer reads the cells again after its rename and rebuilds until the table it wrote
@@ -37,19 +43,39 @@ pub fn finished_cells(
 /// last writer to rename always saw every finished cell, whichever task it belongs to.
 pub fn write_summary(grid_dir: &Path, cells: &[Cell], iterations: u32) -> io::Result<PathBuf> {
     let path = grid_dir.join(SUMMARY_FILE);
-    let mut bytes = summary_csv(cells, &finished_cells(grid_dir, cells, iterations))?;
+    let groups = group_by_params(cells);
+    let repeated = groups.iter().any(|g| g.cells.len() > 1);
+    let tables = |finished: &BTreeMap<usize, CellSummary>| -> io::Result<(Vec<u8>, Vec<u8>)> {
+        Ok((
+            summary_csv(cells, finished)?,
+            by_params_csv(&groups, finished)?,
+        ))
+    };
+    let (mut summary, mut by_params) = tables(&finished_cells(grid_dir, cells, iterations))?;
     for _ in 0..MAX_ROUNDS {
-        write_atomic(&path, &bytes)?;
-        let now = summary_csv(cells, &finished_cells(grid_dir, cells, iterations))?;
-        if now == bytes {
+        write_atomic(&path, &summary)?;
+        if repeated {
+            write_atomic(&grid_dir.join(BY_PARAMS_FILE), &by_params)?;
+        }
+        let now = tables(&finished_cells(grid_dir, cells, iterations))?;
+        if now.0 == summary && now.1 == by_params {
             break;
         }
-        bytes = now;
+        (summary, by_params) = now;
     }
     Ok(path)
 }
 
-/// summary.csv: cell id, the grid's parameters (and seed), then the results.
+/// The results of a finished cell, in summary.csv's order after the parameters.
+fn result_columns() -> Vec<&'static str> {
+    let mut columns = vec!["iterations", "train_loss", "test_loss"];
+    columns.extend(EmbeddingMetrics::KEYS);
+    columns.extend(["points", "wall_seconds"]);
+    columns
+}
+
+/// summary.csv: cell id, the grid's parameters (and seed), then every result (a metric a
+/// cell did not measure, k-NN in an open-set grid, is left empty).
 pub fn summary_csv(
     cells: &[Cell],
     summaries: &BTreeMap<usize, CellSummary>,
@@ -62,19 +88,10 @@ pub fn summary_csv(
     if with_seed {
         keys.push("seed");
     }
-    let results = [
-        "iterations",
-        "train_loss",
-        "test_loss",
-        "knn_accuracy",
-        "pair_accuracy",
-        "pair_threshold",
-        "wall_seconds",
-    ];
     let mut w = csv::Writer::from_writer(Vec::new());
     let header: Vec<&str> = std::iter::once("cell")
         .chain(keys.iter().copied())
-        .chain(results)
+        .chain(result_columns())
         .collect();
     w.write_record(&header)?;
     for (index, s) in summaries {
@@ -90,11 +107,56 @@ pub fn summary_csv(
             s.iterations.to_string(),
             s.train_loss.to_string(),
             s.test_loss.to_string(),
-            s.knn_accuracy.to_string(),
-            s.pair_accuracy.to_string(),
-            s.pair_threshold.to_string(),
+        ]);
+        record.extend(
+            EmbeddingMetrics::KEYS
+                .iter()
+                .map(|k| s.metrics.get(k).map_or(String::new(), |v| v.to_string())),
+        );
+        record.extend([
+            s.metrics.points.to_string(),
             format!("{:.3}", s.wall_seconds),
         ]);
+        w.write_record(&record)?;
+    }
+    w.into_inner().map_err(|e| io::Error::other(e.to_string()))
+}
+
+/// [`BY_PARAMS_FILE`]: one row per parameter combination (the cells that differ only by
+/// seed), with how many of them finished and each result's mean and standard deviation.
+pub fn by_params_csv(
+    groups: &[ParamGroup],
+    summaries: &BTreeMap<usize, CellSummary>,
+) -> io::Result<Vec<u8>> {
+    let keys: Vec<&str> = groups
+        .first()
+        .map(|g| g.params.iter().map(|(k, _)| *k).collect())
+        .unwrap_or_default();
+    let metrics = RankMetric::all();
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+    header.extend(["cells".into(), "finished".into()]);
+    for m in &metrics {
+        header.extend([format!("{}_mean", m.key), format!("{}_std", m.key)]);
+    }
+    w.write_record(&header)?;
+    for group in groups {
+        let finished = group
+            .cells
+            .iter()
+            .filter(|c| summaries.contains_key(c))
+            .count();
+        if finished == 0 {
+            continue;
+        }
+        let mut record: Vec<String> = group.params.iter().map(|(_, v)| v.clone()).collect();
+        record.extend([group.cells.len().to_string(), finished.to_string()]);
+        for m in &metrics {
+            match aggregate(group, summaries, m) {
+                Some(a) => record.extend([a.mean.to_string(), a.std.to_string()]),
+                None => record.extend([String::new(), String::new()]),
+            }
+        }
         w.write_record(&record)?;
     }
     w.into_inner().map_err(|e| io::Error::other(e.to_string()))
@@ -120,10 +182,8 @@ mod tests {
             iterations,
             train_loss: 0.5,
             test_loss: 0.25,
-            knn_accuracy: 0.9,
-            pair_accuracy: 0.8,
-            pair_threshold: 1.0,
             wall_seconds: index as f64,
+            metrics: siamese_testkit::embedding_metrics(0.9, 0.6 + index as f64 / 100.0, 0.8),
         }
     }
 
@@ -153,8 +213,56 @@ mod tests {
         let text = std::fs::read_to_string(dir.path().join(SUMMARY_FILE)).unwrap();
         assert_eq!(
             text.lines().next().unwrap(),
-            "cell,margin,seed,iterations,train_loss,test_loss,knn_accuracy,pair_accuracy,pair_threshold,wall_seconds"
+            "cell,margin,seed,iterations,train_loss,test_loss,precision_at_1,r_precision,map_at_r,\
+             nmi,ami,roc_auc,eer,tar_at_far_0_001,verification_accuracy_mean,\
+             verification_accuracy_std,verification_threshold,pair_accuracy_tuned_on_test,\
+             knn_accuracy,points,wall_seconds"
         );
+        assert!(
+            !dir.path().join(BY_PARAMS_FILE).exists(),
+            "no repeats, no second table"
+        );
+    }
+
+    /// Two seeds of each margin: one row per margin, the mean and std over its seeds.
+    #[test]
+    fn repeats_are_aggregated_per_parameter_combination() {
+        let dir = tempfile::tempdir().unwrap();
+        let cells: Vec<Cell> = (0..4)
+            .map(|index| Cell {
+                index,
+                id: format!("{index:03}-margin_{}-seed_{}", index / 2, index % 2),
+                values: vec![
+                    ("margin", (index / 2).to_string()),
+                    ("seed", (index % 2).to_string()),
+                ],
+                params: Default::default(),
+            })
+            .collect();
+        for cell in &cells[..3] {
+            finish(dir.path(), cell, 10);
+        }
+        write_summary(dir.path(), &cells, 10).unwrap();
+        let mut table = csv::Reader::from_path(dir.path().join(BY_PARAMS_FILE)).unwrap();
+        let header = table.headers().unwrap().clone();
+        let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+        let rows: Vec<csv::StringRecord> = table.records().map(Result::unwrap).collect();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (&rows[0][col("margin")], &rows[0][col("finished")]),
+            ("0", "2")
+        );
+        let mean: f64 = rows[0][col("map_at_r_mean")].parse().unwrap();
+        let std: f64 = rows[0][col("map_at_r_std")].parse().unwrap();
+        assert!(
+            (mean - 0.605).abs() < 1e-12 && (std - 0.005).abs() < 1e-12,
+            "{mean} {std}"
+        );
+        assert_eq!(
+            (&rows[1][col("cells")], &rows[1][col("finished")]),
+            ("2", "1")
+        );
+        assert_eq!(&rows[1][col("map_at_r_std")], "0");
     }
 
     #[test]

@@ -11,6 +11,7 @@ use siamese_proto::{NetParameter, Phase};
 use siamese_report::LabelledFeatures;
 use siamese_solver::{DeviceChoice, NetOutput, Solver, SolverError, SolverEvent};
 
+use crate::cell_progress::DigitScatter;
 use crate::cell_trainer::{
     CellError, CellEvent, CellJob, CellOutcome, CellTrainer, Control, Flow, TrainedCell,
 };
@@ -157,11 +158,11 @@ impl SolverTrainer {
             if iter % job.test_interval == 0 || iter == job.iterations {
                 run.test(cell, events)?;
                 let embedding = run.embed_test_digits()?;
-                events(CellEvent::Embedding {
-                    cell,
-                    iter,
-                    points: run.test_digits.scatter(&embedding),
-                });
+                if let Some(scatter) =
+                    DigitScatter::of_features(iter, &run.test_digits.features(&embedding))
+                {
+                    events(CellEvent::Embedding { cell, scatter });
+                }
                 test_features = Some(embedding);
             }
             if iter % job.snapshot_interval == 0 {
@@ -216,20 +217,6 @@ impl Digits {
             .map(|i| (e.row(i).to_vec(), self.set.labels.labels[i]))
             .collect()
     }
-
-    /// The first two components (the second 0 for a 1-D embedding) and the digit.
-    fn scatter(&self, e: &ImageFeatures) -> Vec<(f32, f32, u8)> {
-        (0..e.len())
-            .map(|i| {
-                let row = e.row(i);
-                (
-                    row[0],
-                    row.get(1).copied().unwrap_or(0.0),
-                    self.set.labels.labels[i],
-                )
-            })
-            .collect()
-    }
 }
 
 /// One cell's solver, deploy net and digits, ready to train.
@@ -248,7 +235,13 @@ impl CellRun {
         let params = &job.cell.params;
         let files = IdxFiles::find(&job.data)?;
         let pairs_dir = absolute(&job.pairs_dir)?;
-        let dbs = pairs.ensure(&files, &pairs_dir, params.similar_fraction, params.seed)?;
+        let dbs = pairs.ensure(
+            &files,
+            &pairs_dir,
+            params.similar_fraction,
+            params.seed,
+            job.train_classes.as_deref(),
+        )?;
 
         let base_net = siamese_net::load_net(&job.net)?;
         let net =

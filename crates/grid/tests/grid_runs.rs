@@ -75,13 +75,42 @@ fn summary_rows(dir: &Path) -> Vec<csv::StringRecord> {
             "iterations",
             "train_loss",
             "test_loss",
+            "precision_at_1",
+            "r_precision",
+            "map_at_r",
+            "nmi",
+            "ami",
+            "roc_auc",
+            "eer",
+            "tar_at_far_0_001",
+            "verification_accuracy_mean",
+            "verification_accuracy_std",
+            "verification_threshold",
+            "pair_accuracy_tuned_on_test",
             "knn_accuracy",
-            "pair_accuracy",
-            "pair_threshold",
+            "points",
             "wall_seconds"
         ]
     );
     reader.records().map(Result::unwrap).collect()
+}
+
+/// The position of column `name` in summary.csv (as [`summary_rows`] checks the header).
+fn summary_column(name: &str) -> usize {
+    let header = [
+        "cell",
+        "margin",
+        "seed",
+        "iterations",
+        "train_loss",
+        "test_loss",
+    ];
+    header.len()
+        + siamese_report::metrics::EmbeddingMetrics::KEYS
+            .iter()
+            .chain(&["points", "wall_seconds"])
+            .position(|k| *k == name)
+            .unwrap_or_else(|| panic!("no column {name}"))
 }
 
 /// `(iter, has a train loss, has a test loss)` of every log.csv row (`siamese train`'s
@@ -163,7 +192,9 @@ fn headless_run_writes_every_cell_and_the_summary() {
         .find(|e| matches!(e, CellEvent::Finished { .. }))
     {
         Some(CellEvent::Finished { summary, .. }) => {
-            assert_eq!((summary.knn_accuracy, summary.pair_accuracy), (1.0, 1.0))
+            let m = &summary.metrics;
+            assert_eq!((m.knn_accuracy, m.map_at_r, m.nmi), (Some(1.0), 1.0, 1.0));
+            assert_eq!(m.verification_accuracy_mean, 1.0);
         }
         other => panic!("{other:?}"),
     }
@@ -195,12 +226,19 @@ fn headless_run_writes_every_cell_and_the_summary() {
             "test loss {}",
             num(5)
         );
-        assert_eq!(
-            (num(6), num(7)),
-            (1.0, 1.0),
-            "separated clusters: perfect k-NN and pairs"
-        );
-        assert!(num(8) > 0.0 && num(9) >= 0.0);
+        let col = |name: &str| num(summary_column(name));
+        for perfect in [
+            "precision_at_1",
+            "map_at_r",
+            "nmi",
+            "roc_auc",
+            "knn_accuracy",
+        ] {
+            assert_eq!(col(perfect), 1.0, "separated clusters: perfect {perfect}");
+        }
+        assert_eq!(col("verification_accuracy_mean"), 1.0);
+        assert_eq!(col("points"), TEST_POINTS as f64);
+        assert!(col("verification_threshold") > 0.0 && col("wall_seconds") >= 0.0);
 
         let cell = dir.path().join("runs/tiny").join(id);
         let params: toml::Table = toml::from_str(&read(cell.join("params.toml"))).unwrap();
@@ -217,7 +255,7 @@ fn headless_run_writes_every_cell_and_the_summary() {
             Some(support::clusters(TEST_POINTS, 0.5))
         );
         let done: toml::Table = toml::from_str(&read(cell.join("done.toml"))).unwrap();
-        assert_eq!(done["knn_accuracy"].as_float(), Some(1.0));
+        assert_eq!(done["metrics"]["knn_accuracy"].as_float(), Some(1.0));
         assert!(cell.join("snap_iter_10.solverstate").is_file());
     }
     assert_eq!(

@@ -79,13 +79,17 @@ pub fn read_features_from(input: impl Read, path: &Path) -> Result<LabelledFeatu
         let features = feature_cols
             .iter()
             .map(|&i| {
-                cell(i).parse::<f32>().map_err(|_| {
-                    fail(format!(
-                        "line {line}: {} = {:?}, expected a number",
-                        names[i],
-                        cell(i)
-                    ))
-                })
+                cell(i)
+                    .parse::<f32>()
+                    .ok()
+                    .filter(|v| v.is_finite())
+                    .ok_or_else(|| {
+                        fail(format!(
+                            "line {line}: {} = {:?}, expected a finite number",
+                            names[i],
+                            cell(i)
+                        ))
+                    })
             })
             .collect::<Result<Vec<f32>, _>>()?;
         points.push((features, label));
@@ -125,7 +129,15 @@ mod tests {
         check("f0,f1\n1,2\n", Err("no `label` column"));
         check(
             "f0,label\nabc,1\n",
-            Err("line 2: f0 = \"abc\", expected a number"),
+            Err("line 2: f0 = \"abc\", expected a finite number"),
+        );
+        check(
+            "f0,label\nNaN,1\n",
+            Err("line 2: f0 = \"NaN\", expected a finite"),
+        );
+        check(
+            "f0,label\n1,1\ninf,1\n",
+            Err("line 3: f0 = \"inf\", expected a finite"),
         );
         check(
             "index,label,f0\n0,,1\n",

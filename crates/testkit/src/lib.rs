@@ -117,6 +117,33 @@ pub fn temp_name_of(target: &str, pid: u32) -> String {
     name.file_name()
 }
 
+/// Embedding metrics for tests of what shows or stores them: P@1, MAP@R and the
+/// verification accuracy as given, the others fixed plausible values.
+pub fn embedding_metrics(
+    precision_at_1: f64,
+    map_at_r: f64,
+    verification: f64,
+) -> siamese_report::metrics::EmbeddingMetrics {
+    siamese_report::metrics::EmbeddingMetrics {
+        points: 100,
+        classes: 10,
+        precision_at_1,
+        r_precision: map_at_r + 0.1,
+        map_at_r,
+        nmi: 0.7,
+        ami: 0.69,
+        pairs: 200,
+        roc_auc: 0.95,
+        eer: 0.1,
+        tar_at_far_0_001: 0.4,
+        verification_accuracy_mean: verification,
+        verification_accuracy_std: 0.02,
+        verification_threshold: 0.5,
+        pair_accuracy_tuned_on_test: verification + 0.01,
+        knn_accuracy: Some(precision_at_1),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
 //! The screen's state: what each cell is doing (fed by `CellEvent`s) and the user's view
 //! choices (selection, focused pane, overlay, log scale, popups), changed by keys.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -9,7 +10,20 @@ use siamese_grid::cell_log::row_events;
 use siamese_grid::cell_progress::DigitScatter;
 use siamese_grid::cell_trainer::{CellEvent, CellSummary};
 use siamese_grid::cells::Cell;
+use siamese_grid::ranking::{
+    Aggregate, DEFAULT_METRIC, ParamGroup, RankMetric, best_group, group_by_params, sorted_cells,
+    sorted_groups,
+};
 use siamese_report::{LabelledFeatures, LogRow};
+
+/// The metrics the grid table shows (and `s` sorts by, after the experiment's own).
+pub const TABLE_METRICS: [&str; 3] = ["precision_at_1", "map_at_r", "verification_accuracy_mean"];
+const SORT_KEYS: [&str; 4] = [
+    TABLE_METRICS[0],
+    TABLE_METRICS[1],
+    TABLE_METRICS[2],
+    "test_loss",
+];
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Status {
@@ -92,6 +106,12 @@ pub struct Dashboard {
     /// `--watch`: the cells run in other processes (Slurm tasks); q leaves at once and
     /// nothing can be paused or stopped from here.
     pub watching: bool,
+    /// The experiment's ranking metric (names the best combination).
+    pub metric: RankMetric,
+    /// `s`: the grid sorted by this metric, best first; `None`: grid order.
+    pub sort: Option<RankMetric>,
+    /// `a`: one row per parameter combination (the cells that differ only by seed).
+    pub aggregated: bool,
 }
 
 impl Dashboard {
@@ -123,6 +143,83 @@ impl Dashboard {
             stopping: false,
             grid_over: false,
             watching: false,
+            metric: RankMetric::named(DEFAULT_METRIC).expect("the default metric exists"),
+            sort: None,
+            aggregated: false,
+        }
+    }
+
+    /// The finished cells' summaries, by cell index.
+    pub fn summaries(&self) -> BTreeMap<usize, CellSummary> {
+        self.views
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| v.summary.clone().map(|s| (i, s)))
+            .collect()
+    }
+
+    /// The cells in the order the grid table shows them.
+    pub fn cell_order(&self) -> Vec<usize> {
+        match &self.sort {
+            Some(metric) => sorted_cells(&self.cells, &self.summaries(), metric),
+            None => (0..self.cells.len()).collect(),
+        }
+    }
+
+    /// The parameter combinations in the order the aggregated table shows them.
+    pub fn group_order(&self) -> Vec<ParamGroup> {
+        let groups = group_by_params(&self.cells);
+        match &self.sort {
+            Some(metric) => sorted_groups(&groups, &self.summaries(), metric),
+            None => groups,
+        }
+    }
+
+    /// The best combination by the sort metric (else the experiment's), with its mean.
+    pub fn best(&self) -> Option<(RankMetric, ParamGroup, Aggregate)> {
+        let metric = self.sort.unwrap_or(self.metric);
+        let groups = group_by_params(&self.cells);
+        best_group(&groups, &self.summaries(), &metric).map(|(g, a)| (metric, g.clone(), a))
+    }
+
+    /// The sort after `s`: grid order, the experiment's metric, then the table's other
+    /// metric columns and the test loss, back to grid order.
+    fn next_sort(&self) -> Option<RankMetric> {
+        let mut cycle: Vec<RankMetric> = vec![self.metric];
+        for key in SORT_KEYS {
+            let m = RankMetric::named(key).expect("sort keys are metrics");
+            if !cycle.contains(&m) {
+                cycle.push(m);
+            }
+        }
+        match self.sort {
+            None => Some(cycle[0]),
+            Some(current) => {
+                let at = cycle.iter().position(|m| *m == current).unwrap_or(0);
+                cycle.get(at + 1).copied()
+            }
+        }
+    }
+
+    /// Moves the selection `step` rows down (negative: up) in the table as shown.
+    fn move_selection(&mut self, step: isize) {
+        let rows: Vec<usize> = if self.aggregated {
+            self.group_order().iter().map(|g| g.cells[0]).collect()
+        } else {
+            self.cell_order()
+        };
+        let at = if self.aggregated {
+            let groups = self.group_order();
+            groups
+                .iter()
+                .position(|g| g.cells.contains(&self.selected))
+                .unwrap_or(0)
+        } else {
+            rows.iter().position(|&c| c == self.selected).unwrap_or(0)
+        };
+        let to = (at as isize + step).clamp(0, rows.len() as isize - 1);
+        if let Some(&cell) = rows.get(to as usize) {
+            self.selected = cell;
         }
     }
 
@@ -164,9 +261,7 @@ impl Dashboard {
             CellEvent::Test { iter, loss, .. } => {
                 view.test.push((f64::from(iter), f64::from(loss)))
             }
-            CellEvent::Embedding { iter, points, .. } => {
-                view.embedding = Some(DigitScatter { iter, points })
-            }
+            CellEvent::Embedding { scatter, .. } => view.embedding = Some(scatter),
             CellEvent::Snapshot { .. } | CellEvent::TempFilesRemoved { .. } => {}
             CellEvent::Finished { summary, .. } => {
                 view.status = Status::Done;
@@ -216,17 +311,8 @@ impl Dashboard {
                 _ => {}
             }
         }
-        let features = features.unwrap_or_default();
-        let points: Vec<(f32, f32, u8)> = features
-            .iter()
-            .filter(|(f, _)| f.len() >= 2)
-            .map(|(f, d)| (f[0], f[1], *d))
-            .collect();
-        if !points.is_empty() {
-            view.embedding = Some(DigitScatter {
-                iter: view.iter,
-                points,
-            });
+        if let Some(scatter) = features.and_then(|f| DigitScatter::of_features(view.iter, &f)) {
+            view.embedding = Some(scatter);
         }
     }
 
@@ -250,12 +336,12 @@ impl Dashboard {
             _ => {}
         }
         match key.code {
-            KeyCode::Up | KeyCode::Char('k') => self.selected = self.selected.saturating_sub(1),
-            KeyCode::Down | KeyCode::Char('j') => {
-                self.selected = (self.selected + 1).min(self.cells.len().saturating_sub(1));
-            }
-            KeyCode::Home | KeyCode::Char('g') => self.selected = 0,
-            KeyCode::End | KeyCode::Char('G') => self.selected = self.cells.len().saturating_sub(1),
+            KeyCode::Up | KeyCode::Char('k') => self.move_selection(-1),
+            KeyCode::Down | KeyCode::Char('j') => self.move_selection(1),
+            KeyCode::Home | KeyCode::Char('g') => self.move_selection(-(self.cells.len() as isize)),
+            KeyCode::End | KeyCode::Char('G') => self.move_selection(self.cells.len() as isize),
+            KeyCode::Char('s') => self.sort = self.next_sort(),
+            KeyCode::Char('a') => self.aggregated = !self.aggregated,
             KeyCode::Tab => self.focus = next_pane(self.focus, 1),
             KeyCode::BackTab => self.focus = next_pane(self.focus, 2),
             KeyCode::Enter | KeyCode::Char('z') => self.zoom = !self.zoom,

@@ -12,7 +12,10 @@ use ratatui::widgets::{
     Axis, Block, Chart, Clear, Dataset, GraphType, Paragraph, Row, Table, TableState, Wrap,
 };
 
-use crate::dashboard::{CellView, Dashboard, Pane, Popup, Status};
+use siamese_grid::cell_trainer::CellSummary;
+use siamese_grid::ranking::{RankMetric, aggregate};
+
+use crate::dashboard::{CellView, Dashboard, Pane, Popup, Status, TABLE_METRICS};
 use crate::scatter::EmbeddingScatter;
 
 /// Below this size the screen only says it is too small.
@@ -38,6 +41,14 @@ const HELP: &[(&str, &str)] = &[
     ("Enter  z", "zoom the pane / back"),
     ("o", "overlay every cell's loss"),
     ("l", "log / linear loss scale"),
+    (
+        "s",
+        "sort by a metric (the experiment's first) / grid order",
+    ),
+    (
+        "a",
+        "one row per parameter combination (mean ± std over seeds)",
+    ),
     ("p", "pause / resume training"),
     ("?", "this help"),
     ("q", "quit (asks; the run stays resumable)"),
@@ -126,11 +137,17 @@ fn draw_pane(frame: &mut Frame, area: Rect, dash: &Dashboard, pane: Pane) {
     };
     let block = |title: String| Block::bordered().border_style(border).title(title);
     match pane {
-        Pane::Grid => draw_table(frame, area, dash, block(" grid ".into())),
+        Pane::Grid => draw_table(frame, area, dash, block(table_title(dash))),
         Pane::Chart => draw_chart(frame, area, dash, block(chart_title(dash))),
         Pane::Scatter => {
             let view = &dash.views[dash.selected];
             let title = match &view.embedding {
+                Some(e) if e.dim > 2 => format!(
+                    " embedding @{} · {} · {} ",
+                    e.iter,
+                    e.projection_note(),
+                    short_id(dash, dash.selected)
+                ),
                 Some(e) => format!(
                     " embedding @{} · {} ",
                     e.iter,
@@ -151,34 +168,71 @@ fn draw_pane(frame: &mut Frame, area: Rect, dash: &Dashboard, pane: Pane) {
     }
 }
 
+/// The grid pane's title: the order shown and the best combination so far.
+fn table_title(dash: &Dashboard) -> String {
+    let order = match (&dash.sort, dash.aggregated) {
+        (Some(m), true) => format!("by parameters, sorted by {}", m.label),
+        (Some(m), false) => format!("sorted by {}", m.label),
+        (None, true) => "by parameters".into(),
+        (None, false) => "s sorts, a groups seeds".into(),
+    };
+    match dash.best() {
+        Some((metric, group, agg)) => format!(
+            " grid · {order} · best {}: {} {} ",
+            metric.label,
+            group.describe(),
+            agg.text()
+        ),
+        None => format!(" grid · {order} "),
+    }
+}
+
+/// The metric columns: the table's three, plus the sort metric when it is another one.
+fn metric_columns(dash: &Dashboard) -> Vec<RankMetric> {
+    let mut columns: Vec<RankMetric> = TABLE_METRICS
+        .iter()
+        .map(|k| RankMetric::named(k).expect("table metrics exist"))
+        .collect();
+    if let Some(sort) = dash.sort
+        && !columns.contains(&sort)
+        && !matches!(sort.key, "test_loss" | "train_loss")
+    {
+        columns.push(sort);
+    }
+    columns
+}
+
 fn draw_table(frame: &mut Frame, area: Rect, dash: &Dashboard, block: Block) {
+    if dash.aggregated {
+        return draw_groups(frame, area, dash, block);
+    }
     let keys: Vec<&str> = dash
         .cells
         .first()
         .map(|c| c.values.iter().map(|(k, _)| *k).collect())
         .unwrap_or_default();
+    let columns = metric_columns(dash);
     let mut header: Vec<String> = vec!["#".into()];
     header.extend(keys.iter().map(|k| k.to_string()));
-    header.extend(["status", "progress", "train", "test", "k-NN", "pairs"].map(String::from));
-    let rows = dash.cells.iter().zip(&dash.views).map(|(cell, view)| {
+    header.extend(["status", "progress", "train", "test"].map(String::from));
+    header.extend(columns.iter().map(|m| m.label.to_string()));
+    let order = dash.cell_order();
+    let rows = order.iter().map(|&index| {
+        let (cell, view) = (&dash.cells[index], &dash.views[index]);
         let mut cells: Vec<Span> = vec![Span::from(format!("{:03}", cell.index))];
         cells.extend(cell.values.iter().map(|(_, v)| Span::from(v.clone())));
         cells.push(status_span(view, dash.paused));
         cells.push(Span::from(progress(view)));
-        let from_summary = |f: fn(&siamese_grid::cell_trainer::CellSummary) -> f64| {
-            view.summary.as_ref().map(f).filter(|l| l.is_finite())
-        };
+        let from_summary =
+            |f: fn(&CellSummary) -> f64| view.summary.as_ref().map(f).filter(|l| l.is_finite());
         let train = last(&view.train).or_else(|| from_summary(|s| s.train_loss));
         let test = last(&view.test).or_else(|| from_summary(|s| s.test_loss));
         cells.push(Span::from(train.map_or("–".into(), loss_text)));
         cells.push(Span::from(test.map_or("–".into(), loss_text)));
-        let acc = |f: fn(&siamese_grid::cell_trainer::CellSummary) -> f64| {
-            view.summary
-                .as_ref()
-                .map_or("–".into(), |s| format!("{:.3}", f(s)))
-        };
-        cells.push(Span::from(acc(|s| s.knn_accuracy)));
-        cells.push(Span::from(acc(|s| s.pair_accuracy)));
+        for metric in &columns {
+            let value = view.summary.as_ref().and_then(|s| metric.value(s));
+            cells.push(Span::from(value.map_or("–".into(), |v| format!("{v:.3}"))));
+        }
         Row::new(cells)
     });
     let mut widths: Vec<Constraint> = vec![Constraint::Length(3)];
@@ -191,15 +245,77 @@ fn draw_table(frame: &mut Frame, area: Rect, dash: &Dashboard, block: Block) {
         Constraint::Min(26),
         Constraint::Length(9),
         Constraint::Length(9),
-        Constraint::Length(6),
-        Constraint::Length(6),
     ]);
-    let table = Table::new(rows, widths)
-        .header(Row::new(header).bold())
+    widths.extend(
+        columns
+            .iter()
+            .map(|m| Constraint::Length(m.label.len().max(5) as u16)),
+    );
+    let selected = order.iter().position(|&c| c == dash.selected);
+    render_table(
+        frame,
+        area,
+        Table::new(rows, widths).header(Row::new(header).bold()),
+        block,
+        selected,
+    );
+}
+
+/// `a`: one row per parameter combination, each metric's mean ± std over its seeds.
+fn draw_groups(frame: &mut Frame, area: Rect, dash: &Dashboard, block: Block) {
+    let groups = dash.group_order();
+    let keys: Vec<&str> = groups
+        .first()
+        .map(|g| g.params.iter().map(|(k, _)| *k).collect())
+        .unwrap_or_default();
+    let mut metrics = vec![RankMetric::named("test_loss").expect("a metric")];
+    metrics.extend(metric_columns(dash));
+    let mut header: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+    header.push("done".into());
+    header.extend(metrics.iter().map(|m| m.label.to_string()));
+    let summaries = dash.summaries();
+    let rows = groups.iter().map(|g| {
+        let mut cells: Vec<Span> = g
+            .params
+            .iter()
+            .map(|(_, v)| Span::from(v.clone()))
+            .collect();
+        let done = g.cells.iter().filter(|c| summaries.contains_key(c)).count();
+        cells.push(Span::from(format!("{done}/{}", g.cells.len())));
+        for m in &metrics {
+            let text = aggregate(g, &summaries, m).map_or("–".into(), |a| a.text());
+            cells.push(Span::from(text));
+        }
+        Row::new(cells)
+    });
+    let mut widths: Vec<Constraint> = keys
+        .iter()
+        .map(|k| Constraint::Length(k.len().max(6) as u16))
+        .collect();
+    widths.push(Constraint::Length(5));
+    widths.extend(metrics.iter().map(|_| Constraint::Length(13)));
+    let selected = groups.iter().position(|g| g.cells.contains(&dash.selected));
+    render_table(
+        frame,
+        area,
+        Table::new(rows, widths).header(Row::new(header).bold()),
+        block,
+        selected,
+    );
+}
+
+fn render_table(
+    frame: &mut Frame,
+    area: Rect,
+    table: Table,
+    block: Block,
+    selected: Option<usize>,
+) {
+    let table = table
         .block(block)
         .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
         .highlight_symbol("▶");
-    let mut state = TableState::new().with_selected(Some(dash.selected));
+    let mut state = TableState::new().with_selected(selected);
     frame.render_stateful_widget(table, area, &mut state);
 }
 

@@ -95,12 +95,13 @@ pub fn run_screen(
         experiment.data.note,
         crate::headless::start_line(experiment, cells, options)
     );
-    let dash = Dashboard::new(
+    let mut dash = Dashboard::new(
         experiment.name.clone(),
         note,
         cells.to_vec(),
         experiment.iterations,
     );
+    dash.metric = experiment.metric;
     let (tx, rx) = std::sync::mpsc::channel();
     let grid_dir = options.out.join(&experiment.name);
     std::thread::scope(|scope| {

@@ -25,6 +25,7 @@ pub fn watch_screen(grid_dir: &Path) -> anyhow::Result<()> {
         feed.iterations(),
     );
     dash.watching = true;
+    dash.metric = feed.metric();
     let mut screen = WatchedScreen {
         clock: FrameClock::default(),
         next_poll: Instant::now(),

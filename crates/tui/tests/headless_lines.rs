@@ -51,8 +51,8 @@ fn grid_lines(dir: &Path, trainer: &ScriptedTrainer) -> Vec<String> {
 fn a_headless_grid_prints_a_line_per_event_a_reader_follows() {
     let dir = tempfile::tempdir().unwrap();
     let lines = grid_lines(dir.path(), &ScriptedTrainer::default());
-    // Header, data note, 2 × (start, 3 tests, finish), closing line.
-    assert_eq!(lines.len(), 2 + 2 * 5 + 1, "{lines:#?}");
+    // Header, data note, 2 × (start, 3 tests, finish), the best cell, closing line.
+    assert_eq!(lines.len(), 2 + 2 * 5 + 2, "{lines:#?}");
     assert!(
         lines[0].starts_with("tiny: 2 cells of 12 iterations, 1 worker × 1 thread → "),
         "{}",
@@ -66,17 +66,20 @@ fn a_headless_grid_prints_a_line_per_event_a_reader_follows() {
     );
     assert!(
         lines[6].starts_with("[000-margin_1] finished in ")
-            && lines[6].ends_with("k-NN accuracy 1.0000, pair accuracy 1.0000"),
+            && lines[6]
+                .ends_with("P@1 1.0000, MAP@R 1.0000, verification accuracy 1.0000 ± 0.0000"),
         "{}",
         lines[6]
     );
-    assert!(lines[12].starts_with(
+    // Both cells are perfect: the first of equals is the best.
+    assert_eq!(lines[12], "best by MAP@R: margin=1 (1.000 over 1 cell)");
+    assert!(lines[13].starts_with(
         "done: 2 finished, 0 skipped (finished earlier), 0 failed, 0 stopped; summary in "
     ));
 
     let again = grid_lines(dir.path(), &ScriptedTrainer::default());
     assert!(
-        again[2].starts_with("[000-margin_1] already finished (k-NN accuracy 1.0000"),
+        again[2].starts_with("[000-margin_1] already finished (P@1 1.0000, MAP@R 1.0000"),
         "{}",
         again[2]
     );

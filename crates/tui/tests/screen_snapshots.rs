@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
+use siamese_grid::cell_progress::DigitScatter;
 use siamese_grid::cell_trainer::{CellEvent, CellSummary};
 use siamese_grid::cells::Cell;
 use siamese_grid::experiment::Experiment;
@@ -32,9 +33,7 @@ fn dashboard() -> Dashboard {
         iterations: 1000,
         train_loss: 0.0213,
         test_loss: 0.0241,
-        knn_accuracy: 0.9415,
-        pair_accuracy: 0.9172,
-        pair_threshold: 0.31,
+        metrics: siamese_testkit::embedding_metrics(0.9415, 0.6415, 0.9172),
         wall_seconds: 74.2,
     };
     dash.apply(CellEvent::Skipped { cell: 0, summary }, t0);
@@ -89,8 +88,11 @@ fn dashboard() -> Dashboard {
     dash.apply(
         CellEvent::Embedding {
             cell: 1,
-            iter: 500,
-            points,
+            scatter: DigitScatter {
+                iter: 500,
+                dim: 2,
+                points,
+            },
         },
         at(50),
     );
@@ -181,4 +183,82 @@ fn a_cell_without_data_yet() {
     let mut dash = dashboard();
     press(&mut dash, KeyCode::Char('G'));
     insta::assert_snapshot!(render(&dash, 90, 22));
+}
+
+/// Two margins × three seeds, all finished with made-up metrics: margin 2 is better on
+/// average, margin 1 has the single best cell.
+fn repeated_grid() -> Dashboard {
+    let dir = tempfile::tempdir().unwrap();
+    let body = "name = \"seeds\"\niterations = 100\ntest_interval = 50\n[grid]\nmargin = [1, 2]\nrepeats = 3\n";
+    let experiment = Experiment::load(&support::experiment_file(dir.path(), "s", body)).unwrap();
+    let cells = Cell::expand(&experiment);
+    let mut dash = Dashboard::new("seeds".into(), String::new(), cells, 100);
+    let maps = [0.9, 0.1, 0.2, 0.5, 0.6, 0.7];
+    for (cell, map) in maps.into_iter().enumerate() {
+        let summary = CellSummary {
+            iterations: 100,
+            train_loss: 0.1,
+            test_loss: 1.0 - map,
+            metrics: siamese_testkit::embedding_metrics(map + 0.05, map, 0.8),
+            wall_seconds: 5.0,
+        };
+        dash.apply(CellEvent::Finished { cell, summary }, Instant::now());
+    }
+    dash
+}
+
+#[test]
+fn sorted_by_the_experiment_metric() {
+    let mut dash = repeated_grid();
+    press(&mut dash, KeyCode::Char('s'));
+    // The selection stays on its cell (000), now first; down moves in the sorted order.
+    press(&mut dash, KeyCode::Down);
+    assert_eq!(dash.selected, 5);
+    insta::assert_snapshot!(render(&dash, 100, 28));
+}
+
+#[test]
+fn seeds_aggregated_by_parameters() {
+    let mut dash = repeated_grid();
+    press(&mut dash, KeyCode::Char('a'));
+    press(&mut dash, KeyCode::Char('s'));
+    insta::assert_snapshot!(render(&dash, 100, 18));
+}
+
+#[test]
+fn sort_cycles_through_the_metrics_and_back() {
+    let mut dash = repeated_grid();
+    let mut seen = Vec::new();
+    for _ in 0..6 {
+        press(&mut dash, KeyCode::Char('s'));
+        seen.push(dash.sort.map(|m| m.key));
+    }
+    assert_eq!(
+        seen,
+        [
+            Some("map_at_r"),
+            Some("precision_at_1"),
+            Some("verification_accuracy_mean"),
+            Some("test_loss"),
+            None,
+            Some("map_at_r")
+        ]
+    );
+}
+
+#[test]
+fn a_wide_embedding_is_shown_as_its_pca() {
+    let mut dash = repeated_grid();
+    let features: Vec<(Vec<f32>, u8)> = support::clusters(60, 0.3)
+        .into_iter()
+        .map(|(f, d)| (vec![f[0], f[1], f[0] - f[1]], d))
+        .collect();
+    dash.load_history(0, &[], 100, Some(features));
+    let title = dash.views[0].embedding.as_ref().unwrap().projection_note();
+    assert_eq!(title, "PCA of 3-D");
+    let screen = format!("{:?}", render(&dash, 100, 30));
+    assert!(
+        screen.contains("embedding @100 · PCA of 3-D · 000"),
+        "{screen}"
+    );
 }

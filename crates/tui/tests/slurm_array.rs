@@ -63,9 +63,7 @@ fn four_cells(dir: &Path) -> PathBuf {
         iterations: 12,
         train_loss: 0.1,
         test_loss: 0.1,
-        knn_accuracy: 0.9,
-        pair_accuracy: 0.9,
-        pair_threshold: 1.0,
+        metrics: siamese_testkit::embedding_metrics(0.9, 0.6000, 0.9),
         wall_seconds: 1.0,
     })
     .unwrap();

@@ -175,7 +175,7 @@ fn a_three_cell_array_runs_on_a_real_slurm_cluster() {
     assert_eq!(ids, CELLS);
     for row in &rows {
         assert_eq!(&row[column("iterations")], "20");
-        for metric in ["knn_accuracy", "pair_accuracy"] {
+        for metric in ["knn_accuracy", "map_at_r", "verification_accuracy_mean"] {
             let value: f64 = row[column(metric)].parse().unwrap();
             assert!((0.0..=1.0).contains(&value), "{metric} {value}");
         }

@@ -14,7 +14,7 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use siamese_grid::cell_folder::CellFolder;
 use siamese_grid::cell_log::{CellLog, KeptLog};
-use siamese_grid::cell_progress::{CellStatus, RunState, write_embedding};
+use siamese_grid::cell_progress::{CellStatus, DigitScatter, RunState, write_embedding};
 use siamese_grid::cell_trainer::{CellEvent, CellSummary};
 use siamese_grid::cells::Cell;
 use siamese_grid::experiment::Experiment;
@@ -101,9 +101,7 @@ fn grid_folder(grid: &Path) -> Vec<Cell> {
         iterations: 1000,
         train_loss: 0.0213,
         test_loss: 0.0241,
-        knn_accuracy: 0.9415,
-        pair_accuracy: 0.9172,
-        pair_threshold: 0.31,
+        metrics: siamese_testkit::embedding_metrics(0.9415, 0.6415, 0.9172),
         wall_seconds: 100.0,
     })
     .unwrap();
@@ -118,7 +116,12 @@ fn grid_folder(grid: &Path) -> Vec<Cell> {
         .into_iter()
         .map(|(f, d)| (f[0], f[1], d))
         .collect();
-    write_embedding(&running.dir, 500, &points).unwrap();
+    let scatter = DigitScatter {
+        iter: 500,
+        dim: 2,
+        points,
+    };
+    write_embedding(&running.dir, &scatter).unwrap();
     put_status(
         grid,
         &cells[1],
@@ -245,9 +248,7 @@ fn later_polls_bring_new_rows_and_the_end_of_a_cell() {
             iterations: 1000,
             train_loss: 0.01,
             test_loss: 0.02,
-            knn_accuracy: 0.95,
-            pair_accuracy: 0.93,
-            pair_threshold: 0.4,
+            metrics: siamese_testkit::embedding_metrics(0.95, 0.6500, 0.93),
             wall_seconds: 100.0,
         })
         .unwrap();
@@ -258,7 +259,15 @@ fn later_polls_bring_new_rows_and_the_end_of_a_cell() {
         WALL + 20,
     );
     assert_eq!(dash.views[1].status, Status::Done);
-    assert_eq!(dash.views[1].summary.as_ref().unwrap().knn_accuracy, 0.95);
+    assert_eq!(
+        dash.views[1]
+            .summary
+            .as_ref()
+            .unwrap()
+            .metrics
+            .precision_at_1,
+        0.95
+    );
     assert_eq!(dash.views[4].status, Status::Running);
 
     // Cell 004 fails; the grid is over (every cell finished or failed).

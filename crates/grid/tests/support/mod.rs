@@ -8,6 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use siamese_grid::cell_progress::DigitScatter;
 use siamese_grid::cell_trainer::{
     CellError, CellEvent, CellJob, CellOutcome, CellTrainer, Control, Flow, TrainedCell,
 };
@@ -120,7 +121,12 @@ impl CellTrainer for ScriptedTrainer {
                     .into_iter()
                     .map(|(f, d)| (f[0], f[1], d))
                     .collect();
-                events(CellEvent::Embedding { cell, iter, points });
+                let scatter = DigitScatter {
+                    iter,
+                    dim: 2,
+                    points,
+                };
+                events(CellEvent::Embedding { cell, scatter });
             }
             if iter % job.snapshot_interval == 0 {
                 snapshot(job, iter, events)?;
