@@ -25,6 +25,40 @@ fn check(body: &str, expected: &str) {
 const OK: &str = "iterations = 10\ntest_interval = 5\n";
 
 #[test]
+fn ranking_metric_and_open_set_classes() {
+    check(
+        &format!("{OK}metric = \"nmi\"\ntrain_classes = [0, 1, 2, 3, 4]\n"),
+        "ok: 1 cells",
+    );
+    check(
+        &format!("{OK}metric = \"map_at_t\"\n"),
+        "FILE:6: metric `map_at_t`: expected one of test_loss, train_loss, precision_at_1, \
+         r_precision, map_at_r, nmi, ami, roc_auc, eer, tar_at_far_0_001, \
+         verification_accuracy_mean, knn_accuracy, did you mean `map_at_r`?",
+    );
+    check(
+        &format!("{OK}train_classes = []\n"),
+        "FILE:6: train_classes: list at least one class (e.g. [0, 1, 2, 3, 4])",
+    );
+    check(
+        &format!("{OK}train_classes = [1, 2, 1]\n"),
+        "FILE:6: train_classes: class 1 is listed twice",
+    );
+    check(
+        &format!("{OK}train_classes = [300]\n"),
+        "FILE:6: train_classes: invalid value: integer `300`, expected u8",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file =
+        support::experiment_file(dir.path(), "exp", &format!("{OK}train_classes = [3, 1]\n"));
+    let e = Experiment::load(&file).unwrap();
+    assert_eq!(
+        (e.metric.key, e.train_classes),
+        ("map_at_r", Some(vec![3, 1]))
+    );
+}
+
+#[test]
 fn config_errors() {
     check(
         &format!("{OK}[grid]\nmargin = [1, 2]\nseed = [1, 2, 3]\n"),

@@ -49,6 +49,8 @@ const KEYS: &[&str] = &[
     "snapshot_interval",
     "seed",
     "knn_k",
+    "metric",
+    "train_classes",
     "margin",
     "legacy_version",
     "similar_fraction",

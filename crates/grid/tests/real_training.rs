@@ -20,6 +20,11 @@ const TEST_DIGITS: usize = 100;
 
 /// A 2-cell grid (margins 1 and 2, batch 16, 20 iterations) on 320 + 100 sample digits.
 fn experiment(dir: &Path) -> Experiment {
+    experiment_with(dir, "")
+}
+
+/// [`experiment`] with `extra` top-level keys.
+fn experiment_with(dir: &Path, extra: &str) -> Experiment {
     let data = dir.join("data");
     fs::create_dir_all(&data).unwrap();
     siamese_testkit::write_idx_slice("train", "train", &data, TRAIN_DIGITS);
@@ -27,7 +32,7 @@ fn experiment(dir: &Path) -> Experiment {
     let siamese = repo().join("experiments/siamese");
     let text = format!(
         "name = \"real\"\nsolver = {:?}\nnet = {:?}\ndata = {:?}\niterations = 20\n\
-         test_interval = 10\nsnapshot_interval = 10\nseed = 3\n\
+         test_interval = 10\nsnapshot_interval = 10\nseed = 3\n{extra}\
          [grid]\nmargin = [1.0, 2.0]\nbatch_size = [16]\n",
         siamese.join("mnist_siamese_solver.prototxt"),
         siamese.join("mnist_siamese_train_test.prototxt"),
@@ -230,4 +235,61 @@ fn a_real_grid_trains_skips_and_resumes_to_the_same_weights() {
         );
     }
     check_finished_cells(split.path());
+}
+
+/// Open set: trained on digits 0-4, scored on the test digits 5-9 only, with no k-NN (its
+/// reference holds the training classes); the pair databases follow the split.
+#[test]
+fn an_open_set_grid_trains_on_some_classes_and_scores_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let experiment = experiment_with(dir.path(), "train_classes = [0, 1, 2, 3, 4]\n");
+    let cells = Cell::expand(&experiment);
+    let options = RunOptions {
+        out: dir.path().join("runs"),
+        workers: 1,
+        threads: 1,
+        fresh: false,
+    };
+    let (tx, rx) = mpsc::channel();
+    let report = run_grid(
+        &experiment,
+        &cells,
+        &options,
+        &SolverTrainer::new(),
+        &Control::new(),
+        tx,
+    )
+    .unwrap();
+    drop(rx);
+    assert_eq!(report.finished, 2);
+    let labels = siamese_data::idx::read_labels(&dir.path().join("data/t10k-labels-idx1-ubyte"))
+        .unwrap()
+        .labels;
+    let unseen = labels.iter().filter(|&&l| l >= 5).count();
+    let pairs = dir.path().join("runs/real/pairs");
+    let test_db = pairs.join("siamese_test_caffe_seed3_train0-1-2-3-4_leveldb");
+    assert_eq!(
+        siamese_data::leveldb::DatumDb::open(&test_db)
+            .unwrap()
+            .len(),
+        unseen
+    );
+    let train_db = pairs.join("siamese_train_caffe_seed3_train0-1-2-3-4_leveldb");
+    let train_labels =
+        siamese_data::idx::read_labels(&dir.path().join("data/train-labels-idx1-ubyte")).unwrap();
+    let seen = train_labels.labels.iter().filter(|&&l| l < 5).count();
+    assert_eq!(
+        siamese_data::leveldb::DatumDb::open(&train_db)
+            .unwrap()
+            .len(),
+        seen
+    );
+    for id in CELLS {
+        let done = siamese_grid::cell_folder::CellFolder::new(cell_dir(dir.path(), id))
+            .done()
+            .unwrap();
+        assert_eq!((done.metrics.points, done.metrics.classes), (unseen, 5));
+        assert_eq!(done.metrics.knn_accuracy, None);
+        assert!((0.0..=1.0).contains(&done.metrics.map_at_r));
+    }
 }
