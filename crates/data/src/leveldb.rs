@@ -99,6 +99,11 @@ pub fn write_datums(
     let count = guarded(|| fill(tmp.temp_path(), records))
         .map_err(|reason| db_error(path, reason))?
         .map_err(|reason| db_error(path, reason))?;
+    if path.exists() && !force {
+        // Another writer finished the same database while this one filled its copy: keep
+        // theirs (a reader may have it open), drop ours.
+        return Err(DataError::Exists { path: path.into() });
+    }
     if path.exists() {
         if is_locked(path) {
             return Err(db_error(

@@ -171,6 +171,8 @@ pub enum CellEvent {
     Skipped { cell: usize, summary: CellSummary },
     /// The cell was stopped by the user; it resumes from its last snapshot next time.
     Stopped { cell: usize },
+    /// Another runner holds the cell's claim (it is training it); this runner leaves it.
+    ClaimedElsewhere { cell: usize },
 }
 
 impl CellEvent {
@@ -186,7 +188,8 @@ impl CellEvent {
             | CellEvent::Finished { cell, .. }
             | CellEvent::Failed { cell, .. }
             | CellEvent::Skipped { cell, .. }
-            | CellEvent::Stopped { cell } => *cell,
+            | CellEvent::Stopped { cell }
+            | CellEvent::ClaimedElsewhere { cell } => *cell,
         }
     }
 }

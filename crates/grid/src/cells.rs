@@ -48,10 +48,11 @@ pub struct CellParams {
 }
 
 impl Cell {
-    /// The cells of `experiment`, in a fixed order: the first axis varies slowest, then
-    /// repeats. The same file always gives the same ids.
+    /// The cells of `experiment`, in a fixed order: the first axis varies slowest, then the
+    /// search samples, then repeats. The same file always gives the same ids.
     pub fn expand(experiment: &Experiment) -> Vec<Cell> {
         let grid = &experiment.grid;
+        let points = grid.search.as_ref().map(|s| s.points()).unwrap_or_default();
         let mut combos: Vec<Vec<(&'static str, &AxisValue)>> = vec![Vec::new()];
         for axis in &grid.axes {
             combos = combos
@@ -60,6 +61,18 @@ impl Cell {
                     axis.values.iter().map(move |v| {
                         let mut next = combo.clone();
                         next.push((axis.key, v));
+                        next
+                    })
+                })
+                .collect();
+        }
+        if !points.is_empty() {
+            combos = combos
+                .into_iter()
+                .flat_map(|combo| {
+                    points.iter().map(move |point| {
+                        let mut next = combo.clone();
+                        next.extend(point.iter().map(|(k, v)| (*k, v)));
                         next
                     })
                 })

@@ -1,7 +1,7 @@
 //! Experiment files: a TOML description of a training grid, parsed with serde and checked
 //! before anything runs (unknown keys with a suggestion, wrong types, empty axes, missing files).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -12,6 +12,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::ranking::{DEFAULT_METRIC, RankMetric};
+use crate::search::{AxisKind, Dimension, Distribution, Search};
 
 /// The solver used when an experiment names none (this project's siamese example).
 pub const DEFAULT_SOLVER: &str = "experiments/siamese/mnist_siamese_solver.prototxt";
@@ -37,6 +38,7 @@ const TOP_KEYS: &[&str] = &[
     "metric",
     "train_classes",
     "grid",
+    "search",
 ];
 /// Keys allowed in `[grid]`: the axes, in the order cell ids and tables show them, then `repeats`.
 pub const AXIS_KEYS: &[&str] = &[
@@ -101,10 +103,12 @@ pub struct DataSource {
     pub note: String,
 }
 
-/// The grid axes, in [`AXIS_KEYS`] order, and how many times each combination runs.
+/// The grid axes, in [`AXIS_KEYS`] order, the sampled search space (each grid combination
+/// runs with each of its points), and how many times each combination runs.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Grid {
     pub axes: Vec<Axis>,
+    pub search: Option<Search>,
     pub repeats: u32,
 }
 
@@ -168,7 +172,11 @@ struct ExperimentFile {
     train_classes: Option<Spanned<Vec<u8>>>,
     #[serde(default)]
     grid: GridFile,
+    search: Option<Spanned<SearchFile>>,
 }
+
+/// `[search]` as written: sampled keys with their distributions, `samples` and `seed`.
+type SearchFile = BTreeMap<String, Spanned<toml::Value>>;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -265,6 +273,8 @@ impl Checker<'_> {
                         return Err(self.error(Some(axis.span()), msg));
                     }
                 }
+            } else if key_str == "search" {
+                self.check_search_keys(key, value)?;
             } else if !TOP_KEYS.contains(&key_str) {
                 let msg = if AXIS_KEYS.contains(&key_str) || key_str == "repeats" {
                     format!("`{key_str}` belongs in [grid], as a list of values")
@@ -272,6 +282,32 @@ impl Checker<'_> {
                     format!("unknown key `{key_str}`{}", suggestion(key_str, TOP_KEYS))
                 };
                 return Err(self.error(Some(key.span()), msg));
+            }
+        }
+        Ok(())
+    }
+
+    /// `[search]` is a table of axis keys (not `seed`, which seeds the draws), `samples` and
+    /// `seed`.
+    fn check_search_keys(
+        &self,
+        key: &Spanned<std::borrow::Cow<'_, str>>,
+        value: &Spanned<DeValue<'_>>,
+    ) -> Result<(), ExperimentError> {
+        let Some(table) = value.get_ref().as_table() else {
+            return Err(self.error(Some(key.span()), "`search` must be a table: [search]"));
+        };
+        let known: Vec<&str> = AXIS_KEYS
+            .iter()
+            .copied()
+            .filter(|k| *k != "seed")
+            .chain(SEARCH_KEYS.iter().copied())
+            .collect();
+        for (name, _) in table {
+            if !known.contains(&name.get_ref().as_ref()) {
+                let hint = suggestion(name.get_ref(), &known);
+                let msg = format!("unknown key `{}` in [search]{hint}", name.get_ref());
+                return Err(self.error(Some(name.span()), msg));
             }
         }
         Ok(())
@@ -298,7 +334,8 @@ impl Checker<'_> {
         let device = self.device(raw.device, raw.grid.device.is_some())?;
         let metric = self.metric(raw.metric)?;
         let train_classes = self.train_classes(raw.train_classes)?;
-        let grid = self.grid(raw.grid)?;
+        let seed = raw.seed.unwrap_or(1);
+        let grid = self.grid(raw.grid, raw.search, seed)?;
         Ok(Experiment {
             name,
             solver,
@@ -307,7 +344,7 @@ impl Checker<'_> {
             iterations,
             test_interval,
             snapshot_interval,
-            seed: raw.seed.unwrap_or(1),
+            seed,
             knn_k,
             metric,
             train_classes,
@@ -470,8 +507,14 @@ impl Checker<'_> {
         Err(self.error(None, format!("no data: neither {FULL_DATA} nor {SAMPLE_DATA} holds MNIST's IDX files; set `data = \"...\"`")))
     }
 
-    /// The `[grid]` table: every axis checked value by value, the repeats, and the size.
-    fn grid(&self, raw: GridFile) -> Result<Grid, ExperimentError> {
+    /// The `[grid]` table: every axis checked value by value, the repeats, the `[search]`
+    /// table, and the size.
+    fn grid(
+        &self,
+        raw: GridFile,
+        search: Option<Spanned<SearchFile>>,
+        experiment_seed: u64,
+    ) -> Result<Grid, ExperimentError> {
         let seed_given = raw.seed.is_some();
         let repeats = raw.repeats.clone();
         let mut axes = Vec::new();
@@ -481,8 +524,103 @@ impl Checker<'_> {
             }
         }
         let repeats = self.repeats(repeats, seed_given)?;
-        self.check_cell_count(&axes, repeats)?;
-        Ok(Grid { axes, repeats })
+        let search_span = search.as_ref().map(|t| t.span());
+        let search = match search {
+            Some(table) => Some(self.search(table, &axes, experiment_seed)?),
+            None => None,
+        };
+        let samples = search.as_ref().map_or(1, |s| s.samples);
+        self.check_cell_count(&axes, repeats, samples)?;
+        if let (Some(search), Some(span)) = (&search, search_span) {
+            self.check_samples(search, span)?;
+        }
+        Ok(Grid {
+            axes,
+            search,
+            repeats,
+        })
+    }
+
+    /// `[search]`: each sampled key (an axis not on the grid) with its distribution, in
+    /// [`AXIS_KEYS`] order; `samples` (required, at least 1) and `seed` (default: the
+    /// experiment's).
+    fn search(
+        &self,
+        table: Spanned<SearchFile>,
+        grid_axes: &[Axis],
+        experiment_seed: u64,
+    ) -> Result<Search, ExperimentError> {
+        let whole = Some(table.span());
+        let mut table = table.into_inner();
+        let samples = table.remove("samples");
+        let seed = table.remove("seed");
+        let mut dimensions = Vec::new();
+        for key in AXIS_KEYS.iter().copied().filter(|k| *k != "seed") {
+            let Some(value) = table.get(key) else {
+                continue;
+            };
+            let span = Some(value.span());
+            if grid_axes.iter().any(|a| a.key == key) {
+                let msg = format!("`{key}` is in [grid] and in [search]: keep one");
+                return Err(self.error(span, msg));
+            }
+            let toml::Value::String(text) = value.get_ref() else {
+                let msg = format!(
+                    "[search] {key}: expected a distribution as a string, e.g. \"log_uniform(1e-4, 0.1)\" or \"choice([1, 2])\""
+                );
+                return Err(self.error(span, msg));
+            };
+            let distribution =
+                Distribution::parse(text, axis_kind(key), &|list| choice_values(key, list))
+                    .map_err(|e| self.error(span.clone(), format!("[search] {key}: {e}")))?;
+            dimensions.push(Dimension { key, distribution });
+        }
+        let Some(samples) = samples else {
+            return Err(self.error(
+                whole.clone(),
+                "[search] samples: missing: how many points to draw",
+            ));
+        };
+        let samples = match samples.get_ref() {
+            toml::Value::Integer(n) if (1..=i64::from(u32::MAX)).contains(n) => *n as u32,
+            _ => {
+                let msg = "[search] samples: expected a whole number of at least 1";
+                return Err(self.error(Some(samples.span()), msg));
+            }
+        };
+        let seed = match seed.as_ref().map(|s| (s.get_ref(), s.span())) {
+            None => experiment_seed,
+            Some((toml::Value::Integer(n), _)) if *n >= 0 => *n as u64,
+            Some((_, span)) => {
+                let msg = "[search] seed: expected a whole number of at least 0";
+                return Err(self.error(Some(span), msg));
+            }
+        };
+        if dimensions.is_empty() {
+            let msg =
+                "[search] samples nothing: add a key such as base_lr = \"log_uniform(1e-4, 0.1)\"";
+            return Err(self.error(whole, msg));
+        }
+        Ok(Search {
+            dimensions,
+            samples,
+            seed,
+        })
+    }
+
+    /// Every drawn value meets its key's rule (e.g. momentum below 1).
+    fn check_samples(&self, search: &Search, span: Range<usize>) -> Result<(), ExperimentError> {
+        for (sample, point) in search.points().iter().enumerate() {
+            for (key, value) in point {
+                if let Some(expected) = value_check(key)(value) {
+                    let msg = format!(
+                        "[search] {key}: sample {sample} drew {value}, expected {expected}: narrow the range"
+                    );
+                    return Err(self.error(Some(span.clone()), msg));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// One axis: a list of at least one value, each meeting `check`, none twice.
@@ -539,11 +677,17 @@ impl Checker<'_> {
         }
     }
 
-    /// At most [`MAX_CELLS`] cells (the product of the axis sizes and the repeats).
-    fn check_cell_count(&self, axes: &[Axis], repeats: u32) -> Result<(), ExperimentError> {
+    /// At most [`MAX_CELLS`] cells (the product of the axis sizes, the repeats and the
+    /// search samples).
+    fn check_cell_count(
+        &self,
+        axes: &[Axis],
+        repeats: u32,
+        samples: u32,
+    ) -> Result<(), ExperimentError> {
         let cells = axes
             .iter()
-            .try_fold(u64::from(repeats), |n, a| {
+            .try_fold(u64::from(repeats) * u64::from(samples), |n, a| {
                 n.checked_mul(a.values.len() as u64)
             })
             .filter(|&n| n <= MAX_CELLS);
@@ -553,6 +697,7 @@ impl Checker<'_> {
         let sizes: Vec<String> = axes
             .iter()
             .map(|a| format!("{} {}", a.values.len(), a.key))
+            .chain((samples > 1).then(|| format!("{samples} search samples")))
             .chain((repeats > 1).then(|| format!("{repeats} repeats")))
             .collect();
         let msg = format!(
@@ -561,6 +706,62 @@ impl Checker<'_> {
         );
         Err(self.error(None, msg))
     }
+}
+
+/// Keys of `[search]` besides the axes it samples.
+const SEARCH_KEYS: &[&str] = &["samples", "seed"];
+
+/// The rule of axis `key`'s values (as `[grid]` checks them).
+fn value_check(key: &str) -> ValueCheck {
+    GridFile::default()
+        .axes()
+        .into_iter()
+        .find(|(k, _, _)| *k == key)
+        .map_or(|_| None, |(_, _, check)| check)
+}
+
+/// Which values axis `key` takes.
+fn axis_kind(key: &str) -> AxisKind {
+    match key {
+        "batch_size" | "stepsize" | "feature_dim" => AxisKind::Whole,
+        "legacy_version" | "lr_policy" | "device" => AxisKind::Other,
+        _ => AxisKind::Real,
+    }
+}
+
+/// The list of `choice([...])` as values of axis `key`, each meeting its rule, none twice.
+fn choice_values(key: &str, list: &str) -> Result<Vec<AxisValue>, String> {
+    let table: toml::Table = toml::from_str(&format!("v = {list}"))
+        .map_err(|_| format!("choice({list}): expected a list such as [1, 2, 4]"))?;
+    let Some(toml::Value::Array(items)) = table.get("v") else {
+        return Err(format!("choice({list}): expected a list such as [1, 2, 4]"));
+    };
+    let mut values: Vec<AxisValue> = Vec::new();
+    for item in items {
+        let value = match (axis_kind(key), item) {
+            (AxisKind::Real, toml::Value::Float(x)) => AxisValue::Float(*x),
+            (AxisKind::Real, toml::Value::Integer(x)) => AxisValue::Float(*x as f64),
+            (AxisKind::Whole, toml::Value::Integer(x)) if *x >= 0 => AxisValue::Int(*x as u64),
+            (AxisKind::Other, toml::Value::Boolean(b)) if key == "legacy_version" => {
+                AxisValue::Bool(*b)
+            }
+            (AxisKind::Other, toml::Value::String(t)) if key == "device" => {
+                canonical_device(t.clone())
+            }
+            (AxisKind::Other, toml::Value::String(t)) if key == "lr_policy" => {
+                AxisValue::Text(t.clone())
+            }
+            (_, other) => return Err(format!("choice: value {other} does not fit this key")),
+        };
+        if let Some(expected) = value_check(key)(&value) {
+            return Err(format!("choice: value {value}: expected {expected}"));
+        }
+        if values.contains(&value) {
+            return Err(format!("choice: value {value} is listed twice"));
+        }
+        values.push(value);
+    }
+    Ok(values)
 }
 
 /// What a grid value must be: `None` when it is fine, else what was expected.

@@ -2,7 +2,6 @@
 //! train/test pair per (similar_fraction, seed), shared by the cells and reused across runs.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use siamese_data::DataError;
 use siamese_data::convert::create_siamese_db;
@@ -17,7 +16,16 @@ pub enum PairDbError {
     Make { db: PathBuf, error: DataError },
     #[error(transparent)]
     Labels(DataError),
+    #[error("{}: cannot take the lock that makes pair databases one at a time: {error}", .path.display())]
+    Lock {
+        path: PathBuf,
+        error: std::io::Error,
+    },
 }
+
+/// The lock in the pairs folder held while a runner checks for and makes a database, so that
+/// runners sharing the folder (processes, machines, Slurm tasks) make each one once.
+pub const PAIRS_LOCK_FILE: &str = "pairs.lock";
 
 /// MNIST's IDX files in a data folder, plain or gzipped.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,15 +67,13 @@ pub struct PairDbs {
     pub test_pairs: usize,
 }
 
-/// Makes pair databases once, however many workers ask for them at the same time.
+/// Makes pair databases once, however many workers and runners ask for them at the same time.
 #[derive(Debug, Default)]
-pub struct PairMaker {
-    making: Mutex<()>,
-}
+pub struct PairMaker;
 
 impl PairMaker {
     pub fn new() -> PairMaker {
-        PairMaker::default()
+        PairMaker
     }
 
     /// The databases for `similar_fraction` (`None`: Caffe's uniform draws) and `seed` in
@@ -102,8 +108,14 @@ impl PairMaker {
             classes: classes.clone(),
         };
         {
-            // Held while checking and writing, so two workers never build the same database.
-            let _making = self.making.lock().unwrap_or_else(|e| e.into_inner());
+            // Held while checking and writing, so no two workers or runners build the same
+            // database (a file lock: other opens, in this process or another, wait for it).
+            let _making = crate::claim::lock(pairs_dir, PAIRS_LOCK_FILE).map_err(|error| {
+                PairDbError::Lock {
+                    path: pairs_dir.join(PAIRS_LOCK_FILE),
+                    error,
+                }
+            })?;
             for (images, labels, out, classes) in [
                 (
                     &files.train_images,
@@ -114,8 +126,8 @@ impl PairMaker {
                 (&files.test_images, &files.test_labels, &test, &test_filter),
             ] {
                 // create_siamese_db renames a finished database into place: one that exists
-                // is complete. Another process (a Slurm array task sharing `pairs_dir`) may
-                // finish the same database first; its rename winning over ours is success.
+                // is complete. A runner whose filesystem lacks locks may still race us: its
+                // database arriving first is success (ours is dropped, never swapped in).
                 if !out.exists() {
                     let made = create_siamese_db(images, labels, out, &opts(classes), false);
                     if made.is_err() && out.exists() {
@@ -184,6 +196,7 @@ mod tests {
         let names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name != PAIRS_LOCK_FILE)
             .collect();
         assert_eq!(names.len(), 2, "{names:?}");
     }

@@ -213,7 +213,9 @@ impl Progress<'_> {
             CellEvent::Embedding { scatter, .. } => {
                 return write_embedding(self.dir, scatter);
             }
-            CellEvent::Snapshot { .. } | CellEvent::TempFilesRemoved { .. } => return Ok(()),
+            CellEvent::Snapshot { .. }
+            | CellEvent::TempFilesRemoved { .. }
+            | CellEvent::ClaimedElsewhere { .. } => return Ok(()),
             CellEvent::Test { .. } => RunState::Running,
             CellEvent::Finished { summary, .. } | CellEvent::Skipped { summary, .. } => {
                 let status =

@@ -20,6 +20,7 @@ use crate::cell_trainer::{
     TrainedCell,
 };
 use crate::cells::Cell;
+use crate::claim;
 use crate::experiment::Experiment;
 use crate::manifest::{GridManifest, MANIFEST_FILE};
 pub use crate::summary::SUMMARY_FILE;
@@ -62,6 +63,8 @@ pub struct GridReport {
     pub skipped: usize,
     pub failed: usize,
     pub stopped: usize,
+    /// Cells another runner held the claim of when this one reached them.
+    pub elsewhere: usize,
     pub summary: PathBuf,
 }
 
@@ -81,6 +84,13 @@ pub enum RunError {
     /// A temporary file could not be swept or a file not written.
     #[error(transparent)]
     File(#[from] siamese_files::FileError),
+    /// `--fresh` would delete a cell that another runner is training.
+    #[error(
+        "{}: another runner is training this cell (it holds {}); --fresh would delete its work: stop that runner first",
+        cell.display(),
+        claim::CLAIM_FILE
+    )]
+    ClaimedElsewhere { cell: PathBuf },
 }
 
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> RunError + '_ {
@@ -183,7 +193,7 @@ fn run_workers(
                         else {
                             break;
                         };
-                        if let Err(e) = shared.run_cell(cell, folder, &events) {
+                        if let Err(e) = shared.claim_and_run(cell, folder, &events) {
                             first_error
                                 .lock()
                                 .unwrap_or_else(|e| e.into_inner())
@@ -201,20 +211,30 @@ fn run_workers(
     }
 }
 
-/// Removes everything in `grid_dir` but the pair LevelDBs.
+/// Removes everything in `grid_dir` but the pair LevelDBs. Every cell folder is claimed
+/// first, so a cell another runner is training is an error before anything is deleted.
 fn clear_results(grid_dir: &Path) -> Result<(), RunError> {
+    let mut doomed = Vec::new();
     for entry in fs::read_dir(grid_dir).map_err(io_at(grid_dir))? {
         let entry = entry.map_err(io_at(grid_dir))?;
-        let path = entry.path();
-        if entry.file_name() == PAIRS_DIR {
-            continue;
+        if entry.file_name() != PAIRS_DIR {
+            doomed.push(entry.path());
         }
+    }
+    let mut claims = Vec::new();
+    for dir in doomed.iter().filter(|p| p.is_dir()) {
+        match claim::try_claim(dir).map_err(io_at(dir))? {
+            Some(claim) => claims.push(claim),
+            None => return Err(RunError::ClaimedElsewhere { cell: dir.clone() }),
+        }
+    }
+    for path in &doomed {
         let removed = if path.is_dir() {
-            fs::remove_dir_all(&path)
+            fs::remove_dir_all(path)
         } else {
-            fs::remove_file(&path)
+            fs::remove_file(path)
         };
-        removed.map_err(io_at(&path))?;
+        removed.map_err(io_at(path))?;
     }
     Ok(())
 }
@@ -254,10 +274,7 @@ impl<'a> Shared<'a> {
         let cells: &'a [Cell] = self.cells;
         for cell in cells.iter().filter(|c| selected.contains(&c.index)) {
             let folder = CellFolder::new(self.grid_dir.join(&cell.id));
-            match folder
-                .done()
-                .filter(|s| s.iterations == self.experiment.iterations)
-            {
+            match self.finished(&folder) {
                 Some(summary) => {
                     self.lock_report().skipped += 1;
                     let _ = events.send(CellEvent::Skipped {
@@ -269,6 +286,37 @@ impl<'a> Shared<'a> {
             }
         }
         queue
+    }
+
+    /// The summary of the cell in `folder` when it is finished at this experiment's length.
+    fn finished(&self, folder: &CellFolder) -> Option<CellSummary> {
+        folder
+            .done()
+            .filter(|s| s.iterations == self.experiment.iterations)
+    }
+
+    /// Trains the cell when this runner can claim it. A cell claimed by another runner, or
+    /// finished by one since the queue was made, is reported and left alone.
+    fn claim_and_run(
+        &self,
+        cell: &Cell,
+        folder: &CellFolder,
+        events: &Sender<CellEvent>,
+    ) -> Result<(), RunError> {
+        let Some(_claim) = claim::try_claim(&folder.dir).map_err(io_at(&folder.dir))? else {
+            self.lock_report().elsewhere += 1;
+            let _ = events.send(CellEvent::ClaimedElsewhere { cell: cell.index });
+            return Ok(());
+        };
+        if let Some(summary) = self.finished(folder) {
+            self.lock_report().skipped += 1;
+            let _ = events.send(CellEvent::Skipped {
+                cell: cell.index,
+                summary,
+            });
+            return Ok(());
+        }
+        self.run_cell(cell, folder, events)
     }
 
     /// Trains one cell and writes its files; an `Err` is a runner failure (disk), while a

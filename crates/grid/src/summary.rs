@@ -1,5 +1,5 @@
-//! `runs/<experiment>/summary.csv`, rebuilt from every finished cell's done.toml and renamed
-//! into place, so grid workers and concurrent Slurm array tasks can all keep it up to date.
+//! `runs/<experiment>/summary.csv`, rebuilt from every finished cell's done.toml, one runner
+//! at a time, and renamed into place.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -10,14 +10,13 @@ use siamese_report::metrics::EmbeddingMetrics;
 use crate::cell_folder::{CellFolder, write_atomic};
 use crate::cell_trainer::CellSummary;
 use crate::cells::Cell;
+use crate::claim::{self, SUMMARY_LOCK_FILE};
 use crate::ranking::{ParamGroup, RankMetric, aggregate, group_by_params};
 
 /// Name of the grid's results table inside `runs/<experiment>/`.
 pub const SUMMARY_FILE: &str = "summary.csv";
 /// Beside it when cells repeat a combination over seeds: mean and std per combination.
 pub const BY_PARAMS_FILE: &str = "summary_by_params.csv";
-/// Rebuilds after which a writer that still sees the table change leaves it to the others.
-const MAX_ROUNDS: usize = 50;
 
 /// The finished cells of the grid in `grid_dir`: those whose done.toml says `iterations`.
 pub fn finished_cells(
@@ -37,31 +36,20 @@ pub fn finished_cells(
 /// Rewrites `grid_dir/summary.csv` from the finished cells on disk (and, when cells repeat a
 /// combination over seeds, [`BY_PARAMS_FILE`]); returns the summary's path.
 ///
-/// Writers race on a shared filesystem: one may rename an older table over a newer one. So
-/// each writer reads the cells again after its rename and rebuilds until the table it wrote
-/// is the one the disk describes. done.toml files are written before this is called, so the
-/// last writer to rename always saw every finished cell, whichever task it belongs to.
+/// Runners sharing the folder (processes, machines, Slurm tasks) take turns through
+/// [`SUMMARY_LOCK_FILE`]. Each writes its done.toml before its turn, so the last writer reads
+/// every finished cell and the table on disk is always whole and, at the end, complete.
 pub fn write_summary(grid_dir: &Path, cells: &[Cell], iterations: u32) -> io::Result<PathBuf> {
     let path = grid_dir.join(SUMMARY_FILE);
+    let _turn = claim::lock(grid_dir, SUMMARY_LOCK_FILE)?;
+    let finished = finished_cells(grid_dir, cells, iterations);
+    write_atomic(&path, &summary_csv(cells, &finished)?)?;
     let groups = group_by_params(cells);
-    let repeated = groups.iter().any(|g| g.cells.len() > 1);
-    let tables = |finished: &BTreeMap<usize, CellSummary>| -> io::Result<(Vec<u8>, Vec<u8>)> {
-        Ok((
-            summary_csv(cells, finished)?,
-            by_params_csv(&groups, finished)?,
-        ))
-    };
-    let (mut summary, mut by_params) = tables(&finished_cells(grid_dir, cells, iterations))?;
-    for _ in 0..MAX_ROUNDS {
-        write_atomic(&path, &summary)?;
-        if repeated {
-            write_atomic(&grid_dir.join(BY_PARAMS_FILE), &by_params)?;
-        }
-        let now = tables(&finished_cells(grid_dir, cells, iterations))?;
-        if now.0 == summary && now.1 == by_params {
-            break;
-        }
-        (summary, by_params) = now;
+    if groups.iter().any(|g| g.cells.len() > 1) {
+        write_atomic(
+            &grid_dir.join(BY_PARAMS_FILE),
+            &by_params_csv(&groups, &finished)?,
+        )?;
     }
     Ok(path)
 }

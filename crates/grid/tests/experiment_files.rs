@@ -345,3 +345,104 @@ fn device_is_a_top_level_key_or_a_grid_axis() {
         "a top-level device is not part of the ids"
     );
 }
+
+#[test]
+fn search_tables_sample_cells_combined_with_the_grid() {
+    let body = format!(
+        "{OK}seed = 4\n[grid]\nmargin = [1, 2]\n[search]\nbase_lr = \"log_uniform(1e-4, 1e-1)\"\n\
+         batch_size = \"int_uniform(16, 64)\"\nlr_policy = \"choice(['fixed', 'inv'])\"\nsamples = 3\nseed = 11\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = support::experiment_file(dir.path(), "exp", &body);
+    let cells = Cell::expand(&Experiment::load(&file).unwrap());
+    assert_eq!(cells.len(), 6, "2 margins x 3 samples");
+    let again = Cell::expand(&Experiment::load(&file).unwrap());
+    assert_eq!(cells, again, "same file and seed, same cells");
+    for (i, cell) in cells.iter().enumerate() {
+        let keys: Vec<&str> = cell.values.iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, ["margin", "base_lr", "batch_size", "lr_policy"]);
+        assert!(
+            cell.id.starts_with(&format!("{i:03}-margin_")),
+            "{}",
+            cell.id
+        );
+        let lr = cell.params.base_lr.unwrap();
+        assert!((1e-4..=1e-1).contains(&lr), "{lr}");
+        assert!((16..=64).contains(&cell.params.batch_size.unwrap()));
+        assert!(["fixed", "inv"].contains(&cell.params.lr_policy.as_deref().unwrap()));
+        assert_eq!(cell.params.seed, 4, "the experiment seed trains every cell");
+    }
+    // The grid's second margin runs the same three sampled points.
+    let point = |c: &Cell| c.values[1..].to_vec();
+    assert_eq!(
+        cells[..3].iter().map(point).collect::<Vec<_>>(),
+        cells[3..].iter().map(point).collect::<Vec<_>>()
+    );
+    let other_seed = body.replace("seed = 11", "seed = 12");
+    let file = support::experiment_file(dir.path(), "exp2", &other_seed);
+    assert_ne!(Cell::expand(&Experiment::load(&file).unwrap()), cells);
+}
+
+#[test]
+fn search_errors_name_the_line() {
+    let search = |lines: &str| format!("{OK}[search]\n{lines}");
+    check(
+        &search("samples = 2\nmargin = \"gauss(1, 2)\"\n"),
+        "FILE:8: [search] margin: unknown distribution `gauss`: expected log_uniform(a, b), \
+         uniform(a, b), int_uniform(a, b) or choice([...])",
+    );
+    check(
+        &search("samples = 2\nmargin = \"uniform(1, x)\"\n"),
+        "FILE:8: [search] margin: bound `x`: expected a number",
+    );
+    check(
+        &search("samples = 2\nmargin = \"uniform(2, 1)\"\n"),
+        "FILE:8: [search] margin: bounds (2, 1): the first must be below the second",
+    );
+    check(
+        &search("samples = 2\nbase_lr = \"log_uniform(0, 0.1)\"\n"),
+        "FILE:8: [search] base_lr: log_uniform(0, 0.1): bounds must be above 0, got 0",
+    );
+    check(
+        &search("samples = 2\nbase_lr = \"log_uniform(-1, 0.1)\"\n"),
+        "FILE:8: [search] base_lr: log_uniform(-1, 0.1): bounds must be above 0, got -1",
+    );
+    check(
+        &search("samples = 0\nmargin = \"uniform(1, 2)\"\n"),
+        "FILE:7: [search] samples: expected a whole number of at least 1",
+    );
+    check(
+        &search("margin = \"uniform(1, 2)\"\n"),
+        "FILE:6: [search] samples: missing: how many points to draw",
+    );
+    check(
+        &search("samples = 3\n"),
+        "FILE:6: [search] samples nothing: add a key such as base_lr = \"log_uniform(1e-4, 0.1)\"",
+    );
+    check(
+        &search("samples = 3\nmargn = \"uniform(1, 2)\"\n"),
+        "FILE:8: unknown key `margn` in [search], did you mean `margin`?",
+    );
+    check(
+        &search("samples = 3\nbatch_size = \"uniform(1, 2)\"\n"),
+        "FILE:8: [search] batch_size: uniform does not fit this key, which takes whole numbers: \
+         use int_uniform(a, b) or choice([...])",
+    );
+    check(
+        &search("samples = 3\nmargin = 2.0\n"),
+        "FILE:8: [search] margin: expected a distribution as a string, e.g. \
+         \"log_uniform(1e-4, 0.1)\" or \"choice([1, 2])\"",
+    );
+    check(
+        &search("samples = 3\nmomentum = \"choice([0.9, 1.5])\"\n"),
+        "FILE:8: [search] momentum: choice: value 1.5: expected a number in [0, 1)",
+    );
+    check(
+        &format!("{OK}[grid]\nmargin = [1]\n[search]\nsamples = 2\nmargin = \"uniform(1, 2)\"\n"),
+        "FILE:10: `margin` is in [grid] and in [search]: keep one",
+    );
+    check(
+        &search("samples = 20000\nmargin = \"uniform(1, 2)\"\n"),
+        "FILE: [grid] makes too many cells (20000 search samples), expected at most 10000",
+    );
+}

@@ -11,7 +11,7 @@ use siamese_grid::cell_folder::CellFolder;
 use siamese_grid::cell_trainer::{CellEvent, Control};
 use siamese_grid::cells::Cell;
 use siamese_grid::experiment::Experiment;
-use siamese_grid::runner::{GridReport, RunOptions, run_grid};
+use siamese_grid::runner::{GridReport, RunError, RunOptions, run_grid};
 use support::{ScriptedTrainer, TEST_POINTS};
 
 const TINY: &str = "name = \"tiny\"\niterations = 12\ntest_interval = 4\nsnapshot_interval = 5\n[grid]\nmargin = [1, 2]\n";
@@ -22,7 +22,20 @@ struct Run {
 }
 
 fn run(dir: &Path, trainer: &ScriptedTrainer, fresh: bool) -> Run {
-    let file = support::experiment_file(dir, "tiny", TINY);
+    run_experiment(dir, TINY, trainer, fresh)
+}
+
+fn run_experiment(dir: &Path, body: &str, trainer: &ScriptedTrainer, fresh: bool) -> Run {
+    try_run(dir, body, trainer, fresh).unwrap()
+}
+
+fn try_run(
+    dir: &Path,
+    body: &str,
+    trainer: &ScriptedTrainer,
+    fresh: bool,
+) -> Result<Run, RunError> {
+    let file = support::experiment_file(dir, "tiny", body);
     let experiment = Experiment::load(&file).unwrap();
     let cells = Cell::expand(&experiment);
     let options = RunOptions {
@@ -32,11 +45,11 @@ fn run(dir: &Path, trainer: &ScriptedTrainer, fresh: bool) -> Run {
         fresh,
     };
     let (tx, rx) = mpsc::channel();
-    let report = run_grid(&experiment, &cells, &options, trainer, &Control::new(), tx).unwrap();
-    Run {
+    let report = run_grid(&experiment, &cells, &options, trainer, &Control::new(), tx)?;
+    Ok(Run {
         report,
         events: rx.into_iter().collect(),
-    }
+    })
 }
 
 /// The events a reader follows a run by (no iterations, embeddings or snapshots), in words.
@@ -53,6 +66,7 @@ fn outline(events: &[CellEvent]) -> Vec<String> {
                 CellEvent::Failed { cell, error } => format!("{cell} failed: {error}"),
                 CellEvent::Skipped { cell, .. } => format!("{cell} skipped"),
                 CellEvent::Stopped { cell } => format!("{cell} stopped"),
+                CellEvent::ClaimedElsewhere { cell } => format!("{cell} elsewhere"),
                 _ => return None,
             })
         })
@@ -352,4 +366,76 @@ fn failing_and_panicking_cells_are_reported_and_retried_later() {
     let retry = ScriptedTrainer::default();
     assert_eq!(run(dir.path(), &retry, false).report.finished, 2);
     assert_eq!(retry.calls().len(), 2);
+}
+
+/// Runners sharing a runs folder split the cells through their claims: started at once, each
+/// cell is trained by exactly one of them, and summary.csv lists every cell.
+#[test]
+fn runners_sharing_a_folder_train_each_cell_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let six = TINY.replace("margin = [1, 2]", "margin = [1, 2, 3, 4, 5, 6]");
+    let trainer = ScriptedTrainer {
+        pause: std::time::Duration::from_millis(5),
+        ..Default::default()
+    };
+    let runs: Vec<Run> = std::thread::scope(|scope| {
+        let runners: Vec<_> = (0..3)
+            .map(|_| scope.spawn(|| run_experiment(dir.path(), &six, &trainer, false)))
+            .collect();
+        runners.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let mut trained: Vec<String> = trainer.calls().into_iter().map(|(id, _)| id).collect();
+    trained.sort();
+    let ids: Vec<String> = (0..6).map(|i| format!("{i:03}-margin_{}", i + 1)).collect();
+    assert_eq!(trained, ids, "each cell trained exactly once");
+    assert_eq!(runs.iter().map(|r| r.report.finished).sum::<usize>(), 6);
+    assert!(
+        runs.iter().filter(|r| r.report.finished > 0).count() > 1,
+        "the runners did not overlap: {:?}",
+        runs.iter().map(|r| &r.report).collect::<Vec<_>>()
+    );
+    for run in &runs {
+        let r = &run.report;
+        assert_eq!(r.finished + r.skipped + r.elsewhere, 6, "{r:?}");
+        assert_eq!(r.failed, 0);
+    }
+    assert_eq!(
+        summary_rows(dir.path()).len(),
+        6,
+        "summary.csv lists every cell"
+    );
+    for row in summary_rows(dir.path()) {
+        assert_eq!(&row[3], "12", "cell {} finished", &row[0]);
+    }
+}
+
+/// A runner whose cell's claim is held elsewhere leaves the cell, says so and ends.
+#[test]
+fn a_claimed_cell_is_left_to_its_runner() {
+    let dir = tempfile::tempdir().unwrap();
+    let cell = dir.path().join("runs/tiny/000-margin_1");
+    let held = siamese_grid::claim::try_claim(&cell).unwrap().unwrap();
+    let trainer = ScriptedTrainer::default();
+    let first = run(dir.path(), &trainer, false);
+    assert_eq!(first.report.elsewhere, 1);
+    assert_eq!(first.report.finished, 1);
+    assert!(outline(&first.events).contains(&"0 elsewhere".to_string()));
+    assert_eq!(trainer.calls().len(), 1);
+    match try_run(dir.path(), TINY, &trainer, true) {
+        Err(e @ RunError::ClaimedElsewhere { .. }) => {
+            assert!(
+                e.to_string().contains("000-margin_1: another runner"),
+                "{e}"
+            )
+        }
+        other => panic!("--fresh with a claimed cell: {:?}", other.map(|r| r.report)),
+    }
+    let finished = dir.path().join("runs/tiny/001-margin_2/done.toml");
+    assert!(
+        finished.is_file(),
+        "--fresh deleted results before it failed"
+    );
+    drop(held);
+    let second = run(dir.path(), &trainer, false);
+    assert_eq!((second.report.finished, second.report.skipped), (1, 1));
 }

@@ -34,6 +34,8 @@ pub enum Status {
     Skipped,
     Failed(String),
     Stopped,
+    /// Being trained by another runner sharing the runs folder.
+    Elsewhere,
 }
 
 /// What the screen knows about one cell.
@@ -282,6 +284,10 @@ impl Dashboard {
                 view.status = Status::Stopped;
                 view.eta = None;
             }
+            CellEvent::ClaimedElsewhere { .. } => {
+                view.status = Status::Elsewhere;
+                view.eta = None;
+            }
         }
     }
 
@@ -369,17 +375,31 @@ impl Dashboard {
         Action::StopAndQuit
     }
 
-    /// How many cells are in each state: (running, done or skipped, failed, queued or stopped).
-    pub fn counts(&self) -> (usize, usize, usize, usize) {
+    /// How many cells are in each state.
+    pub fn counts(&self) -> StatusCounts {
         let count =
             |f: &dyn Fn(&Status) -> bool| self.views.iter().filter(|v| f(&v.status)).count();
-        (
-            count(&|s| *s == Status::Running),
-            count(&|s| matches!(s, Status::Done | Status::Skipped)),
-            count(&|s| matches!(s, Status::Failed(_))),
-            count(&|s| matches!(s, Status::Queued | Status::Stopped)),
-        )
+        StatusCounts {
+            running: count(&|s| *s == Status::Running),
+            done: count(&|s| matches!(s, Status::Done | Status::Skipped)),
+            failed: count(&|s| matches!(s, Status::Failed(_))),
+            waiting: count(&|s| matches!(s, Status::Queued | Status::Stopped)),
+            elsewhere: count(&|s| *s == Status::Elsewhere),
+        }
     }
+}
+
+/// Cells per state, for the title line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusCounts {
+    pub running: usize,
+    /// Finished in this run or an earlier one.
+    pub done: usize,
+    pub failed: usize,
+    /// Queued, or stopped and not resumed yet.
+    pub waiting: usize,
+    /// Claimed by another runner sharing the runs folder.
+    pub elsewhere: usize,
 }
 
 fn next_pane(pane: Pane, steps: usize) -> Pane {

@@ -34,8 +34,12 @@ pub fn start_line(experiment: &Experiment, cells: &[Cell], options: &RunOptions)
 
 /// The last line of a run: what happened and where the summary is.
 pub fn end_line(report: &GridReport) -> String {
+    let elsewhere = match report.elsewhere {
+        0 => String::new(),
+        n => format!(", {n} left to other runners"),
+    };
     format!(
-        "done: {} finished, {} skipped (finished earlier), {} failed, {} stopped; summary in {}",
+        "done: {} finished, {} skipped (finished earlier), {} failed, {} stopped{elsewhere}; summary in {}",
         report.finished,
         report.skipped,
         report.failed,
@@ -124,6 +128,9 @@ pub fn event_line(cells: &[Cell], event: &CellEvent) -> Option<String> {
         }
         CellEvent::Stopped { .. } => {
             "stopped; resumes from its last snapshot on the next run".to_string()
+        }
+        CellEvent::ClaimedElsewhere { .. } => {
+            "being trained by another runner (it holds the cell's claim); left to it".to_string()
         }
         CellEvent::Train { .. } | CellEvent::Embedding { .. } | CellEvent::Snapshot { .. } => {
             return None;

@@ -210,7 +210,10 @@ fn run_one_cell(args: RunCellArgs) -> anyhow::Result<ExitCode> {
     stop_on_ctrl_c(Arc::clone(&control))?;
     let mut stdout = std::io::stdout().lock();
     let report = headless::run_cell_headless(&task, &SolverTrainer::new(), &control, &mut stdout)?;
-    Ok(exit_code(report.finished + report.skipped == 1))
+    // A cell another task holds the claim of is that task's to train: nothing is left here.
+    Ok(exit_code(
+        report.finished + report.skipped + report.elsewhere == 1,
+    ))
 }
 
 /// `slurm`: the sbatch script for the unfinished cells, submitted with `--submit`.

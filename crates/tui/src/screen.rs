@@ -101,7 +101,7 @@ pub fn draw(frame: &mut Frame, dash: &Dashboard) {
 }
 
 fn draw_title(frame: &mut Frame, area: Rect, dash: &Dashboard) {
-    let (running, done, failed, waiting) = dash.counts();
+    let c = dash.counts();
     let mut spans = vec![Span::from(format!("siamese-tui · {} · ", dash.title)).bold()];
     if dash.stopping {
         spans.push(
@@ -116,10 +116,17 @@ fn draw_title(frame: &mut Frame, area: Rect, dash: &Dashboard) {
     } else if dash.paused {
         spans.push(Span::from("PAUSED (p resumes) · ").yellow().bold());
     }
-    let counts = format!(
-        "{} cells: {running} running, {done} done, {failed} failed, {waiting} waiting",
-        dash.cells.len()
+    let mut counts = format!(
+        "{} cells: {} running, {} done, {} failed, {} waiting",
+        dash.cells.len(),
+        c.running,
+        c.done,
+        c.failed,
+        c.waiting
     );
+    if c.elsewhere > 0 {
+        counts.push_str(&format!(", {} with another runner", c.elsewhere));
+    }
     spans.push(Span::from(counts));
     let lines = vec![
         Line::from(spans),
@@ -328,6 +335,7 @@ fn status_span(view: &CellView, paused: bool) -> Span<'static> {
         Status::Skipped => Span::from("done*").green(),
         Status::Failed(_) => Span::from("FAILED").red().bold(),
         Status::Stopped => Span::from("stopped").yellow(),
+        Status::Elsewhere => Span::from("elsewhere").magenta(),
     }
 }
 

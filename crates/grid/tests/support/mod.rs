@@ -26,6 +26,8 @@ pub struct ScriptedTrainer {
     pub panic_cell: Option<usize>,
     /// `(cell id, resumed-from iteration)` of every run, in call order.
     pub calls: Mutex<Vec<(String, Option<u32>)>>,
+    /// A pause after each iteration, so that runs overlap in time.
+    pub pause: std::time::Duration,
 }
 
 pub const TEST_POINTS: usize = 40;
@@ -102,6 +104,7 @@ impl CellTrainer for ScriptedTrainer {
                 lr: 0.01,
                 loss: loss_at(job, iter),
             });
+            std::thread::sleep(self.pause);
             if self.die_at == Some((cell, iter)) {
                 control.request_stop();
                 return Ok(CellOutcome::Stopped { at: iter });
