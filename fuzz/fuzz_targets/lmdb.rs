@@ -49,7 +49,7 @@ fuzz_target!(|data: &[u8]| {
             let len = file.len();
             file[at % len] = group[4];
         }
-        if let [a, b] = cut[..cut.len().min(2)] {
+        if let &[a, b] = &cut[..cut.len().min(2)] {
             let at = u16::from_le_bytes([a, b]) as usize * 16;
             file.truncate(at.min(file.len()));
         }

@@ -574,6 +574,53 @@ mod tests {
     }
 
     #[test]
+    fn backend_lmdb_writes_caffes_lmdb_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = ConvertArgs {
+            images: None,
+            labels: None,
+            input: Some(sample()),
+            out: Some(dir.path().into()),
+            force: false,
+            backend: BackendArg::Lmdb,
+        };
+        create_mnist(&args, Path::new("/unused")).unwrap();
+        let pairs = PairArgs {
+            seed: 1,
+            pairs_per_image: 1,
+            similar_fraction: None,
+            train_classes: None,
+        };
+        create_siamese(&args, &pairs, Path::new("/unused")).unwrap();
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "mnist_test_lmdb",
+                "mnist_train_lmdb",
+                "siamese_test_lmdb",
+                "siamese_train_lmdb"
+            ]
+        );
+        let test = dir.path().join("mnist_test_lmdb");
+        assert_eq!(
+            std::fs::read_dir(&test)
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap()
+                .file_name(),
+            "data.mdb"
+        );
+        let db = siamese_data::DatumDb::open_as(&test, Backend::Lmdb).unwrap();
+        assert_eq!((db.len(), db.iter().nth(7).unwrap().0), (2000, "00000007"));
+    }
+
+    #[test]
     fn checksum_tables_are_well_formed() {
         for kind in [DatasetKind::Mnist, DatasetKind::Fashion] {
             for f in kind.files() {
