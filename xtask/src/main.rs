@@ -29,14 +29,14 @@ enum Command {
     /// Download (or import with --from) MNIST or Fashion-MNIST, verify, decompress and build
     /// the siamese pair LevelDBs (siamese_train_leveldb, siamese_test_leveldb).
     GetMnist(mnist::GetMnistArgs),
-    /// Build siamese pair LevelDBs from IDX files (Caffe's convert_mnist_siamese_data).
+    /// Build siamese pair LevelDBs or LMDBs from IDX files (Caffe's convert_mnist_siamese_data).
     CreateSiameseDb {
         #[command(flatten)]
         input: mnist::ConvertArgs,
         #[command(flatten)]
         pairs: mnist::PairArgs,
     },
-    /// Build one-Datum-per-digit LevelDBs for LeNet (Caffe's convert_mnist_data).
+    /// Build one-Datum-per-digit LevelDBs or LMDBs for LeNet (Caffe's convert_mnist_data).
     CreateMnistDb(mnist::ConvertArgs),
 }
 

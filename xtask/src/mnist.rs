@@ -1,5 +1,5 @@
 //! MNIST and Fashion-MNIST: the published files and their checksums, `get-mnist` (download or
-//! import, verify, decompress, convert) and the conversions into Caffe's LevelDBs.
+//! import, verify, decompress, convert) and the conversions into Caffe's LevelDBs or LMDBs.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -7,7 +7,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use siamese_data::convert::{ConvertReport, create_mnist_db, create_siamese_db};
+use siamese_data::Backend;
+use siamese_data::convert::{
+    ConvertReport, create_mnist_db_as, create_siamese_db, create_siamese_db_as,
+};
 use siamese_data::pairs::{ClassFilter, PairOptions};
 
 use crate::download::{FetchOptions, RemoteFile, download, sha256_file};
@@ -172,6 +175,25 @@ pub struct ConvertArgs {
     /// Replace existing databases.
     #[arg(long)]
     pub force: bool,
+    /// Database format: leveldb, or lmdb (Caffe's default; folders `*_lmdb`).
+    #[arg(long, value_enum, default_value_t = BackendArg::Leveldb)]
+    pub backend: BackendArg,
+}
+
+/// `--backend`: Caffe's two database formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    Leveldb,
+    Lmdb,
+}
+
+impl From<BackendArg> for Backend {
+    fn from(arg: BackendArg) -> Backend {
+        match arg {
+            BackendArg::Leveldb => Backend::LevelDb,
+            BackendArg::Lmdb => Backend::Lmdb,
+        }
+    }
 }
 
 /// `cargo xtask get-mnist`.
@@ -218,8 +240,9 @@ pub fn get_mnist(args: &GetMnistArgs, root: &Path) -> Result<()> {
 pub fn create_siamese(args: &ConvertArgs, pairs: &PairArgs, root: &Path) -> Result<()> {
     for (set, images, labels, db) in conversion_plan(args, root, "siamese")? {
         let opts = pairs.options(set);
+        let backend = args.backend.into();
         convert_one(&db, || {
-            create_siamese_db(&images, &labels, &db, &opts, args.force)
+            create_siamese_db_as(backend, &images, &labels, &db, &opts, args.force)
         })?;
     }
     Ok(())
@@ -228,7 +251,10 @@ pub fn create_siamese(args: &ConvertArgs, pairs: &PairArgs, root: &Path) -> Resu
 /// `cargo xtask create-mnist-db`.
 pub fn create_mnist(args: &ConvertArgs, root: &Path) -> Result<()> {
     for (_, images, labels, db) in conversion_plan(args, root, "mnist")? {
-        convert_one(&db, || create_mnist_db(&images, &labels, &db, args.force))?;
+        let backend = args.backend.into();
+        convert_one(&db, || {
+            create_mnist_db_as(backend, &images, &labels, &db, args.force)
+        })?;
     }
     Ok(())
 }
@@ -253,7 +279,10 @@ fn conversion_plan(
                 set,
                 images,
                 labels,
-                out.join(format!("{prefix}_{db}_leveldb")),
+                out.join(format!(
+                    "{prefix}_{db}_{}",
+                    Backend::from(args.backend).suffix()
+                )),
             ))
         })
         .collect::<Result<Vec<_>>>()?;
@@ -429,6 +458,7 @@ mod tests {
             input: Some(sample()),
             out: Some(dir.path().into()),
             force: false,
+            backend: BackendArg::Leveldb,
         };
         let pairs = PairArgs {
             seed: 1,
@@ -528,6 +558,7 @@ mod tests {
             input: Some(sample()),
             out: Some(dir.path().into()),
             force: false,
+            backend: BackendArg::Leveldb,
         };
         create_mnist(&args, Path::new("/unused")).unwrap();
         let test =
@@ -540,6 +571,53 @@ mod tests {
                 .contains("mnist_train_leveldb: already exists"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn backend_lmdb_writes_caffes_lmdb_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = ConvertArgs {
+            images: None,
+            labels: None,
+            input: Some(sample()),
+            out: Some(dir.path().into()),
+            force: false,
+            backend: BackendArg::Lmdb,
+        };
+        create_mnist(&args, Path::new("/unused")).unwrap();
+        let pairs = PairArgs {
+            seed: 1,
+            pairs_per_image: 1,
+            similar_fraction: None,
+            train_classes: None,
+        };
+        create_siamese(&args, &pairs, Path::new("/unused")).unwrap();
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "mnist_test_lmdb",
+                "mnist_train_lmdb",
+                "siamese_test_lmdb",
+                "siamese_train_lmdb"
+            ]
+        );
+        let test = dir.path().join("mnist_test_lmdb");
+        assert_eq!(
+            std::fs::read_dir(&test)
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap()
+                .file_name(),
+            "data.mdb"
+        );
+        let db = siamese_data::DatumDb::open_as(&test, Backend::Lmdb).unwrap();
+        assert_eq!((db.len(), db.iter().nth(7).unwrap().0), (2000, "00000007"));
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! `siamese db`: look inside Caffe Datum LevelDBs (ours or Caffe's) without modifying them.
-//! `dump` prints one CSV row per record, with the SHA-256 of its pixel bytes.
+//! `siamese db`: look inside Caffe Datum LevelDBs and LMDBs (ours or Caffe's) without modifying
+//! them. `dump` prints one CSV row per record, with the SHA-256 of its pixel bytes.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use sha2::{Digest, Sha256};
-use siamese_data::leveldb::DatumDb;
+use siamese_data::DatumDb;
 
 #[derive(Args)]
 pub struct DbArgs {
@@ -19,7 +19,7 @@ pub struct DbArgs {
 enum DbCommand {
     /// Print `key,channels,height,width,label,data_sha256` for each record, in key order.
     Dump {
-        /// The LevelDB folder.
+        /// The LevelDB or LMDB folder (an LMDB is one holding data.mdb).
         db: PathBuf,
         /// Print at most N records.
         #[arg(long, value_name = "N")]

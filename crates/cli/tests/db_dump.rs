@@ -1,4 +1,5 @@
-//! Runs the `siamese` binary's `db dump` on a LevelDB made from the embedded MNIST sample.
+//! Runs the `siamese` binary's `db dump` on a LevelDB and an LMDB made from the embedded MNIST
+//! sample.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -24,11 +25,17 @@ fn siamese(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn dump_prints_one_csv_row_per_record() {
+    for backend in [siamese_data::Backend::LevelDb, siamese_data::Backend::Lmdb] {
+        dump_prints_one_csv_row_per_record_of(backend);
+    }
+}
+
+fn dump_prints_one_csv_row_per_record_of(backend: siamese_data::Backend) {
     let data = sample_test_set();
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("mnist_test_leveldb");
+    let db = dir.path().join(format!("mnist_test_{}", backend.suffix()));
     let records = (0..50).map(|i| (siamese_data::record_key(i), data.image_datum(i)));
-    siamese_data::leveldb::write_datums(&db, records, false).unwrap();
+    siamese_data::write_datums_as(&db, backend, records, false).unwrap();
 
     let out = siamese(&["db", "dump", db.to_str().unwrap(), "--limit", "3"]);
     assert!(

@@ -1,7 +1,7 @@
 //! LeNet digit classification as a user runs it: the project's experiments/lenet files train
 //! on the embedded sample (converted with Caffe's convert_mnist_data layout), `siamese test`
-//! scores the snapshot with Caffe's own LeNet net file, and Caffe's files as shipped (LMDB
-//! sources) fail with an error that says how to convert.
+//! scores the snapshot with Caffe's own LeNet net file, and Caffe's files as shipped train from
+//! LMDBs laid out as in Caffe's example.
 
 use siamese_testkit::repo;
 use std::path::{Path, PathBuf};
@@ -159,52 +159,56 @@ fn lenet_trains_on_the_sample_and_caffes_net_scores_it() {
     assert_eq!(score(&caffe_stdout, "loss"), loss);
 }
 
+/// Caffe's MNIST example as Caffe lays it out: its solver and net files unmodified in
+/// examples/mnist/, beside the LMDBs `cargo xtask create-mnist-db --backend lmdb` writes.
 #[test]
-fn caffes_lenet_files_with_lmdb_sources_say_how_to_convert() {
+fn caffes_lenet_files_train_from_lmdbs_as_caffes_example_lays_them_out() {
     let Some(reference) = caffe_reference() else {
         return;
     };
-    // Caffe's layout: the solver names examples/mnist/lenet_train_test.prototxt.
     let dir = tempfile::tempdir().unwrap();
     let mnist = dir.path().join("examples/mnist");
     std::fs::create_dir_all(&mnist).unwrap();
     for file in ["lenet_solver.prototxt", "lenet_train_test.prototxt"] {
         std::fs::copy(reference.join(file), mnist.join(file)).unwrap();
     }
-    let advice = "LMDB is not supported, convert with `cargo xtask create-mnist-db` (LevelDB) \
-                  and set backend: LEVELDB";
-    let out = siamese(
-        dir.path(),
-        &["train", "--solver", "examples/mnist/lenet_solver.prototxt"],
-    );
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        stderr.lines().last().unwrap(),
-        format!(
-            "error: examples/mnist/lenet_solver.prototxt: cannot set up the solver: layer \
-             \"mnist\": examples/mnist/mnist_train_lmdb: {advice}"
-        ),
-        "{stderr}"
-    );
-
-    std::fs::write(dir.path().join("w.caffemodel"), b"").unwrap();
+    let sample = repo().join("data/mnist-sample");
+    for (set, db) in [("train", "train"), ("t10k", "test")] {
+        siamese_data::convert::create_mnist_db_as(
+            siamese_data::Backend::Lmdb,
+            &sample.join(format!("{set}-images-idx3-ubyte.gz")),
+            &sample.join(format!("{set}-labels-idx1-ubyte.gz")),
+            &mnist.join(format!("mnist_{db}_lmdb")),
+            false,
+        )
+        .unwrap();
+    }
+    let before = std::fs::read(mnist.join("mnist_train_lmdb/data.mdb")).unwrap();
+    // 500 iterations: the solver's test_interval, so its own test (100 batches of 100) runs.
     let out = siamese(
         dir.path(),
         &[
-            "test",
-            "--model",
-            "examples/mnist/lenet_train_test.prototxt",
-            "--weights",
-            "w.caffemodel",
+            "train",
+            "--solver",
+            "examples/mnist/lenet_solver.prototxt",
+            "--iterations",
+            "500",
         ],
     );
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains(&format!(
-            "layer \"mnist\": examples/mnist/mnist_test_lmdb: {advice}"
-        )),
-        "{stderr}"
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    let tested = test_outputs(&log, 500);
+    assert_eq!(tested[0].0, "accuracy", "{log}");
+    assert!(tested[0].1 > 0.95, "{tested:?}\n{log}");
+    assert!(mnist.join("lenet_iter_500.caffemodel").exists(), "{log}");
+    // Read, never written: no lock file, the same bytes.
+    let names: Vec<_> = std::fs::read_dir(mnist.join("mnist_train_lmdb"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["data.mdb"]);
+    assert_eq!(
+        std::fs::read(mnist.join("mnist_train_lmdb/data.mdb")).unwrap(),
+        before
     );
 }

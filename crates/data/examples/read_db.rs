@@ -1,10 +1,10 @@
-//! Times reading a Datum LevelDB whole, as the Data layer does at start-up (private copy,
-//! table checks, every record decoded). Usage: read_db DB REPEATS
+//! Times reading a Datum LevelDB (private copy, table checks) or LMDB (page checks) whole, as
+//! the Data layer does at start-up, every record decoded. Usage: read_db DB REPEATS
 
 use std::path::Path;
 use std::time::Instant;
 
-use siamese_data::leveldb::DatumDb;
+use siamese_data::DatumDb;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();

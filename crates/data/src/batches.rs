@@ -1,12 +1,12 @@
-//! Batches of `f32` for the Data layer: every record of a Datum LevelDB held once as bytes,
+//! Batches of `f32` for the Data layer: every record of a Datum database held once as bytes,
 //! scaled like Caffe's transform_param `scale`, read in key order and cycling at the end.
 
 use std::path::{Path, PathBuf};
 
-use crate::leveldb::DatumDb;
+use crate::db::{Backend, DatumDb};
 use crate::{DataError, Datum};
 
-/// Streams the records of a Caffe Datum LevelDB as `(data, labels)` batches, the way Caffe's
+/// Streams the records of a Caffe Datum database (LevelDB or LMDB) as `(data, labels)` batches, the way Caffe's
 /// DataLayer does: key order, wrapping around to the first record after the last.
 #[derive(Debug, Clone)]
 pub struct BatchReader {
@@ -24,6 +24,11 @@ impl BatchReader {
     /// (Caffe's `transform_param { scale: 0.00390625 }` maps 0..=255 to [0, 1)).
     pub fn open(path: &Path, scale: f32) -> Result<BatchReader, DataError> {
         BatchReader::from_db(DatumDb::open(path)?, scale)
+    }
+
+    /// Like [`BatchReader::open`] for a database of `backend` (Caffe's `data_param.backend`).
+    pub fn open_as(path: &Path, backend: Backend, scale: f32) -> Result<BatchReader, DataError> {
+        BatchReader::from_db(DatumDb::open_as(path, backend)?, scale)
     }
 
     /// Checks the records of `db` (raw pixel bytes, one shape for all) and holds them as a

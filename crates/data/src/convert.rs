@@ -1,9 +1,9 @@
-//! The two conversions of Caffe's MNIST example, IDX files in, Datum LevelDB out: siamese pairs
-//! (convert_mnist_siamese_data) and one record per digit (convert_mnist_data, for LeNet).
+//! The two conversions of Caffe's MNIST example, IDX files in, a Datum LevelDB or LMDB out:
+//! siamese pairs (convert_mnist_siamese_data) and one record per digit (convert_mnist_data).
 
 use std::path::Path;
 
-use crate::leveldb::write_datums;
+use crate::db::{Backend, write_datums_as};
 use crate::pairs::{PairOptions, generate_pairs, pair_datum};
 use crate::{DataError, Dataset, record_key};
 
@@ -16,9 +16,21 @@ pub struct ConvertReport {
     pub similar: Option<usize>,
 }
 
-/// Writes a siamese pair database at `out` from an IDX images/labels pair (raw or gzip).
+/// Writes a siamese pair LevelDB at `out` from an IDX images/labels pair (raw or gzip).
 /// Fails before reading anything if `out` exists and `force` is off.
 pub fn create_siamese_db(
+    images: &Path,
+    labels: &Path,
+    out: &Path,
+    opts: &PairOptions,
+    force: bool,
+) -> Result<ConvertReport, DataError> {
+    create_siamese_db_as(Backend::LevelDb, images, labels, out, opts, force)
+}
+
+/// [`create_siamese_db`] writing a database of `backend`.
+pub fn create_siamese_db_as(
+    backend: Backend,
     images: &Path,
     labels: &Path,
     out: &Path,
@@ -34,15 +46,26 @@ pub fn create_siamese_db(
         .iter()
         .enumerate()
         .map(|(k, pair)| (record_key(k), pair_datum(&dataset, pair)));
-    let records = write_datums(out, records, force)?;
+    let records = write_datums_as(out, backend, records, force)?;
     Ok(ConvertReport {
         records,
         similar: Some(similar),
     })
 }
 
-/// Writes Caffe's LeNet database at `out`: one Datum per image, channels 1, label = digit.
+/// Writes Caffe's LeNet LevelDB at `out`: one Datum per image, channels 1, label = digit.
 pub fn create_mnist_db(
+    images: &Path,
+    labels: &Path,
+    out: &Path,
+    force: bool,
+) -> Result<ConvertReport, DataError> {
+    create_mnist_db_as(Backend::LevelDb, images, labels, out, force)
+}
+
+/// [`create_mnist_db`] writing a database of `backend`.
+pub fn create_mnist_db_as(
+    backend: Backend,
     images: &Path,
     labels: &Path,
     out: &Path,
@@ -51,7 +74,7 @@ pub fn create_mnist_db(
     refuse_existing(out, force)?;
     let dataset = Dataset::load(images, labels)?;
     let records = (0..dataset.len()).map(|i| (record_key(i), dataset.image_datum(i)));
-    let records = write_datums(out, records, force)?;
+    let records = write_datums_as(out, backend, records, force)?;
     Ok(ConvertReport {
         records,
         similar: None,

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-/// Everything that can go wrong reading IDX files, building pairs or touching a Datum LevelDB.
+/// Everything that can go wrong reading IDX files, building pairs or touching a Datum database.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// The operating system refused a read, write, rename or directory listing.
@@ -60,6 +60,10 @@ pub enum DataError {
     /// LevelDB itself failed (or panicked) opening, reading or writing the database.
     #[error("{}: LevelDB: {reason}", path.display())]
     Db { path: PathBuf, reason: String },
+    /// An LMDB folder that is not one or is damaged (the place is named: a page, the key
+    /// before it), or the C library failed writing one.
+    #[error("{}: LMDB: {reason}", path.display())]
+    Lmdb { path: PathBuf, reason: String },
     /// A record of the database is not a usable Caffe Datum.
     #[error("{}: record {key:?}: {problem}, expected {expected}", path.display())]
     Record {

@@ -9,14 +9,18 @@
 
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Once;
 
 use prost::Message;
 use rusty_leveldb::{DB, LdbIterator, Options, WriteBatch, compressor};
 
+use crate::db::write_atomically;
 use crate::integrity::{check_log_file, check_table_file};
 use crate::{DataError, Datum};
+
+/// The reader of either backend; kept here too, where it began.
+pub use crate::db::DatumDb;
 
 /// Records per LevelDB write batch when writing.
 const WRITE_BATCH: usize = 1000;
@@ -87,45 +91,16 @@ pub fn write_datums(
     records: impl IntoIterator<Item = (String, Datum)>,
     force: bool,
 ) -> Result<usize, DataError> {
-    if path.exists() && !force {
-        return Err(DataError::Exists { path: path.into() });
-    }
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    siamese_files::remove_stale_temp_files(parent).map_err(|e| DataError::io(e.path, e.error))?;
-    let tmp = siamese_files::AtomicDir::new(path).map_err(|e| DataError::io(parent, e.error))?;
-    let count = guarded(|| fill(tmp.temp_path(), records))
-        .map_err(|reason| db_error(path, reason))?
-        .map_err(|reason| db_error(path, reason))?;
-    if path.exists() && !force {
-        // Another writer finished the same database while this one filled its copy: keep
-        // theirs (a reader may have it open), drop ours.
-        return Err(DataError::Exists { path: path.into() });
-    }
-    if path.exists() {
-        if is_locked(path) {
-            return Err(db_error(
-                path,
-                "locked by another process (a running Caffe or LevelDB program?), expected a \
-                 database no one has open; it was not replaced",
-            ));
-        }
-        let removed = if path.is_dir() {
-            std::fs::remove_dir_all(path)
-        } else {
-            std::fs::remove_file(path)
-        };
-        removed.map_err(|e| DataError::io(path, e))?;
-    }
-    tmp.commit().map_err(|e| DataError::io(path, e.error))?;
-    Ok(count)
+    write_atomically(path, force, |dir| {
+        guarded(|| fill(dir, records))
+            .map_err(|reason| db_error(path, reason))?
+            .map_err(|reason| db_error(path, reason))
+    })
 }
 
 /// Whether another process holds the LevelDB lock of the database folder `path`: an fcntl
 /// lock on `LOCK` (C++ LevelDB, so Caffe) or a flock (rusty-leveldb). Only tried, never kept.
-fn is_locked(path: &Path) -> bool {
+pub(crate) fn is_locked(path: &Path) -> bool {
     let lock = path.join("LOCK");
     if !lock.is_file() {
         return false;
@@ -188,95 +163,11 @@ fn fill(
     Ok(count)
 }
 
-/// All records of a Caffe Datum LevelDB, read once into memory in key order.
-#[derive(Debug, Clone)]
-pub struct DatumDb {
-    path: PathBuf,
-    records: Vec<(String, Datum)>,
-}
-
-impl DatumDb {
-    /// Reads every record of the database at `path` without modifying any of its files
-    /// (it reads a private copy). Corruption, undecodable records and panics inside
-    /// rusty-leveldb all become a [`DataError`].
-    pub fn open(path: &Path) -> Result<DatumDb, DataError> {
-        DatumDb::from_raw(path, read_raw(path)?)
-    }
-
-    /// Decodes `(key, value)` pairs as a LevelDB iterator returns them (key order) into
-    /// Datums; `path` names the database in errors. [`DatumDb::open`] reads the pairs from disk.
-    pub fn from_raw(
-        path: &Path,
-        raw: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
-    ) -> Result<DatumDb, DataError> {
-        let records = raw
-            .into_iter()
-            .map(|(key, value)| {
-                let key = String::from_utf8_lossy(&key).into_owned();
-                match Datum::decode(value.as_slice()) {
-                    Ok(datum) => Ok((key, datum)),
-                    Err(e) => Err(DataError::Record {
-                        path: path.into(),
-                        key,
-                        problem: format!("undecodable value ({e})"),
-                        expected: "a serialized caffe.Datum".into(),
-                    }),
-                }
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(DatumDb {
-            path: path.into(),
-            records,
-        })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    pub fn len(&self) -> usize {
-        self.records.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
-    }
-
-    /// The first record in key order (what Caffe's Data layer reads to infer shapes).
-    pub fn first(&self) -> Result<Datum, DataError> {
-        self.records
-            .first()
-            .map(|(_, d)| d.clone())
-            .ok_or_else(|| DataError::Empty {
-                path: self.path.clone(),
-            })
-    }
-
-    /// Records in key order, borrowed.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Datum)> {
-        self.records.iter().map(|(k, d)| (k.as_str(), d))
-    }
-
-    /// The records in key order, owned.
-    pub fn into_records(self) -> Vec<(String, Datum)> {
-        self.records
-    }
-}
-
-impl IntoIterator for DatumDb {
-    type Item = (String, Datum);
-    type IntoIter = std::vec::IntoIter<(String, Datum)>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.records.into_iter()
-    }
-}
-
 /// A record as LevelDB stores it: key bytes, value bytes.
 type RawRecord = (Vec<u8>, Vec<u8>);
 
 /// Copies the database to a temporary folder and reads all (key, value) pairs from the copy.
-fn read_raw(path: &Path) -> Result<Vec<RawRecord>, DataError> {
+pub(crate) fn read_raw(path: &Path) -> Result<Vec<RawRecord>, DataError> {
     if !path.join("CURRENT").is_file() {
         let reason = if path.is_dir() {
             "no CURRENT file, expected a LevelDB folder"

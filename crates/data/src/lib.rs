@@ -1,18 +1,22 @@
 //! siamese-data: bytes in, tensors out. IDX parsing, Caffe-style siamese pair generation,
-//! the Caffe `Datum` LevelDB reader/writer and batches of `f32` for the Data layer.
+//! the Caffe `Datum` LevelDB and LMDB readers/writers and batches of `f32` for the Data layer.
 //!
-//! Knows nothing about nets, and never modifies a user's LevelDB (see [`leveldb::DatumDb`]).
+//! Knows nothing about nets, and never modifies a user's database (see [`db::DatumDb`]).
 
 pub mod batches;
 pub mod convert;
+pub mod db;
 mod error;
 pub mod idx;
 mod integrity;
 pub mod leveldb;
+pub mod lmdb;
+mod lmdb_pages;
 pub mod pairs;
 
 use std::path::Path;
 
+pub use db::{Backend, DatumDb, write_datums_as};
 pub use error::DataError;
 pub use siamese_proto::Datum;
 

@@ -1,35 +1,24 @@
-//! The shape of a Data layer's records, read from the first record of its LevelDB source,
-//! as Caffe's DataLayer does at set-up.
+//! The shape of a Data layer's records, read from the first record of its LevelDB or LMDB
+//! source, as Caffe's DataLayer does at set-up.
 //!
-//! Reading goes through siamese-data's `DatumDb`, which reads a private copy: the user's
-//! database is never modified, and corruption is an error, not a panic.
+//! Reading goes through siamese-data's `DatumDb`, which never modifies the user's database
+//! (a private copy for LevelDB, a plain read of data.mdb for LMDB); corruption is an error.
 
 use std::path::Path;
 
-use siamese_data::leveldb::DatumDb;
+use siamese_data::{Backend, DatumDb};
 
-/// Why an LMDB source cannot be read, and what to do about it (Caffe's LeNet files name LMDB
-/// sources; siamese reads LevelDB only).
-pub const LMDB_UNSUPPORTED: &str = "LMDB is not supported, convert with `cargo xtask create-mnist-db` (LevelDB) and set backend: LEVELDB";
-
-/// Whether `path` is an LMDB environment folder (it holds LMDB's `data.mdb`).
-pub fn is_lmdb_folder(path: &Path) -> bool {
-    path.join("data.mdb").is_file()
-}
-
-/// `[channels, height, width]` of the first Datum in the LevelDB at `path`.
-pub fn probe_datum_shape(path: &Path) -> Result<[usize; 3], String> {
-    if is_lmdb_folder(path) {
-        return Err(LMDB_UNSUPPORTED.to_string());
-    }
+/// `[channels, height, width]` of the first Datum in the database at `path`, read as
+/// `backend` (the layer's `data_param.backend`).
+pub fn probe_datum_shape(path: &Path, backend: Backend) -> Result<[usize; 3], String> {
     if !path.is_dir() {
         return Err(if path.exists() {
-            "not a LevelDB folder".to_string()
+            format!("not a {backend} folder")
         } else {
             "not found".to_string()
         });
     }
-    let datum = DatumDb::open(path)
+    let datum = DatumDb::open_as(path, backend)
         .and_then(|db| db.first())
         .map_err(|e| e.to_string())?;
     if datum.encoded() {
@@ -51,15 +40,15 @@ pub fn probe_datum_shape(path: &Path) -> Result<[usize; 3], String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use siamese_data::leveldb::write_datums;
+    use siamese_data::write_datums_as;
     use siamese_proto::Datum;
 
-    fn write_db(path: &Path, datums: Vec<Datum>) {
+    fn write_db(path: &Path, datums: Vec<Datum>, backend: Backend) {
         let records = datums
             .into_iter()
             .enumerate()
             .map(|(i, d)| (format!("{i:08}"), d));
-        write_datums(path, records, false).unwrap();
+        write_datums_as(path, backend, records, false).unwrap();
     }
 
     #[test]
@@ -74,24 +63,29 @@ mod tests {
             label: Some(1),
             ..Default::default()
         };
-        write_db(&db, vec![datum]);
-        assert_eq!(probe_datum_shape(&db), Ok([2, 3, 4]));
+        for backend in [Backend::LevelDb, Backend::Lmdb] {
+            let db = db.with_extension(backend.suffix());
+            write_db(&db, vec![datum.clone()], backend);
+            assert_eq!(probe_datum_shape(&db, backend), Ok([2, 3, 4]));
+        }
     }
 
     #[test]
     fn missing_and_empty_sources_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(
-            probe_datum_shape(&dir.path().join("nope")),
+            probe_datum_shape(&dir.path().join("nope"), Backend::Lmdb),
             Err("not found".into())
         );
-        let db = dir.path().join("empty");
-        write_db(&db, vec![]);
-        let err = probe_datum_shape(&db).unwrap_err();
-        assert!(err.contains("no records"), "{err}");
-        let lmdb = dir.path().join("mnist_train_lmdb");
-        std::fs::create_dir(&lmdb).unwrap();
-        std::fs::write(lmdb.join("data.mdb"), b"").unwrap();
-        assert_eq!(probe_datum_shape(&lmdb), Err(LMDB_UNSUPPORTED.into()));
+        for backend in [Backend::LevelDb, Backend::Lmdb] {
+            let db = dir.path().join(format!("empty_{}", backend.suffix()));
+            write_db(&db, vec![], backend);
+            let err = probe_datum_shape(&db, backend).unwrap_err();
+            assert!(err.contains("no records"), "{err}");
+        }
+        // An LMDB named as a LevelDB (caffe.proto's default backend) says which setting reads it.
+        let lmdb = dir.path().join("empty_lmdb");
+        let err = probe_datum_shape(&lmdb, Backend::LevelDb).unwrap_err();
+        assert!(err.ends_with("(backend: LMDB reads it)"), "{err}");
     }
 }

@@ -24,7 +24,7 @@ use std::path::Path;
 
 use siamese_proto::{NetParameter, SolverParameter};
 
-pub use data_probe::{LMDB_UNSUPPORTED, is_lmdb_folder, probe_datum_shape};
+pub use data_probe::probe_datum_shape;
 pub use error::NetError;
 pub use paths::{SolverPaths, resolve_in, resolve_path, resolve_solver_paths};
 pub use shape::SUPPORTED_TYPES;

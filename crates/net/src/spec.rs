@@ -10,7 +10,7 @@ use siamese_proto::{
 };
 
 use crate::NetError;
-use crate::data_probe::{LMDB_UNSUPPORTED, probe_datum_shape};
+use crate::data_probe::probe_datum_shape;
 use crate::paths::resolve_in;
 use crate::shape::{self, SUPPORTED_TYPES, Shape, count, fmt_shape};
 
@@ -401,11 +401,7 @@ impl Builder<'_> {
             return (None, None);
         };
         let path = resolve_in(source, self.base_dir);
-        let probed = if dp.backend() == siamese_proto::data_parameter::Db::Lmdb {
-            Err(LMDB_UNSUPPORTED.to_string())
-        } else {
-            probe_datum_shape(&path)
-        };
+        let probed = probe_datum_shape(&path, dp.backend().into());
         match probed {
             Ok(shape) => (Some(path), Some(shape)),
             Err(why) => {

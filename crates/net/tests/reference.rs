@@ -239,8 +239,9 @@ fn lenet_test_net_gets_caffes_splits_and_a_warning() {
         "{}",
         net.warnings[0]
     );
+    // The LMDB does not exist here (it is read when it does: crates/cli/tests/lenet.rs).
     assert!(
-        net.warnings[0].contains(siamese_net::LMDB_UNSUPPORTED),
+        net.warnings[0].contains(": not found; shapes that depend on it are unknown"),
         "{}",
         net.warnings[0]
     );

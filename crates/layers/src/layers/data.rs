@@ -1,17 +1,15 @@
-//! Data: batches of Caffe Datum records from a LevelDB (via siamese-data's `BatchReader`),
+//! Data: batches of Caffe Datum records from a LevelDB or LMDB (siamese-data's `BatchReader`),
 //! scaled by `transform_param.scale`; tops are the data `[batch, c, h, w]` and labels `[batch]`.
 
 use std::path::Path;
 
 use siamese_data::batches::BatchReader;
 use siamese_proto::LayerParameter;
-use siamese_proto::data_parameter::Db;
 
 use super::{Layer, check_arity};
 use crate::{Backend, Blob, LayerError};
 
-/// Caffe's `Data` layer (LevelDB, key order, wrapping around at the end). An LMDB source
-/// (`backend: LMDB`, or a folder holding `data.mdb`) is an error that says how to convert it.
+/// Caffe's `Data` layer (`backend: LEVELDB` or `LMDB`, key order, wrapping around at the end).
 #[derive(Debug)]
 pub struct DataLayer {
     name: String,
@@ -42,16 +40,13 @@ impl DataLayer {
         }
         let source =
             source.ok_or_else(|| LayerError::config(&name, "data_param.source is missing"))?;
-        if dp.backend() == Db::Lmdb || siamese_net::is_lmdb_folder(source) {
-            return Err(LayerError::config(
-                &name,
-                format!("{}: {}", source.display(), siamese_net::LMDB_UNSUPPORTED),
-            ));
-        }
-        let reader = BatchReader::open(source, tp.scale()).map_err(|source| LayerError::Data {
-            layer: name.clone(),
-            error: source,
-        })?;
+        let reader =
+            BatchReader::open_as(source, dp.backend().into(), tp.scale()).map_err(|source| {
+                LayerError::Data {
+                    layer: name.clone(),
+                    error: source,
+                }
+            })?;
         if reader.is_empty() {
             return Err(LayerError::config(
                 &name,
@@ -151,6 +146,7 @@ impl Layer for DataLayer {
 
 #[cfg(test)]
 mod tests {
+    use siamese_proto::data_parameter::Db;
     use siamese_proto::{DataParameter, Datum, TransformationParameter};
 
     use super::*;
@@ -250,33 +246,30 @@ mod tests {
     }
 
     #[test]
-    fn lmdb_sources_say_how_to_convert() {
+    fn lmdb_sources_are_read_and_a_wrong_backend_says_which_reads_them() {
         let dir = tempfile::tempdir().unwrap();
-        let lmdb = |backend| LayerParameter {
+        let layer = |backend: Db| LayerParameter {
             name: Some("mnist".into()),
             data_param: Some(DataParameter {
-                batch_size: Some(64),
+                batch_size: Some(2),
                 backend: Some(backend as i32),
                 ..Default::default()
             }),
             ..Default::default()
         };
-        let expected = |path: &Path| {
+        let lmdb = dir.path().join("mnist_train_lmdb");
+        let records = siamese_data::DatumDb::open(&db(dir.path())).unwrap();
+        siamese_data::write_datums_as(&lmdb, siamese_data::Backend::Lmdb, records, false).unwrap();
+        let data = DataLayer::new(&layer(Db::Lmdb), Some(&lmdb)).unwrap();
+        assert_eq!(data.reader.len(), 3);
+        let err = DataLayer::new(&layer(Db::Leveldb), Some(&lmdb)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
             format!(
-                "layer \"mnist\": {}: LMDB is not supported, convert with `cargo xtask \
-                 create-mnist-db` (LevelDB) and set backend: LEVELDB",
-                path.display()
+                "layer \"mnist\": {}: LevelDB: an LMDB folder (data.mdb), expected a LevelDB \
+                 (backend: LMDB reads it)",
+                lmdb.display()
             )
-        };
-        // Named LMDB in the prototxt (Caffe's LeNet files), whether or not it exists.
-        let missing = dir.path().join("mnist_train_lmdb");
-        let err = DataLayer::new(&lmdb(Db::Lmdb), Some(&missing)).unwrap_err();
-        assert_eq!(err.to_string(), expected(&missing));
-        // An LMDB folder given as a LevelDB source.
-        let real = dir.path().join("lmdb_env");
-        std::fs::create_dir(&real).unwrap();
-        std::fs::write(real.join("data.mdb"), b"").unwrap();
-        let err = DataLayer::new(&lmdb(Db::Leveldb), Some(&real)).unwrap_err();
-        assert_eq!(err.to_string(), expected(&real));
+        );
     }
 }
