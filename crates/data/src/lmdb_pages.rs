@@ -143,6 +143,11 @@ fn current_meta(file: &[u8]) -> Result<(Meta, usize), String> {
 }
 
 /// Walks the tree, checking each page once; collects the records in key order.
+/// A node of a page: flags, lo/hi (a leaf's data size, a branch's child page), key, the rest.
+type Node<'a> = (u16, u32, &'a [u8], &'a [u8]);
+/// A record as stored: key and value.
+type Record<'a> = (&'a [u8], &'a [u8]);
+
 struct Walker<'a> {
     file: &'a [u8],
     meta: Meta,
@@ -195,11 +200,7 @@ impl<'a> Walker<'a> {
     }
 
     /// The nodes of a branch or leaf page: (node flags, key, rest of the page from the data).
-    fn nodes(
-        &self,
-        page: u64,
-        bytes: &'a [u8],
-    ) -> Result<Vec<(u16, u32, &'a [u8], &'a [u8])>, String> {
+    fn nodes(&self, page: u64, bytes: &'a [u8]) -> Result<Vec<Node<'a>>, String> {
         let size = bytes.len();
         let (lower, upper) = (
             usize::from(u16_at(bytes, 12)),
@@ -334,7 +335,7 @@ impl<'a> Walker<'a> {
 
 /// Every record of the LMDB data file `file` as (key, value), in key order, or what is wrong
 /// with it and where.
-pub(crate) fn read_records(file: &[u8]) -> Result<Vec<(&[u8], &[u8])>, String> {
+pub(crate) fn read_records(file: &[u8]) -> Result<Vec<Record<'_>>, String> {
     let (meta, used) = current_meta(file)?;
     let file = &file[..used];
     if meta.root == P_INVALID {
