@@ -1,31 +1,41 @@
-//! Generates crates/proto's Rust code and file descriptor set from caffe.proto with
-//! protox (a pure-Rust protobuf compiler, so no `protoc` is needed) and prost-build.
+//! Generates crates/proto's Rust code (and caffe's descriptor set) from caffe.proto and
+//! onnx.proto with protox (a pure-Rust protobuf compiler, no `protoc` needed) and prost-build.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-/// The files codegen owns, relative to the workspace root, and their fresh contents.
+/// The files codegen owns, relative to the workspace root, and their fresh contents: Caffe's
+/// messages with their descriptor set (for the prototxt reader), and ONNX's messages.
 pub fn generate() -> Result<Vec<(PathBuf, Vec<u8>)>> {
     let root = crate::workspace_root();
+    let generated = root.join("crates/proto/src/generated");
+    let (caffe, fds) = rust_code(&root, "caffe")?;
+    let (onnx, _) = rust_code(&root, "onnx")?;
+    Ok(vec![
+        (generated.join("caffe.rs"), caffe),
+        (generated.join("caffe.fds.bin"), fds),
+        (generated.join("onnx.rs"), onnx),
+    ])
+}
+
+/// prost's code for crates/proto/proto/<name>.proto (package `name`) and its encoded
+/// `FileDescriptorSet`.
+fn rust_code(root: &Path, name: &str) -> Result<(Vec<u8>, Vec<u8>)> {
     let proto_dir = root.join("crates/proto/proto");
-    let fds = protox::compile([proto_dir.join("caffe.proto")], [&proto_dir])
-        .context("compiling crates/proto/proto/caffe.proto")?;
+    let fds = protox::compile([proto_dir.join(format!("{name}.proto"))], [&proto_dir])
+        .with_context(|| format!("compiling crates/proto/proto/{name}.proto"))?;
     let fds_bytes = prost::Message::encode_to_vec(&fds);
 
-    let out = tempdir(&root)?;
+    let out = tempdir(root)?;
     prost_build::Config::new()
         .out_dir(&out)
         .compile_fds(fds)
         .context("generating Rust code with prost-build")?;
-    let code = std::fs::read(out.join("caffe.rs")).context("reading prost-build output")?;
+    let code =
+        std::fs::read(out.join(format!("{name}.rs"))).context("reading prost-build output")?;
     let _ = std::fs::remove_dir_all(&out);
-
-    let generated = root.join("crates/proto/src/generated");
-    Ok(vec![
-        (generated.join("caffe.rs"), code),
-        (generated.join("caffe.fds.bin"), fds_bytes),
-    ])
+    Ok((code, fds_bytes))
 }
 
 pub fn run(check: bool) -> Result<()> {
@@ -62,7 +72,7 @@ fn tempdir(root: &Path) -> Result<PathBuf> {
 
 #[cfg(test)]
 mod tests {
-    /// Fails when crates/proto/proto/caffe.proto was edited without `cargo xtask codegen`.
+    /// Fails when crates/proto/proto/{caffe,onnx}.proto was edited without `cargo xtask codegen`.
     #[test]
     fn checked_in_proto_code_is_fresh() {
         super::run(true).unwrap();

@@ -1,11 +1,13 @@
 //! The `siamese` command: Caffe's `caffe` tool for the siamese MNIST example.
 //! main.rs only declares the commands and dispatches; each command lives in its own module.
 
+mod compare;
 mod db;
 mod device;
 mod draw;
 mod embed;
 mod eval;
+mod export;
 mod net;
 mod net_stats;
 mod plot;
@@ -38,8 +40,12 @@ enum Command {
     Net(net::NetArgs),
     /// Draw a net as Graphviz DOT, SVG or PNG.
     Draw(draw::DrawArgs),
-    /// Run a deploy net over IDX images and write its last output as CSV.
+    /// Run a deploy net over IDX images or PNG/JPEG files and write its last output as CSV.
     Embed(embed::EmbedArgs),
+    /// Distance between two images' embeddings, and whether they count as the same class.
+    Compare(compare::CompareArgs),
+    /// Write a deploy net with its trained weights as an ONNX model.
+    Export(export::ExportArgs),
     /// Train a net from a solver definition (Caffe's `caffe train`).
     Train(train::TrainArgs),
     /// Mean of each net output over N test batches (Caffe's `caffe test`).
@@ -92,6 +98,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Net(args) => net::run(args),
         Command::Draw(args) => draw::run(args),
         Command::Embed(args) => embed::run(args),
+        Command::Compare(args) => compare::run(&args),
+        Command::Export(args) => export::run(&args),
         Command::Train(args) => train::run(&args),
         Command::Test(args) => test_net::run(&args),
         Command::Time(args) => time::run(&args),

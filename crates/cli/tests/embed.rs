@@ -1,51 +1,13 @@
 //! `siamese embed` end to end: Caffe's deploy net, weights saved by siamese, the committed
 //! MNIST sample; CSV layout, labels, batching and errors.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod support;
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use siamese_layers::Net;
-use siamese_layers::embed::{cap_input_batch, embed_images};
-use siamese_net::{NetSpec, load_net};
-use siamese_proto::Phase;
+use std::path::Path;
+
+use siamese_layers::embed::embed_images;
 use siamese_testkit::repo;
-
-fn deploy_model() -> Option<PathBuf> {
-    let candidates = [
-        repo().join("../shared/caffe-reference/v2/mnist_siamese.prototxt"),
-        PathBuf::from("/work/shared/caffe-reference/v2/mnist_siamese.prototxt"),
-    ];
-    let found = candidates.iter().find(|p| p.is_file()).cloned();
-    if found.is_none() {
-        eprintln!("skipped: Caffe's mnist_siamese.prototxt is not in {candidates:?}");
-    }
-    found
-}
-
-/// The deploy net with random weights (seeded), saved as a .caffemodel.
-fn random_weights(model: &Path, out: &Path) -> Net {
-    let mut param = load_net(model).unwrap();
-    cap_input_batch(&mut param, 64);
-    let mut net = Net::new(&NetSpec::build(&param, Phase::Test, None).unwrap(), 0).unwrap();
-    let mut rng = ChaCha8Rng::seed_from_u64(5);
-    for p in net.learnable_params_mut() {
-        p.blob
-            .data
-            .iter_mut()
-            .for_each(|v| *v = rng.random_range(-0.05..0.05));
-    }
-    net.save_caffemodel(out).unwrap();
-    net
-}
-
-fn siamese(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_siamese"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use support::{deploy_model, random_weights, siamese};
 
 #[test]
 fn writes_features_with_labels() {

@@ -75,6 +75,9 @@ pub enum DataError {
     /// The database holds no records.
     #[error("{}: no records, expected at least one Datum", path.display())]
     Empty { path: PathBuf },
+    /// An image file (or a folder or list of them) that cannot be used as a net's input.
+    #[error("{}: {problem}", path.display())]
+    Image { path: PathBuf, problem: String },
     /// Buffers handed to `BatchReader::next_batch` that do not fit the batch.
     #[error("batch buffers: {problem}, expected {expected}")]
     Buffers { problem: String, expected: String },

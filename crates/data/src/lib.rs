@@ -1,5 +1,5 @@
-//! siamese-data: bytes in, tensors out. IDX parsing, Caffe-style siamese pair generation,
-//! the Caffe `Datum` LevelDB and LMDB readers/writers and batches of `f32` for the Data layer.
+//! siamese-data: bytes in, tensors out. IDX parsing, PNG/JPEG images as grey input, Caffe-style
+//! siamese pair generation, the Caffe `Datum` LevelDB and LMDB readers/writers, batches of `f32`.
 //!
 //! Knows nothing about nets, and never modifies a user's database (see [`db::DatumDb`]).
 
@@ -8,6 +8,7 @@ pub mod convert;
 pub mod db;
 mod error;
 pub mod idx;
+pub mod images;
 mod integrity;
 pub mod leveldb;
 pub mod lmdb;

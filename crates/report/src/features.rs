@@ -1,5 +1,5 @@
-//! The features CSV, `index,label,f0,f1,…` (one row per image): written by `siamese embed`
-//! and every TUI cell, read by `siamese plot`, `siamese eval` and the TUI.
+//! The features CSV in its two forms: `index,label,f0,f1,…` for digits (written by `siamese
+//! embed` and every TUI cell, read by `siamese plot`, `siamese eval`, the TUI) and `file,f0,…`.
 
 use std::fmt::Write as _;
 use std::fs::File;
@@ -35,6 +35,78 @@ pub fn features_csv<'a>(
     text.into_bytes()
 }
 
+/// Features of image files, keyed by the file's path as given: `siamese embed --images` of a
+/// folder or list of PNG/JPEG files.
+pub type FileFeatures = Vec<(String, Vec<f32>)>;
+
+/// The CSV text for `rows` of `dim` features each, keyed by file: `file,f0,…`. File names
+/// are quoted where CSV needs it; numbers in Rust's shortest round-trip form.
+pub fn file_features_csv<'a>(
+    dim: usize,
+    rows: impl IntoIterator<Item = (&'a str, &'a [f32])>,
+) -> Vec<u8> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let header = std::iter::once("file".to_string()).chain((0..dim).map(|i| format!("f{i}")));
+    writer.write_record(header).expect("writing to a Vec<u8>");
+    for (file, features) in rows {
+        let cells = std::iter::once(file.to_string()).chain(features.iter().map(f32::to_string));
+        writer.write_record(cells).expect("writing to a Vec<u8>");
+    }
+    writer.into_inner().expect("flushing into a Vec<u8>")
+}
+
+/// Reads a `file,f0,…` CSV at `path`: the first column is `file`, every other a feature.
+pub fn read_file_features(path: &Path) -> Result<FileFeatures, ReportError> {
+    let file = File::open(path).map_err(|error| ReportError::Io {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    read_file_features_from(file, path)
+}
+
+/// [`read_file_features`] on any reader; `path` names it in errors.
+pub fn read_file_features_from(input: impl Read, path: &Path) -> Result<FileFeatures, ReportError> {
+    let fail = |message: String| ReportError::format(path, message);
+    let mut reader = csv::Reader::from_reader(input);
+    let headers = reader
+        .headers()
+        .map_err(|e| fail(format!("cannot read the header: {e}")))?
+        .clone();
+    let names: Vec<&str> = headers.iter().map(str::trim).collect();
+    if names.first() != Some(&"file") || names.len() < 2 {
+        return Err(fail(format!(
+            "header {names:?}, expected file,f0,… (a file column, then feature columns)"
+        )));
+    }
+    let mut rows = Vec::new();
+    for (row, record) in reader.records().enumerate() {
+        let line = row + 2;
+        let record = record.map_err(|e| fail(format!("line {line}: {e}")))?;
+        let features = (1..names.len())
+            .map(|i| finite_cell(&record, i, names[i], line).map_err(&fail))
+            .collect::<Result<Vec<f32>, _>>()?;
+        rows.push((record[0].to_string(), features));
+    }
+    if rows.is_empty() {
+        return Err(fail("no rows after the header".into()));
+    }
+    Ok(rows)
+}
+
+/// Cell `i` of `record` as a finite number, or the message saying what it holds instead.
+fn finite_cell(
+    record: &csv::StringRecord,
+    i: usize,
+    name: &str,
+    line: usize,
+) -> Result<f32, String> {
+    let cell = record.get(i).unwrap_or("").trim();
+    cell.parse::<f32>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| format!("line {line}: {name} = {cell:?}, expected a finite number"))
+}
+
 /// Reads `path`: a header naming a `label` column (`digit` in files of older TUI cells); every
 /// other column except `index`/`id` is a feature, in file order. Every row needs a label.
 pub fn read_features(path: &Path) -> Result<LabelledFeatures, ReportError> {
@@ -55,6 +127,11 @@ pub fn read_features_from(input: impl Read, path: &Path) -> Result<LabelledFeatu
         .clone();
     let names: Vec<&str> = headers.iter().map(str::trim).collect();
     let Some(label_col) = names.iter().position(|n| matches!(*n, "label" | "digit")) else {
+        if names.first() == Some(&"file") {
+            return Err(fail(
+                "a file,f0,… CSV (embed --images) has no labels; expected index,label,f0,…".into(),
+            ));
+        }
         return Err(fail(format!(
             "header {names:?} has no `label` column (expected feature columns and a label column)"
         )));
@@ -78,19 +155,7 @@ pub fn read_features_from(input: impl Read, path: &Path) -> Result<LabelledFeatu
         })?;
         let features = feature_cols
             .iter()
-            .map(|&i| {
-                cell(i)
-                    .parse::<f32>()
-                    .ok()
-                    .filter(|v| v.is_finite())
-                    .ok_or_else(|| {
-                        fail(format!(
-                            "line {line}: {} = {:?}, expected a finite number",
-                            names[i],
-                            cell(i)
-                        ))
-                    })
-            })
+            .map(|&i| finite_cell(&record, i, names[i], line).map_err(&fail))
             .collect::<Result<Vec<f32>, _>>()?;
         points.push((features, label));
     }
@@ -162,6 +227,40 @@ mod tests {
                 .collect()
         };
         assert_eq!(bits(&back), bits(&points));
+    }
+
+    #[test]
+    fn file_features_read_back_bit_for_bit_with_quoted_names() {
+        let rows: FileFeatures = vec![
+            ("digits/7.png".into(), vec![0.1, -2.5e-7]),
+            ("a, \"b\".jpg".into(), vec![f32::MIN_POSITIVE, -0.0]),
+        ];
+        let bytes = file_features_csv(2, rows.iter().map(|(f, v)| (f.as_str(), v.as_slice())));
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(text.starts_with("file,f0,f1\ndigits/7.png,0.1,"), "{text}");
+        let back = read_file_features_from(bytes.as_slice(), Path::new("mem.csv")).unwrap();
+        let bits = |r: &FileFeatures| -> Vec<(String, Vec<u32>)> {
+            r.iter()
+                .map(|(f, v)| (f.clone(), v.iter().map(|x| x.to_bits()).collect()))
+                .collect()
+        };
+        assert_eq!(bits(&back), bits(&rows));
+    }
+
+    #[test]
+    fn file_features_errors_name_the_file_and_line() {
+        let read = |text: &str| {
+            read_file_features_from(text.as_bytes(), Path::new("f.csv"))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(read("index,label,f0\n0,1,2\n").contains("expected file,f0"));
+        assert!(read("file\na.png\n").contains("expected file,f0"));
+        assert!(
+            read("file,f0\na.png,x\n").contains("f.csv: line 2: f0 = \"x\", expected a finite")
+        );
+        assert!(read("file,f0\n").contains("no rows"));
+        check("file,f0\na.png,1\n", Err("has no labels"));
     }
 
     #[test]

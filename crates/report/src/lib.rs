@@ -26,6 +26,9 @@
 //! `index,label,f0,f1,…`: one row per image, its index, digit (empty when unknown) and
 //! features. Written by `siamese embed` and by every TUI cell (`features.csv`, the test
 //! digits), read by `siamese plot --features`, `siamese eval` and the TUI.
+//!
+//! `file,f0,f1,…`: the same for image files (`siamese embed --images` of a folder or list of
+//! PNG/JPEG files), keyed by each file's path; no labels, so not for `siamese eval`.
 
 mod error;
 pub mod features;
@@ -34,5 +37,8 @@ pub mod metrics;
 pub mod training_log;
 
 pub use error::ReportError;
-pub use features::{LabelledFeatures, features_csv, read_features};
+pub use features::{
+    FileFeatures, LabelledFeatures, features_csv, file_features_csv, read_features,
+    read_file_features,
+};
 pub use training_log::{LOG_COLUMNS, LogRow, TrainingLog, parse_log_lines, read_training_log};

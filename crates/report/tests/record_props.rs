@@ -1,13 +1,13 @@
 //! Property tests for the run record's readers: whatever the writers write reads back bit for
 //! bit, and any text is rows or a one-line error naming the file; never a panic.
-//! (The same readers are fuzzed by `fuzz/fuzz_targets/{training_log,features_csv}.rs`.)
+//! (The same readers are fuzzed by `fuzz/fuzz_targets/{training_log,features_csv,file_features_csv}.rs`.)
 
 use std::path::Path;
 
 use proptest::prelude::*;
-use siamese_report::features::read_features_from;
+use siamese_report::features::{read_features_from, read_file_features_from};
 use siamese_report::training_log::read_training_log_from;
-use siamese_report::{LogRow, TrainingLog, features_csv};
+use siamese_report::{LogRow, TrainingLog, features_csv, file_features_csv};
 
 fn one_line_naming_the_file(message: &str) {
     assert!(message.starts_with("mem.csv: "), "{message}");
@@ -81,6 +81,28 @@ proptest! {
     #[test]
     fn any_features_text_is_points_or_a_one_line_error(text in "((index|label|digit|f0|f1|x),){0,4}(label|f0)\n([-0-9.e,a-z\"]{0,20}\n){0,6}") {
         if let Err(e) = read_features_from(text.as_bytes(), Path::new("mem.csv")) {
+            one_line_naming_the_file(&e.to_string());
+        }
+    }
+
+    #[test]
+    fn written_file_features_read_back_bit_for_bit(
+        rows in prop::collection::vec(
+            (".{0,12}", prop::collection::vec(any::<f32>().prop_filter("finite", |x| x.is_finite()), 2)),
+            1..20,
+        )
+    ) {
+        let bytes = file_features_csv(2, rows.iter().map(|(f, v)| (f.as_str(), v.as_slice())));
+        let back = read_file_features_from(bytes.as_slice(), Path::new("mem.csv")).unwrap();
+        let bits = |r: &[(String, Vec<f32>)]| -> Vec<(String, Vec<u32>)> {
+            r.iter().map(|(f, v)| (f.clone(), v.iter().map(|x| x.to_bits()).collect())).collect()
+        };
+        prop_assert_eq!(bits(&back), bits(&rows));
+    }
+
+    #[test]
+    fn any_file_features_text_is_rows_or_a_one_line_error(text in "(file|f0|x)(,(f0|f1|file)){0,3}\n([-0-9.e,a-z\"]{0,20}\n){0,6}") {
+        if let Err(e) = read_file_features_from(text.as_bytes(), Path::new("mem.csv")) {
             one_line_naming_the_file(&e.to_string());
         }
     }

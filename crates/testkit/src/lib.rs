@@ -1,5 +1,5 @@
 //! siamese-testkit: what siamese's tests share instead of copying it (a dev-dependency only):
-//! where the repository and Caffe's reference files are, small data fixtures, dead processes.
+//! the repository and Caffe's files, fixtures (IDX slices, digit PNGs, Datums), dead processes.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -53,6 +53,30 @@ pub fn write_idx_slice(from: &str, to: &str, dir: &Path, n: usize) {
     }
     bytes.extend(&labels.labels[..n]);
     fs::write(dir.join(format!("{to}-labels-idx1-ubyte")), bytes).unwrap();
+}
+
+/// `n` values drawn uniformly from `[-bound, bound)` with ChaCha8 seeded by `seed`: random
+/// weights for nets whose trained values do not matter to a test.
+pub fn seeded_uniform(n: usize, seed: u64, bound: f32) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..n).map(|_| rng.random_range(-bound..bound)).collect()
+}
+
+/// Writes the first `n` digits of the sample's test set into `dir` as 28×28 grey PNGs named
+/// `digit-00000.png`, … (so sorting by name keeps their order); returns their paths.
+pub fn write_digit_pngs(dir: &Path, n: usize) -> Vec<PathBuf> {
+    let images = read_images(&sample_dir().join("t10k-images-idx3-ubyte.gz")).unwrap();
+    (0..n)
+        .map(|i| {
+            let (w, h) = (images.cols as u32, images.rows as u32);
+            let digit = image::GrayImage::from_raw(w, h, images.image(i).to_vec()).unwrap();
+            let path = dir.join(format!("digit-{i:05}.png"));
+            digit
+                .save_with_format(&path, image::ImageFormat::Png)
+                .unwrap();
+            path
+        })
+        .collect()
 }
 
 /// `n` records of `channels` × 2 × 2 pixels, pixel j of record i `(37 i + 61 j) mod 256`
