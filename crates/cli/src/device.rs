@@ -9,7 +9,7 @@ pub const HELP: &str = "Where the net runs: cpu, gpu (= gpu:0) or gpu:N";
 
 /// clap's value parser for `--device`.
 pub fn parse(text: &str) -> Result<Device, String> {
-    text.parse::<Device>().map_err(|e| without_gpu_prefix(&e))
+    text.parse::<Device>().map_err(|e| e.to_string())
 }
 
 /// `device`, after checking that a GPU can be used: the error names the flag and says why not
@@ -25,16 +25,9 @@ pub fn describe(device: Device) -> Result<String> {
         Device::Cpu => Ok("the CPU".to_string()),
         Device::Gpu(n) => match probe_gpu(n) {
             Ok(about) => Ok(format!("GPU {n}: {about}")),
-            Err(e) => bail!("--device {device}: {}", without_gpu_prefix(&e)),
+            Err(e) => bail!("--device {device}: {e}"),
         },
     }
-}
-
-/// A device error's message without the "GPU: " its display starts with.
-pub fn without_gpu_prefix(e: &siamese_layers::LayerError) -> String {
-    let text = e.to_string();
-    text.strip_prefix("GPU: ")
-        .map_or(text.clone(), str::to_string)
 }
 
 #[cfg(test)]
@@ -67,9 +60,6 @@ mod tests {
             return;
         };
         let e = check(Device::Gpu(3)).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            format!("--device gpu:3: {}", without_gpu_prefix(&reason))
-        );
+        assert_eq!(e.to_string(), format!("--device gpu:3: {reason}"));
     }
 }

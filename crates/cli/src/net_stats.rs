@@ -2,21 +2,21 @@
 //! the process's peak resident memory.
 
 use siamese_layers::Net;
-use siamese_net::NetSpec;
+use siamese_net::{LayerKind, NetSpec};
 
 /// Images one forward pass reads: each Data/Input layer's batch, times the number of parts a
 /// Slice layer cuts its first top into (a siamese pair record is two images).
 pub fn images_per_forward(spec: &NetSpec) -> usize {
     spec.layers
         .iter()
-        .filter(|l| matches!(l.kind.as_str(), "Data" | "Input"))
+        .filter(|l| matches!(l.kind(), LayerKind::Data | LayerKind::Input))
         .filter_map(|l| {
             let top = *l.tops.first()?;
             let batch = *spec.blobs[top].shape.as_ref()?.first()?;
             let parts = spec
                 .layers
                 .iter()
-                .find(|s| s.kind == "Slice" && s.bottoms.first() == Some(&top))
+                .find(|s| s.kind() == LayerKind::Slice && s.bottoms.first() == Some(&top))
                 .map_or(1, |s| s.tops.len());
             Some(batch * parts)
         })

@@ -220,7 +220,6 @@ fn device_gpu_is_refused_with_the_reason_and_solver_mode_gpu_falls_back() {
         return;
     };
     let reason = reason.to_string();
-    let reason = reason.strip_prefix("GPU: ").unwrap_or(&reason).to_string();
     if !cfg!(feature = "cuda") {
         assert!(
             reason.contains("rebuild with `--features cuda`"),

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use siamese_data::{DataError, Dataset};
 use siamese_layers::embed::{ImageFeatures, cap_input_batch, embed_images};
-use siamese_layers::{Device, LayerError, Net};
+use siamese_layers::{Device, DeviceError, LayerError, Net};
 use siamese_net::{NetError, NetSpec};
 use siamese_proto::{NetParameter, Phase};
 use siamese_report::LabelledFeatures;
@@ -44,6 +44,9 @@ pub enum TrainError {
     Net(Box<NetError>),
     #[error(transparent)]
     Layer(Box<LayerError>),
+    /// The cell's device is not one (`cpu`, `gpu`, `gpu:N`).
+    #[error("GPU: {0}")]
+    Device(#[from] DeviceError),
     #[error(transparent)]
     Solver(#[from] SolverError),
     /// The cell's parameters do not fit the net file.
@@ -98,7 +101,7 @@ impl From<TrainError> for CellError {
 #[error("device = \"{device}\": {error}")]
 pub struct DeviceCheckError {
     pub device: String,
-    pub error: Box<LayerError>,
+    pub error: DeviceError,
 }
 
 /// Trains cells with siamese-solver's `Solver`, on the cell's device (the CPU unless the
@@ -382,7 +385,7 @@ pub fn check_devices(cells: &[Cell]) -> Result<(), DeviceCheckError> {
     for text in wanted {
         let unusable = |error| DeviceCheckError {
             device: text.to_string(),
-            error: Box::new(error),
+            error,
         };
         if let Device::Gpu(n) = text.parse::<Device>().map_err(unusable)? {
             siamese_layers::probe_gpu(n).map_err(unusable)?;

@@ -12,6 +12,7 @@ use siamese_data::pairs::PairOptions;
 use siamese_layers::backend::Gemm;
 use siamese_layers::layers::{Convolution, InnerProduct, Pooling, ReLU};
 use siamese_layers::{Backend, Blob, CpuBackend, Layer, Net};
+use siamese_net::layer::{ConvConfig, InnerProductConfig, PoolConfig, ReluConfig};
 use siamese_net::{NetSpec, load_net};
 use siamese_proto::pooling_parameter::PoolMethod;
 use siamese_proto::{
@@ -80,7 +81,7 @@ fn conv(name: &str, num_output: u32) -> Box<dyn Layer> {
         }),
         ..named(name)
     };
-    Box::new(Convolution::new(&p).unwrap())
+    Box::new(Convolution::new(name, &ConvConfig::parse(&p).unwrap()).unwrap())
 }
 
 fn pool(name: &str) -> Box<dyn Layer> {
@@ -93,7 +94,7 @@ fn pool(name: &str) -> Box<dyn Layer> {
         }),
         ..named(name)
     };
-    Box::new(Pooling::new(&p).unwrap())
+    Box::new(Pooling::new(name, &PoolConfig::parse(&p).unwrap()))
 }
 
 fn ip(name: &str, num_output: u32) -> Box<dyn Layer> {
@@ -104,7 +105,10 @@ fn ip(name: &str, num_output: u32) -> Box<dyn Layer> {
         }),
         ..named(name)
     };
-    Box::new(InnerProduct::new(&p).unwrap())
+    Box::new(InnerProduct::new(
+        name,
+        &InnerProductConfig::parse(&p).unwrap(),
+    ))
 }
 
 /// One tower layer at batch 128 with random bottoms, parameters and top diffs.
@@ -117,7 +121,7 @@ fn layer_benches(c: &mut Criterion) {
         ("ip1", ip("ip1", 500), vec![IMAGES, 50, 4, 4]),
         (
             "relu1",
-            Box::new(ReLU::new(&named("relu1")).unwrap()),
+            Box::new(ReLU::new(&ReluConfig::parse(&named("relu1")))),
             vec![IMAGES, 500],
         ),
         ("ip2", ip("ip2", 10), vec![IMAGES, 500]),

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::LayerError;
+use crate::DeviceError;
 
 /// Where a net's blobs live and its layers run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -22,14 +22,12 @@ impl Device {
 }
 
 impl FromStr for Device {
-    type Err = LayerError;
+    type Err = DeviceError;
 
     /// `cpu`, `gpu` (= `gpu:0`) or `gpu:N` (case-insensitive).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let lower = s.trim().to_ascii_lowercase();
-        let bad = || LayerError::Device {
-            message: format!("device \"{s}\": expected cpu, gpu or gpu:N (N a GPU ordinal)"),
-        };
+        let bad = || DeviceError::BadName(s.to_string());
         match lower.as_str() {
             "cpu" => Ok(Device::Cpu),
             "gpu" => Ok(Device::Gpu(0)),
@@ -52,7 +50,7 @@ impl fmt::Display for Device {
 
 /// Whether GPU `ordinal` can be used: a description of it ("NVIDIA H200 (sm_90, 139 GiB),
 /// CUDA driver 13.0") or the reason not (built without CUDA, a missing library, no device N).
-pub fn probe_gpu(ordinal: usize) -> Result<String, LayerError> {
+pub fn probe_gpu(ordinal: usize) -> Result<String, DeviceError> {
     #[cfg(feature = "cuda")]
     {
         crate::cuda::GpuDevice::get(ordinal).map(|gpu| gpu.describe())
@@ -60,16 +58,9 @@ pub fn probe_gpu(ordinal: usize) -> Result<String, LayerError> {
     #[cfg(not(feature = "cuda"))]
     {
         let _ = ordinal;
-        Err(LayerError::Device {
-            message: NO_CUDA.to_string(),
-        })
+        Err(DeviceError::NotBuilt)
     }
 }
-
-/// Why a GPU cannot be used in a build without the `cuda` feature.
-#[cfg(not(feature = "cuda"))]
-pub(crate) const NO_CUDA: &str =
-    "this siamese was built without CUDA support; rebuild with `--features cuda`";
 
 #[cfg(test)]
 mod tests {
@@ -91,15 +82,15 @@ mod tests {
         check("gpu:3", Ok(Device::Gpu(3)));
         check(
             "gpu:x",
-            Err("GPU: device \"gpu:x\": expected cpu, gpu or gpu:N (N a GPU ordinal)"),
+            Err("device \"gpu:x\": expected cpu, gpu or gpu:N (N a GPU ordinal)"),
         );
         check(
             "cuda",
-            Err("GPU: device \"cuda\": expected cpu, gpu or gpu:N (N a GPU ordinal)"),
+            Err("device \"cuda\": expected cpu, gpu or gpu:N (N a GPU ordinal)"),
         );
         check(
             "gpu:-1",
-            Err("GPU: device \"gpu:-1\": expected cpu, gpu or gpu:N (N a GPU ordinal)"),
+            Err("device \"gpu:-1\": expected cpu, gpu or gpu:N (N a GPU ordinal)"),
         );
     }
 
@@ -118,7 +109,7 @@ mod tests {
         let e = probe_gpu(0).unwrap_err().to_string();
         assert_eq!(
             e,
-            "GPU: this siamese was built without CUDA support; rebuild with `--features cuda`"
+            "this siamese was built without CUDA support; rebuild with `--features cuda`"
         );
     }
 }

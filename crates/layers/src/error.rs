@@ -30,9 +30,45 @@ pub enum LayerError {
     /// A file that could not be written.
     #[error(transparent)]
     File(#[from] siamese_files::FileError),
-    /// A GPU cannot be used or a device call failed (one line saying which and why).
-    #[error("GPU: {message}")]
-    Device { message: String },
+    /// A GPU cannot be used or a device call failed (its own message says GPU).
+    #[error("GPU: {0}")]
+    Device(#[from] DeviceError),
+    /// A layer's device code failed, or the layer has none.
+    #[error("GPU: layer \"{layer}\": {error}")]
+    LayerDevice { layer: String, error: DeviceError },
+}
+
+/// Why a GPU cannot be used, or what a device call met. The message is the reason alone;
+/// whoever shows it beside other errors says "GPU" (as [`LayerError::Device`] does).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceError {
+    /// Not `cpu`, `gpu` or `gpu:N`.
+    #[error("device \"{0}\": expected cpu, gpu or gpu:N (N a GPU ordinal)")]
+    BadName(String),
+    /// This build has no CUDA code at all.
+    #[error("this siamese was built without CUDA support; rebuild with `--features cuda`")]
+    NotBuilt,
+    /// A CUDA library that cannot be loaded (cudarc would panic on the first call into it).
+    #[error(
+        "{0} cannot be loaded: install the NVIDIA driver and CUDA 13 runtime libraries, or add \
+         their directory (e.g. /usr/local/cuda/lib64) to LD_LIBRARY_PATH"
+    )]
+    MissingLibrary(&'static str),
+    /// An ordinal past the visible devices.
+    #[error("no GPU {ordinal}: {count} CUDA device(s) visible (ordinals 0..{count})")]
+    NoSuchGpu { ordinal: usize, count: i32 },
+    /// A layer type without CUDA code (the default of its `CudaLayer` implementation).
+    #[error("{kind} has no CUDA implementation; run it with --device cpu")]
+    Unsupported { kind: &'static str },
+    /// A CUDA call (driver, NVRTC, cuBLAS, a launch) failed while doing `what`.
+    #[error("{what}: {detail}")]
+    Call { what: String, detail: String },
+    /// A size the kernels' `int` indices cannot hold.
+    #[error("size {0} exceeds 2^31 - 1")]
+    TooLarge(usize),
+    /// Anything else that stops device work (a poisoned lock, buffers that do not fit).
+    #[error("{0}")]
+    Failed(String),
 }
 
 impl LayerError {
@@ -43,9 +79,12 @@ impl LayerError {
         }
     }
 
-    pub(crate) fn device(message: impl Into<String>) -> Self {
-        Self::Device {
-            message: message.into(),
+    /// A device error met running layer `layer`.
+    #[cfg(feature = "cuda")]
+    pub(crate) fn in_layer(layer: &str, error: DeviceError) -> Self {
+        Self::LayerDevice {
+            layer: layer.to_string(),
+            error,
         }
     }
 

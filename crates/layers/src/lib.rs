@@ -25,9 +25,7 @@ use openblas_src as _;
 pub use backend::{Backend, CpuBackend};
 pub use blob::Blob;
 pub use caffemodel::{blob_to_proto, copy_proto_into, proto_fits, proto_shape};
-#[cfg(feature = "cuda")]
-pub use cuda::GpuOp;
 pub use device::{Device, probe_gpu};
-pub use error::LayerError;
+pub use error::{DeviceError, LayerError};
 pub use layers::Layer;
-pub use net::{LAYER_TYPES, LearnableParam, Net};
+pub use net::{FusedSgd, LearnableParam, Net};

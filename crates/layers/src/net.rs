@@ -7,38 +7,27 @@ use std::path::Path;
 use prost::Message;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use siamese_net::{LayerSpec, NetSpec};
+use siamese_net::{LayerKind, LayerSpec, NetSpec};
 use siamese_proto::{NetParameter, Phase};
 
 use crate::caffemodel::{blob_to_proto, copy_proto_into, read_net_parameter, write_atomic};
 use crate::filler::fill;
-use crate::layers::{
-    Accuracy, ContrastiveLoss, Convolution, DataLayer, Dropout, EuclideanLoss, InnerProduct, Input,
-    Pooling, ReLU, Slice, Softmax, SoftmaxWithLoss, Split,
-};
-use crate::{Backend, Blob, CpuBackend, Device, Layer, LayerError};
+use crate::layers::DynLayer;
+use crate::{Backend, Blob, CpuBackend, LayerError};
 
 mod device_ops;
 #[cfg(feature = "cuda")]
 mod gpu;
 
-/// The layer types `Net` can instantiate (Caffe type names).
-pub const LAYER_TYPES: &[&str] = &[
-    "Accuracy",
-    "ContrastiveLoss",
-    "Convolution",
-    "Data",
-    "Dropout",
-    "EuclideanLoss",
-    "InnerProduct",
-    "Input",
-    "Pooling",
-    "ReLU",
-    "Slice",
-    "Softmax",
-    "SoftmaxWithLoss",
-    "Split",
-];
+pub use device_ops::FusedSgd;
+
+/// Where a net's blobs and parameters live: the host only, or a GPU (with host mirrors).
+/// Without the `cuda` feature there is no GPU placement at all.
+enum Placement {
+    Host,
+    #[cfg(feature = "cuda")]
+    Gpu(Box<gpu::GpuState>),
+}
 
 /// One distinct learnable parameter (shared ones appear once), in Caffe's
 /// `learnable_params` order.
@@ -54,9 +43,9 @@ pub struct LearnableParam {
 /// A layer with its wiring, lent blobs and backward flags.
 struct NetLayer {
     name: String,
-    kind: String,
+    kind: LayerKind,
     spec: LayerSpec,
-    layer: Box<dyn Layer>,
+    layer: Box<DynLayer>,
     /// Storage ids (see `Net::blobs`).
     bottoms: Vec<usize>,
     tops: Vec<usize>,
@@ -83,10 +72,9 @@ pub struct Net {
     latest: HashMap<String, usize>,
     params: Vec<LearnableParam>,
     outputs: Vec<usize>,
-    device: Device,
-    /// The device copies of a net on a GPU.
-    #[cfg(feature = "cuda")]
-    gpu: Option<Box<gpu::GpuState>>,
+    /// The solver's update history in Caffe's order (see [`Net::set_update_history`]).
+    history: Vec<Vec<f32>>,
+    placement: Placement,
 }
 
 impl std::fmt::Debug for Net {
@@ -98,36 +86,6 @@ impl std::fmt::Debug for Net {
             .field("layers", &self.layer_names())
             .finish()
     }
-}
-
-/// Instantiates the layer of `spec` (the `index`th of the net, which seeds its randomness).
-fn build_layer(spec: &LayerSpec, phase: Phase, seed: u64) -> Result<Box<dyn Layer>, LayerError> {
-    let p = &spec.proto;
-    Ok(match spec.kind.as_str() {
-        "Accuracy" => Box::new(Accuracy::new(p)?),
-        "ContrastiveLoss" => Box::new(ContrastiveLoss::new(p)?),
-        "Convolution" => Box::new(Convolution::new(p)?),
-        "Data" => Box::new(DataLayer::new(p, spec.data_source.as_deref())?),
-        "Dropout" => Box::new(Dropout::new(p, phase, seed)?),
-        "EuclideanLoss" => Box::new(EuclideanLoss::new(p)?),
-        "InnerProduct" => Box::new(InnerProduct::new(p)?),
-        "Input" => Box::new(Input::new(p)?),
-        "Pooling" => Box::new(Pooling::new(p)?),
-        "ReLU" => Box::new(ReLU::new(p)?),
-        "Slice" => Box::new(Slice::new(p)?),
-        "Softmax" => Box::new(Softmax::new(p)?),
-        "SoftmaxWithLoss" => Box::new(SoftmaxWithLoss::new(p)?),
-        "Split" => Box::new(Split::new(p)?),
-        other => {
-            return Err(LayerError::config(
-                &spec.name,
-                format!(
-                    "layer type \"{other}\" is not supported (supported: {})",
-                    LAYER_TYPES.join(", ")
-                ),
-            ));
-        }
-    })
 }
 
 impl Net {
@@ -162,9 +120,8 @@ impl Net {
                 })
                 .collect(),
             outputs: Vec::new(),
-            device: Device::Cpu,
-            #[cfg(feature = "cuda")]
-            gpu: None,
+            history: Vec::new(),
+            placement: Placement::Host,
         };
         let mut shaped = vec![false; spec.params.len()];
         // Storage of each spec blob so far (a top always gets a fresh blob).
@@ -202,10 +159,16 @@ impl Net {
                 })
                 .collect();
             let seed = seed ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            let layer = build_layer(ls, spec.phase, seed)?;
+            let layer = crate::layers::build(
+                &ls.name,
+                &ls.config,
+                spec.phase,
+                seed,
+                ls.data_source.as_deref(),
+            )?;
             net.layers.push(NetLayer {
                 name: ls.name.clone(),
-                kind: ls.kind.clone(),
+                kind: ls.kind(),
                 spec: ls.clone(),
                 layer,
                 bottoms,
@@ -355,9 +318,14 @@ impl Net {
 
     /// Runs layer `index` forward (reshaping it first); returns its weighted loss.
     pub fn forward_layer(&mut self, index: usize) -> Result<f32, LayerError> {
-        if self.device.is_gpu() {
-            return self.gpu_forward_layer(index);
+        match self.placement {
+            Placement::Host => self.host_forward_layer(index),
+            #[cfg(feature = "cuda")]
+            Placement::Gpu(_) => self.gpu_forward_layer(index),
         }
+    }
+
+    fn host_forward_layer(&mut self, index: usize) -> Result<f32, LayerError> {
         self.with_lent(index, |l, backend| {
             l.layer.reshape(&l.lent_bottoms, &mut l.lent_tops)?;
             l.layer
@@ -377,9 +345,14 @@ impl Net {
         if !self.layers[index].need_backward {
             return;
         }
-        if self.device.is_gpu() {
-            return self.gpu_backward_layer(index);
+        match self.placement {
+            Placement::Host => self.host_backward_layer(index),
+            #[cfg(feature = "cuda")]
+            Placement::Gpu(_) => self.gpu_backward_layer(index),
         }
+    }
+
+    fn host_backward_layer(&mut self, index: usize) {
         self.with_lent(index, |l, backend| {
             for (t, &w) in l.lent_tops.iter_mut().zip(&l.loss_weights) {
                 if w != 0.0 {
@@ -402,7 +375,8 @@ impl Net {
         for i in 0..self.layers.len() {
             loss += self.forward_layer(i)?;
         }
-        if self.device.is_gpu() {
+        #[cfg(feature = "cuda")]
+        if let Placement::Gpu(_) = self.placement {
             self.gpu_download_outputs()?;
         }
         Ok(loss)
@@ -418,11 +392,10 @@ impl Net {
 
     /// Zeroes every parameter's diff (the solver does this each iteration).
     pub fn clear_param_diffs(&mut self) {
-        if self.device.is_gpu() {
-            return self.gpu_clear_param_diffs();
-        }
-        for p in &mut self.params {
-            p.blob.diff.fill(0.0);
+        match self.placement {
+            Placement::Host => self.params.iter_mut().for_each(|p| p.blob.diff.fill(0.0)),
+            #[cfg(feature = "cuda")]
+            Placement::Gpu(_) => self.gpu_clear_param_diffs(),
         }
     }
 
@@ -436,10 +409,11 @@ impl Net {
 
     /// The compute backend's name for logs (`cpu-gemm`, `cpu-openblas`, `cuda`).
     pub fn backend_name(&self) -> &'static str {
-        if self.device.is_gpu() {
-            return "cuda";
+        match self.placement {
+            Placement::Host => self.backend.name(),
+            #[cfg(feature = "cuda")]
+            Placement::Gpu(_) => "cuda",
         }
-        self.backend.name()
     }
 
     pub fn learnable_params(&self) -> &[LearnableParam] {
@@ -449,8 +423,9 @@ impl Net {
     /// On a GPU net this downloads the params (data and diff) first and uploads them before
     /// the next device use (a download error is returned by the next device call).
     pub fn learnable_params_mut(&mut self) -> &mut [LearnableParam] {
-        if self.device.is_gpu() {
-            let result = self.gpu_params_to_host();
+        #[cfg(feature = "cuda")]
+        if let Placement::Gpu(_) = self.placement {
+            let result = self.params_to_host();
             self.gpu_record(result);
         }
         &mut self.params
@@ -496,7 +471,7 @@ impl Net {
     pub fn input_names(&self) -> Vec<&str> {
         self.layers
             .iter()
-            .filter(|l| l.kind == "Input")
+            .filter(|l| l.kind == LayerKind::Input)
             .flat_map(|l| l.tops.iter().map(|&t| self.blob_names[t].as_str()))
             .collect()
     }
@@ -506,7 +481,7 @@ impl Net {
     pub fn reshape_input(&mut self, name: &str, shape: &[usize]) -> Result<(), LayerError> {
         let found = self.layers.iter().enumerate().find_map(|(i, l)| {
             let slot = l.tops.iter().position(|&t| self.blob_names[t] == name)?;
-            (l.kind == "Input").then_some((i, slot))
+            (l.kind == LayerKind::Input).then_some((i, slot))
         });
         let Some((index, slot)) = found else {
             return Err(LayerError::config(
@@ -527,8 +502,8 @@ impl Net {
     }
 
     /// Caffe type of layer `index`.
-    pub fn layer_kind(&self, index: usize) -> &str {
-        &self.layers[index].kind
+    pub fn layer_kind(&self, index: usize) -> LayerKind {
+        self.layers[index].kind
     }
 
     /// Whether layer `index` runs backward.
@@ -575,7 +550,7 @@ impl Net {
     /// Copies parameters from `other` layer by layer (matched by name, shapes checked); how
     /// the test net takes the train net's weights. Layers `other` lacks are left as they are.
     pub fn copy_params_from(&mut self, other: &Net) -> Result<(), LayerError> {
-        self.gpu_params_to_host()?;
+        self.params_to_host()?;
         let by_name: HashMap<&str, &NetLayer> =
             other.layers.iter().map(|l| (l.name.as_str(), l)).collect();
         for l in &self.layers {
@@ -593,7 +568,7 @@ impl Net {
                 ));
             }
             for (&dst, &from) in l.params.iter().zip(&src.params) {
-                let current = other.gpu_param_data(from)?;
+                let current = other.current_param_data(from)?;
                 let from = &other.params[from].blob;
                 let to = &mut self.params[dst].blob;
                 if from.shape != to.shape {
@@ -626,7 +601,7 @@ impl Net {
     /// this, so they never save stale weights).
     pub fn try_to_proto(&self) -> Result<NetParameter, LayerError> {
         let current: Vec<Option<Vec<f32>>> = (0..self.params.len())
-            .map(|p| self.gpu_param_data(p))
+            .map(|p| self.current_param_data(p))
             .collect::<Result<_, _>>()?;
         Ok(self.proto_with(|p| {
             let blob = &self.params[p].blob;
@@ -660,7 +635,7 @@ impl Net {
     }
 
     fn load_proto_from(&mut self, param: &NetParameter, origin: &str) -> Result<(), LayerError> {
-        self.gpu_params_to_host()?;
+        self.params_to_host()?;
         let upgraded;
         let param = if param.layers.is_empty() {
             param

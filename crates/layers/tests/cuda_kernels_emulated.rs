@@ -24,6 +24,10 @@ use siamese_layers::layers::{
     Accuracy, ContrastiveLoss, Convolution, InnerProduct, Slice, Softmax, SoftmaxWithLoss, Split,
 };
 use siamese_layers::{Backend, Blob, CpuBackend, Layer};
+use siamese_net::layer::{
+    AccuracyConfig, ContrastiveLossConfig, ConvConfig, InnerProductConfig, SliceConfig,
+    SoftmaxConfig, SoftmaxLossConfig,
+};
 use siamese_proto::loss_parameter::NormalizationMode;
 use siamese_proto::{
     AccuracyParameter, ContrastiveLossParameter, ConvolutionParameter, InnerProductParameter,
@@ -615,7 +619,7 @@ fn conv_layer() -> Convolution {
         }),
         ..Default::default()
     };
-    Convolution::new(&p).expect("conv layer")
+    Convolution::new("conv", &ConvConfig::parse(&p).expect("conv settings")).expect("conv layer")
 }
 
 /// A layer run forward then backward on the CPU with random parameters and top diff.
@@ -725,7 +729,7 @@ fn bias_and_sums_match_the_layers() {
         }),
         ..Default::default()
     };
-    let mut layer = InnerProduct::new(&p).expect("inner product");
+    let mut layer = InnerProduct::new("ip", &InnerProductConfig::parse(&p).expect("inner product"));
     let mut bottom = [Blob::from_data(&[5, 7], random(35, &mut rng))];
     let run = forward_backward(&mut layer, &mut bottom, &mut rng);
     let got = every_launch("inner product bias gradient", |launch| {
@@ -748,7 +752,7 @@ fn slice_layer(axis: i32, points: &[u32]) -> Slice {
         }),
         ..Default::default()
     };
-    Slice::new(&p).expect("slice layer")
+    Slice::new("slice", &SliceConfig::parse(&p))
 }
 
 #[test]
@@ -823,7 +827,7 @@ fn split_backward_and_fill_match() {
     let add_into = kernel!(emu, add_into: fn(In, Out, i32));
     let fill = kernel!(emu, fill: fn(Out, i32, f32));
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let mut layer = Split::new(&LayerParameter::default()).expect("split");
+    let mut layer = Split;
     let n = 77;
     let mut bottom = [Blob::from_data(&[7, 11], random(n, &mut rng))];
     let mut tops = vec![Blob::default(); 3];
@@ -871,7 +875,7 @@ fn contrastive_loss_matches_the_layer_in_both_modes() {
             }),
             ..Default::default()
         };
-        let mut layer = ContrastiveLoss::new(&p).expect("contrastive loss");
+        let mut layer = ContrastiveLoss::new("loss", &ContrastiveLossConfig::parse(&p));
         let sim: Vec<f32> = (0..num).map(|_| rng.random_range(0..2) as f32).collect();
         let mut bottom = [
             Blob::from_data(&[num, dim], random(num * dim, &mut rng)),
@@ -964,7 +968,7 @@ fn softmax_matches_the_layer() {
     let mut rng = ChaCha8Rng::seed_from_u64(9);
     for shape in [vec![4, 5, 3], vec![7, 10], vec![2, 3, 2, 2]] {
         let count = shape.iter().product();
-        let mut layer = Softmax::new(&LayerParameter::default()).expect("softmax");
+        let mut layer = Softmax::new("prob", &SoftmaxConfig { axis: 1 });
         // Scores up to ±8: the max subtraction matters.
         let scores: Vec<f32> = random(count, &mut rng).iter().map(|v| v * 8.0).collect();
         let mut bottom = [Blob::from_data(&shape, scores)];
@@ -1037,7 +1041,7 @@ fn softmax_loss_matches_the_layer_for_every_normalization() {
                 }),
                 ..Default::default()
             };
-            let mut layer = SoftmaxWithLoss::new(&p).expect("softmax loss");
+            let mut layer = SoftmaxWithLoss::new("loss", &SoftmaxLossConfig::parse(&p));
             let mut bottom = [
                 Blob::from_data(&shape, scores.clone()),
                 Blob::from_data(&[outer, inner], labels.clone()),
@@ -1155,7 +1159,7 @@ fn accuracy_matches_the_layer() {
             }),
             ..Default::default()
         };
-        let mut layer = Accuracy::new(&p).expect("accuracy");
+        let mut layer = Accuracy::new("accuracy", &AccuracyConfig::parse(&p));
         let bottom = [
             Blob::from_data(&shape, scores.clone()),
             Blob::from_data(&[positions], labels.clone()),

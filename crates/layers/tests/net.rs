@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use siamese_layers::Net;
+use siamese_layers::backend::{ConvGeometry, Gemm, PoolGeometry};
 use siamese_net::parse::parse_net_text;
 use siamese_net::{NetSpec, load_net};
 use siamese_proto::{BlobProto, Datum, NetParameter, Phase, V1LayerParameter};
@@ -430,12 +431,6 @@ fn deploy_net_reproduces_train_features() {
     );
 }
 
-/// Every layer type the net crate accepts can be instantiated here, and no other.
-#[test]
-fn layer_types_agree_with_the_net_crate() {
-    assert_eq!(siamese_layers::LAYER_TYPES, siamese_net::SUPPORTED_TYPES);
-}
-
 /// `embed_images` batches through the Input (declared 10000, capped to 4, used in batches of
 /// 3 with a partial last one) and gives the same features as one image at a time.
 #[test]
@@ -486,9 +481,10 @@ fn embedding_batches_through_the_input_layer() {
     );
 }
 
-/// `on_device(Cpu)` is `new`; the device-only calls say the net is on the CPU.
+/// `on_device(Cpu)` is `new`; on the CPU an update is always the caller's host step (a fused
+/// SGD step is only a hint), and the update history round-trips with its sizes checked.
 #[test]
-fn on_device_cpu_is_new_and_device_calls_name_the_cpu() {
+fn on_device_cpu_is_new_and_updates_run_the_host_step() {
     let spec = NetSpec::build(&tiny_param(), Phase::Train, None).unwrap();
     let mut net = Net::on_device(&spec, 7, siamese_layers::Device::Cpu).unwrap();
     assert_eq!(net.device(), siamese_layers::Device::Cpu);
@@ -497,10 +493,31 @@ fn on_device_cpu_is_new_and_device_calls_name_the_cpu() {
         Net::new(&spec, 7).unwrap().learnable_params()
     );
     net.synchronize().unwrap();
-    let e = net.sgd_update_on_device(0.1, 0.9, 0.0, false).unwrap_err();
-    assert!(e.to_string().contains("runs on the CPU"), "{e}");
-    assert!(net.device_history().is_err());
-    assert!(net.set_device_history(&[]).is_err());
+    let history: Vec<Vec<f32>> = net
+        .learnable_params()
+        .iter()
+        .map(|p| vec![0.5; p.blob.count()])
+        .collect();
+    net.set_update_history(history.clone()).unwrap();
+    assert_eq!(net.update_history().unwrap(), history);
+    assert!(net.set_update_history(history[1..].to_vec()).is_err());
+    let mut short = history.clone();
+    short[0].pop();
+    assert!(net.set_update_history(short).is_err());
+    let before = net.learnable_params()[0].blob.data[0];
+    let fused = siamese_layers::FusedSgd {
+        rate: 0.1,
+        momentum: 0.9,
+        weight_decay: 0.0,
+        l1: false,
+    };
+    net.update_params(Some(fused), |params, history| {
+        params[0].blob.data[0] += 1.0;
+        history[0][0] = 2.0;
+    })
+    .unwrap();
+    assert_eq!(net.learnable_params()[0].blob.data[0], before + 1.0);
+    assert_eq!(net.update_history().unwrap()[0][0], 2.0);
     assert_eq!(net.fetch_blob("pair").unwrap().unwrap().shape, [4, 2, 6, 6]);
     assert!(net.fetch_blob("nothing").unwrap().is_none());
 }
@@ -515,4 +532,88 @@ fn gpu_request_without_the_feature_says_how_to_rebuild() {
         e.to_string(),
         "GPU: this siamese was built without CUDA support; rebuild with `--features cuda`"
     );
+}
+
+/// A host backend that counts the products it is given and computes with the CPU's.
+#[derive(Debug)]
+struct CountingBackend {
+    cpu: siamese_layers::CpuBackend,
+    gemms: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl siamese_layers::Backend for CountingBackend {
+    fn name(&self) -> &'static str {
+        "counting"
+    }
+
+    fn gemm(&self, g: Gemm, a: &[f32], b: &[f32], c: &mut [f32]) {
+        self.gemms
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.cpu.gemm(g, a, b, c);
+    }
+
+    fn im2col(&self, g: &ConvGeometry, batch: usize, images: &[f32], col: &mut [f32]) {
+        self.cpu.im2col(g, batch, images, col);
+    }
+
+    fn col2im(&self, g: &ConvGeometry, batch: usize, col: &[f32], images: &mut [f32]) {
+        self.cpu.col2im(g, batch, col, images);
+    }
+
+    fn max_pool_forward(
+        &self,
+        g: &PoolGeometry,
+        n: usize,
+        x: &[f32],
+        y: &mut [f32],
+        m: &mut [u32],
+    ) {
+        self.cpu.max_pool_forward(g, n, x, y, m);
+    }
+
+    fn max_pool_backward(&self, g: &PoolGeometry, n: usize, dy: &[f32], m: &[u32], dx: &mut [f32]) {
+        self.cpu.max_pool_backward(g, n, dy, m, dx);
+    }
+
+    fn ave_pool_forward(&self, g: &PoolGeometry, n: usize, x: &[f32], y: &mut [f32]) {
+        self.cpu.ave_pool_forward(g, n, x, y);
+    }
+
+    fn ave_pool_backward(&self, g: &PoolGeometry, n: usize, dy: &[f32], dx: &mut [f32]) {
+        self.cpu.ave_pool_backward(g, n, dy, dx);
+    }
+
+    fn relu_forward(&self, slope: f32, x: &[f32], y: &mut [f32]) {
+        self.cpu.relu_forward(slope, x, y);
+    }
+
+    fn relu_backward(&self, slope: f32, x: &[f32], dy: &[f32], dx: &mut [f32]) {
+        self.cpu.relu_backward(slope, x, dy, dx);
+    }
+}
+
+/// The host `Backend` is a seam: a net built on another implementation runs its products
+/// through it, to the same bits as on the CPU backend.
+#[test]
+fn a_net_runs_its_host_arithmetic_on_the_backend_it_is_given() {
+    let spec = NetSpec::build(&tiny_param(), Phase::Train, None).unwrap();
+    let gemms = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counting = CountingBackend {
+        cpu: siamese_layers::CpuBackend::new(),
+        gemms: gemms.clone(),
+    };
+    let mut on_counting = Net::with_backend(&spec, 7, Box::new(counting)).unwrap();
+    let mut on_cpu = Net::new(&spec, 7).unwrap();
+    assert_eq!(on_counting.backend_name(), "counting");
+    let (a, b) = (on_counting.forward().unwrap(), on_cpu.forward().unwrap());
+    assert_eq!(a.to_bits(), b.to_bits());
+    let forward_gemms = gemms.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        forward_gemms > 0,
+        "the products went through the given backend"
+    );
+    on_counting.backward();
+    on_cpu.backward();
+    assert!(gemms.load(std::sync::atomic::Ordering::Relaxed) > forward_gemms);
+    assert_eq!(on_counting.learnable_params(), on_cpu.learnable_params());
 }

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use crate::shape::fmt_shape;
-use crate::{LayerSpec, NetSpec};
+use crate::{LayerKind, LayerSpec, NetSpec};
 
 /// Renders `net` as a DOT digraph (left to right, as draw_net.py's default).
 pub fn render(net: &NetSpec) -> String {
@@ -27,14 +27,14 @@ pub fn render(net: &NetSpec) -> String {
     for (li, layer) in net.layers.iter().enumerate() {
         let in_place =
             layer.tops.len() == 1 && layer.bottoms.len() == 1 && layer.tops == layer.bottoms;
-        let color = match layer.kind.as_str() {
-            "Convolution" => "#FF5050",
-            "Pooling" => "#FF9900",
-            "InnerProduct" => "#CC33FF",
+        let color = match layer.kind() {
+            LayerKind::Convolution => "#FF5050",
+            LayerKind::Pooling => "#FF9900",
+            LayerKind::InnerProduct => "#CC33FF",
             _ if in_place => "#90EE90",
             _ => "#6495ED",
         };
-        let mut label = format!("{}\n({})", layer.name, layer.kind);
+        let mut label = format!("{}\n({})", layer.name, layer.kind());
         for line in settings(layer) {
             label.push('\n');
             label.push_str(&line);
@@ -91,8 +91,8 @@ pub fn render(net: &NetSpec) -> String {
 fn settings(layer: &LayerSpec) -> Vec<String> {
     let p = &layer.proto;
     let mut lines = Vec::new();
-    match layer.kind.as_str() {
-        "Convolution" => {
+    match layer.kind() {
+        LayerKind::Convolution => {
             let c = p.convolution_param.clone().unwrap_or_default();
             let list = |v: &[u32], h: Option<u32>, w: Option<u32>, d: u32| match (h, w) {
                 (None, None) if v.is_empty() => d.to_string(),
@@ -113,7 +113,7 @@ fn settings(layer: &LayerSpec) -> Vec<String> {
                 lines.push(format!("group: {}", c.group()));
             }
         }
-        "Pooling" => {
+        LayerKind::Pooling => {
             let q = p.pooling_param.unwrap_or_default();
             lines.push(format!("pool: {}", q.pool().as_str_name()));
             if q.global_pooling() {
@@ -129,24 +129,24 @@ fn settings(layer: &LayerSpec) -> Vec<String> {
                 lines.push(format!("pad: {}", q.pad()));
             }
         }
-        "InnerProduct" => {
+        LayerKind::InnerProduct => {
             let q = p.inner_product_param.clone().unwrap_or_default();
             lines.push(format!("num output: {}", q.num_output()));
         }
-        "Data" => {
+        LayerKind::Data => {
             let d = p.data_param.clone().unwrap_or_default();
             lines.push(format!("batch size: {}", d.batch_size()));
             lines.push(format!("source: {}", d.source()));
         }
-        "Slice" => {
+        LayerKind::Slice => {
             let s = p.slice_param.clone().unwrap_or_default();
             lines.push(format!("slice points: {:?}", s.slice_point));
         }
-        "Dropout" => {
+        LayerKind::Dropout => {
             let d = p.dropout_param.unwrap_or_default();
             lines.push(format!("ratio: {}", d.dropout_ratio()));
         }
-        "ContrastiveLoss" => {
+        LayerKind::ContrastiveLoss => {
             let c = p.contrastive_loss_param.unwrap_or_default();
             lines.push(format!("margin: {}", c.margin()));
         }

@@ -13,6 +13,7 @@
 mod data_probe;
 pub mod dot;
 mod error;
+pub mod layer;
 pub mod parse;
 mod paths;
 pub mod shape;
@@ -26,8 +27,8 @@ use siamese_proto::{NetParameter, SolverParameter};
 
 pub use data_probe::probe_datum_shape;
 pub use error::NetError;
+pub use layer::{LayerConfig, LayerKind};
 pub use paths::{SolverPaths, resolve_in, resolve_path, resolve_solver_paths};
-pub use shape::SUPPORTED_TYPES;
 pub use spec::{BlobSpec, LayerSpec, NetSpec, ParamInfo};
 
 /// Reads and upgrades a net definition (`.prototxt`, either syntax).

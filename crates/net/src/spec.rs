@@ -11,8 +11,9 @@ use siamese_proto::{
 
 use crate::NetError;
 use crate::data_probe::probe_datum_shape;
+use crate::layer::{DataConfig, LayerConfig, LayerKind};
 use crate::paths::resolve_in;
-use crate::shape::{self, SUPPORTED_TYPES, Shape, count, fmt_shape};
+use crate::shape::{Shape, count, fmt_shape};
 
 /// A net ready to be instantiated: layers in execution order with blob and parameter ids.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,8 +34,8 @@ pub struct NetSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LayerSpec {
     pub name: String,
-    /// Caffe type name, e.g. "Convolution", "Split".
-    pub kind: String,
+    /// The typed settings (the type is [`LayerSpec::kind`]).
+    pub config: LayerConfig,
     /// The upgraded definition (for inserted splits, the one Caffe would write).
     pub proto: LayerParameter,
     pub bottoms: Vec<usize>,
@@ -76,6 +77,13 @@ pub struct ParamInfo {
     pub decay_mult: f32,
     /// The owner's filler for this slot (Caffe's default, constant 0, when not given).
     pub filler: Option<FillerParameter>,
+}
+
+impl LayerSpec {
+    /// The layer's type.
+    pub fn kind(&self) -> LayerKind {
+        self.config.kind()
+    }
 }
 
 impl ParamInfo {
@@ -295,19 +303,49 @@ struct Builder<'a> {
 }
 
 impl Builder<'_> {
+    /// Adds `layer`: its bottoms consumed, its settings parsed, its shape rule applied, its
+    /// tops and parameters registered.
     fn add(&mut self, layer: LayerParameter) -> Result<(), NetError> {
         let li = self.spec.layers.len();
-        let kind = layer.r#type().to_string();
-        if !SUPPORTED_TYPES.contains(&kind.as_str()) {
+        if LayerKind::from_name(layer.r#type()).is_none() {
             return Err(NetError::UnknownLayerType {
                 layer: layer.name().to_string(),
-                kind,
-                supported: SUPPORTED_TYPES.to_vec(),
+                kind: layer.r#type().to_string(),
+                supported: LayerKind::names(),
             });
         }
+        let bottoms = self.take_bottoms(&layer)?;
+        let config = LayerConfig::parse(&layer)?;
+        let (data_source, data_shape) = match &config {
+            LayerConfig::Data(data) => self.data_source(layer.name(), data),
+            _ => (None, None),
+        };
+        let bottom_shapes: Vec<Option<Shape>> = bottoms
+            .iter()
+            .map(|&b| self.spec.blobs[b].shape.clone())
+            .collect();
+        let inferred = config.infer(layer.name(), &bottom_shapes, layer.top.len(), data_shape)?;
+        let tops = self.add_tops(&layer, config.kind(), &bottoms, inferred.tops)?;
+        let params = self.add_params(li, &layer, &config, inferred.params)?;
+        let loss_weights = loss_weights(&layer, config.kind())?;
+        self.spec.layers.push(LayerSpec {
+            name: layer.name().to_string(),
+            config,
+            proto: layer,
+            bottoms,
+            tops,
+            params,
+            loss_weights,
+            data_source,
+        });
+        Ok(())
+    }
+
+    /// The blob ids of `layer`'s bottoms, which it consumes. After split insertion every bottom
+    /// names a produced, not yet consumed blob.
+    fn take_bottoms(&mut self, layer: &LayerParameter) -> Result<Vec<usize>, NetError> {
         let mut bottoms = Vec::with_capacity(layer.bottom.len());
         for name in &layer.bottom {
-            // After split insertion every bottom names a produced, not yet consumed blob.
             let id = self
                 .producers
                 .get(name)
@@ -322,21 +360,26 @@ impl Builder<'_> {
             self.available.remove(&id);
             bottoms.push(id);
         }
-        let (data_source, data_shape) = self.data_source(&layer);
-        let bottom_shapes: Vec<Option<Shape>> = bottoms
-            .iter()
-            .map(|&b| self.spec.blobs[b].shape.clone())
-            .collect();
-        let inferred = shape::infer(&layer, &bottom_shapes, data_shape)?;
+        Ok(bottoms)
+    }
+
+    /// Registers `layer`'s tops with the shapes its rule gave: an in-place top keeps its
+    /// bottom's blob (and shape), any other top is a new blob.
+    fn add_tops(
+        &mut self,
+        layer: &LayerParameter,
+        kind: LayerKind,
+        bottoms: &[usize],
+        shapes: Vec<Option<Shape>>,
+    ) -> Result<Vec<usize>, NetError> {
         let mut tops = Vec::with_capacity(layer.top.len());
-        for (j, name) in layer.top.iter().enumerate() {
-            let top_shape = inferred.tops[j].clone();
+        for (j, (name, top_shape)) in layer.top.iter().zip(shapes).enumerate() {
             let id = if layer.bottom.get(j) == Some(name) {
                 let id = bottoms[j];
                 if top_shape != self.spec.blobs[id].shape {
                     return Err(NetError::layer(
                         layer.name(),
-                        &kind,
+                        kind.name(),
                         format!(
                             "in-place top '{name}' would change shape from {} to {}",
                             show(&self.spec.blobs[id].shape),
@@ -364,19 +407,7 @@ impl Builder<'_> {
             self.available.insert(id);
             tops.push(id);
         }
-        let params = self.add_params(li, &layer, &kind, inferred.params)?;
-        let loss_weights = loss_weights(&layer, &kind)?;
-        self.spec.layers.push(LayerSpec {
-            name: layer.name().to_string(),
-            kind,
-            proto: layer,
-            bottoms,
-            tops,
-            params,
-            loss_weights,
-            data_source,
-        });
-        Ok(())
+        Ok(tops)
     }
 
     fn available_names(&self) -> Vec<String> {
@@ -388,20 +419,19 @@ impl Builder<'_> {
     }
 
     /// Resolves and probes a Data layer's source; unreadable sources become warnings.
-    fn data_source(&mut self, layer: &LayerParameter) -> (Option<PathBuf>, Option<[usize; 3]>) {
-        if layer.r#type() != "Data" {
-            return (None, None);
-        }
-        let dp = layer.data_param.clone().unwrap_or_default();
-        let Some(source) = dp.source.as_deref() else {
+    fn data_source(
+        &mut self,
+        layer: &str,
+        data: &DataConfig,
+    ) -> (Option<PathBuf>, Option<[usize; 3]>) {
+        let Some(source) = data.source.as_deref() else {
             self.spec.warnings.push(format!(
-                "layer '{}': no data_param.source; shapes that depend on it are unknown",
-                layer.name()
+                "layer '{layer}': no data_param.source; shapes that depend on it are unknown"
             ));
             return (None, None);
         };
         let path = resolve_in(source, self.base_dir);
-        let probed = probe_datum_shape(&path, dp.backend().into());
+        let probed = probe_datum_shape(&path, data.backend());
         match probed {
             Ok(shape) => (Some(path), Some(shape)),
             Err(why) => {
@@ -411,8 +441,7 @@ impl Builder<'_> {
                     format!(" ({})", path.display())
                 };
                 self.spec.warnings.push(format!(
-                    "layer '{}': data source '{source}'{resolved}: {why}; shapes that depend on it are unknown",
-                    layer.name()
+                    "layer '{layer}': data source '{source}'{resolved}: {why}; shapes that depend on it are unknown"
                 ));
                 (Some(path), None)
             }
@@ -424,14 +453,15 @@ impl Builder<'_> {
         &mut self,
         li: usize,
         layer: &LayerParameter,
-        kind: &str,
+        config: &LayerConfig,
         shapes: Vec<Option<Shape>>,
     ) -> Result<Vec<usize>, NetError> {
-        let n = shape::param_blob_count(layer);
+        let fillers = config.param_fillers();
+        let n = fillers.len();
         if layer.param.len() > n {
             return Err(NetError::layer(
                 layer.name(),
-                kind,
+                config.kind().name(),
                 format!(
                     "{} param specs given, but the layer has {n} parameter blob(s)",
                     layer.param.len()
@@ -440,7 +470,7 @@ impl Builder<'_> {
         }
         let default_spec = ParamSpec::default();
         let mut ids = Vec::with_capacity(n);
-        for (slot, shape) in shapes.into_iter().enumerate().take(n) {
+        for (slot, (shape, filler)) in shapes.into_iter().zip(fillers).enumerate() {
             let spec = layer.param.get(slot).unwrap_or(&default_spec);
             let name = spec.name.clone().filter(|s| !s.is_empty());
             let shared = name
@@ -456,7 +486,7 @@ impl Builder<'_> {
                         users: vec![(li, slot)],
                         lr_mult: spec.lr_mult(),
                         decay_mult: spec.decay_mult(),
-                        filler: Some(filler(layer, slot)),
+                        filler: Some(filler),
                     });
                     self.param_has
                         .push((spec.lr_mult.is_some(), spec.decay_mult.is_some()));
@@ -551,35 +581,14 @@ fn show(s: &Option<Shape>) -> String {
     s.as_deref().map_or("unknown".into(), fmt_shape)
 }
 
-fn filler(layer: &LayerParameter, slot: usize) -> FillerParameter {
-    let f = match layer.r#type() {
-        "Convolution" => layer.convolution_param.as_ref().and_then(|c| {
-            if slot == 0 {
-                c.weight_filler.clone()
-            } else {
-                c.bias_filler.clone()
-            }
-        }),
-        "InnerProduct" => layer.inner_product_param.as_ref().and_then(|c| {
-            if slot == 0 {
-                c.weight_filler.clone()
-            } else {
-                c.bias_filler.clone()
-            }
-        }),
-        _ => None,
-    };
-    f.unwrap_or_default()
-}
-
 /// Caffe's SetLossWeights with LossLayer's default of 1 on top 0.
-fn loss_weights(layer: &LayerParameter, kind: &str) -> Result<Vec<f32>, NetError> {
+fn loss_weights(layer: &LayerParameter, kind: LayerKind) -> Result<Vec<f32>, NetError> {
     let nt = layer.top.len();
     if !layer.loss_weight.is_empty() {
         if layer.loss_weight.len() != nt {
             return Err(NetError::layer(
                 layer.name(),
-                kind,
+                kind.name(),
                 format!(
                     "{} loss_weight(s) for {nt} top(s); give none or one per top",
                     layer.loss_weight.len()
@@ -589,7 +598,7 @@ fn loss_weights(layer: &LayerParameter, kind: &str) -> Result<Vec<f32>, NetError
         return Ok(layer.loss_weight.clone());
     }
     let mut w = vec![0.0; nt];
-    if kind.ends_with("Loss") && nt > 0 {
+    if kind.is_loss() && nt > 0 {
         w[0] = 1.0;
     }
     Ok(w)

@@ -63,7 +63,7 @@ pub fn render(net: &NetSpec) -> String {
         };
         rows.push([
             layer.name.clone(),
-            layer.kind.clone(),
+            layer.kind().to_string(),
             flow,
             shapes,
             params.join(", "),

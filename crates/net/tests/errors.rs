@@ -2,7 +2,7 @@
 //! pick Caffe's layers; and no input, however mangled, makes the crate panic.
 
 use proptest::prelude::*;
-use siamese_net::{NetError, NetSpec, parse::parse_net_text};
+use siamese_net::{LayerKind, NetError, NetSpec, parse::parse_net_text};
 use siamese_proto::Phase;
 
 const INPUT: &str = "layer { name: \"in\" type: \"Input\" top: \"x\" input_param { shape { dim: 4 dim: 1 dim: 8 dim: 8 } } }\n";
@@ -122,8 +122,8 @@ fn splits_and_loss_weights_follow_caffe() {
     let net = build(text).unwrap();
     let split = &net.layers[2];
     assert_eq!(
-        (split.name.as_str(), split.kind.as_str()),
-        ("y_ip_0_split", "Split")
+        (split.name.as_str(), split.kind()),
+        ("y_ip_0_split", LayerKind::Split)
     );
     let tops: Vec<_> = split
         .tops

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use prost::Message;
-use siamese_net::{NetSpec, dot, load_net, load_solver, resolve_solver_paths, table};
+use siamese_net::{LayerKind, NetSpec, dot, load_net, load_solver, resolve_solver_paths, table};
 use siamese_proto::{Datum, Phase};
 
 fn reference_dir() -> PathBuf {
@@ -117,7 +117,7 @@ fn v1_and_v2_siamese_give_the_same_net() {
             assert_eq!(
                 (
                     &a.name,
-                    &a.kind,
+                    a.kind(),
                     &a.bottoms,
                     &a.tops,
                     &a.params,
@@ -125,7 +125,7 @@ fn v1_and_v2_siamese_give_the_same_net() {
                 ),
                 (
                     &b.name,
-                    &b.kind,
+                    b.kind(),
                     &b.bottoms,
                     &b.tops,
                     &b.params,
@@ -208,7 +208,7 @@ fn lenet_test_net_gets_caffes_splits_and_a_warning() {
     let splits: Vec<(&str, Vec<&str>)> = net
         .layers
         .iter()
-        .filter(|l| l.kind == "Split")
+        .filter(|l| l.kind() == LayerKind::Split)
         .map(|l| {
             (
                 l.name.as_str(),
@@ -252,7 +252,7 @@ fn lenet_test_net_gets_caffes_splits_and_a_warning() {
         Phase::Train,
         Path::new("/nonexistent"),
     );
-    assert!(train.layers.iter().all(|l| l.kind != "Split"));
+    assert!(train.layers.iter().all(|l| l.kind() != LayerKind::Split));
     assert_eq!(
         train.param_count(),
         None,
@@ -325,7 +325,7 @@ fn our_experiment_files_describe_caffes_net_and_solver() {
                     .map(|l| {
                         (
                             l.name.clone(),
-                            l.kind.clone(),
+                            l.kind(),
                             l.bottoms.clone(),
                             l.tops.clone(),
                             l.loss_weights.clone(),

@@ -52,21 +52,13 @@ impl DeviceChoice {
                     Err(e) => DeviceDecision {
                         device: Device::Cpu,
                         notice: Some(format!(
-                            "solver_mode GPU (device_id {id}): {}; running on the CPU",
-                            gpu_reason(&e)
+                            "solver_mode GPU (device_id {id}): {e}; running on the CPU"
                         )),
                     },
                 })
             }
         }
     }
-}
-
-/// The reason of a device error without its "GPU: " prefix (the notice already says GPU).
-fn gpu_reason(e: &siamese_layers::LayerError) -> String {
-    let text = e.to_string();
-    text.strip_prefix("GPU: ")
-        .map_or(text.clone(), str::to_string)
 }
 
 #[cfg(test)]
@@ -113,7 +105,6 @@ mod tests {
             println!("skipped: GPU 1 can be used here, so nothing falls back");
             return;
         };
-        let reason = gpu_reason(&reason);
         let decision = DeviceChoice::FromFile
             .resolve(&param(None, Some(1)))
             .unwrap();

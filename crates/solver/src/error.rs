@@ -33,6 +33,9 @@ pub enum SolverError {
     /// A net definition that cannot be read or built.
     #[error(transparent)]
     Net(Box<siamese_net::NetError>),
+    /// The GPU asked for cannot be used (the reason says why).
+    #[error("GPU: {0}")]
+    Device(#[from] siamese_layers::DeviceError),
     /// A net that fails while running or loading weights.
     #[error(transparent)]
     Layer(Box<siamese_layers::LayerError>),

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use siamese_layers::{Device, Net};
-use siamese_net::NetSpec;
+use siamese_layers::{Device, LearnableParam, Net};
+use siamese_net::{LayerConfig, NetSpec};
 use siamese_proto::{Message, NetParameter, Phase, SolverParameter, SolverState};
 
 use crate::SolverError;
@@ -14,7 +14,7 @@ use crate::device::DeviceChoice;
 use crate::lr_policy::LearningRate;
 use crate::smoothing::SmoothedLoss;
 use crate::snapshot::{self, snapshot_path, write_atomically};
-use crate::update::{ParamSlot, Regularization, SolverType, UpdateRule};
+use crate::update::{ParamSlot, UpdateRule};
 
 /// One value of a net output blob (a blob with several values gives several outputs).
 #[derive(Debug, Clone, PartialEq)]
@@ -82,11 +82,8 @@ pub struct Solver {
     test_nets: Vec<TestNet>,
     rule: UpdateRule,
     lr: LearningRate,
-    /// The update history on the host; unused (zeros) when `device_update` keeps it on the GPU.
-    history: Vec<Vec<f32>>,
-    device: Device,
-    /// Plain SGD on a GPU net: the whole update runs on the device with its own history.
-    device_update: bool,
+    /// Element counts of the update history blobs (the history itself lives with the net).
+    history_counts: Vec<usize>,
     /// Reported through [`SolverEvent::Notice`] by the next call that takes events.
     notice: Option<String>,
     iter: i32,
@@ -138,7 +135,7 @@ impl Solver {
             net_params(&param, solver_file).map_err(in_file)?;
         let spec =
             NetSpec::build(&train_param, Phase::Train, train_dir.as_deref()).map_err(net_error)?;
-        let net = Net::on_device(&spec, seed, device).map_err(layer_error)?;
+        let mut net = Net::on_device(&spec, seed, device).map_err(layer_error)?;
         if param.test_iter.len() != test_params.len() {
             return Err(in_file(SolverError::Setting {
                 message: format!(
@@ -160,10 +157,8 @@ impl Solver {
             .map(|p| p.blob.data.len())
             .collect();
         let history = rule.new_history(&counts);
-        let device_update = device.is_gpu()
-            && rule.kind == SolverType::Sgd
-            && rule.clip_gradients < 0.0
-            && rule.iter_size == 1;
+        let history_counts = history.iter().map(Vec::len).collect();
+        net.set_update_history(history).map_err(layer_error)?;
         let snapshot_prefix = snapshot_prefix(&param, solver_file);
         Ok(Solver {
             smoothed: SmoothedLoss::new(param.average_loss(), 0),
@@ -173,9 +168,7 @@ impl Solver {
             test_nets,
             rule,
             lr,
-            history,
-            device,
-            device_update,
+            history_counts,
             notice: decision.notice,
             iter: 0,
             current_step: 0,
@@ -230,23 +223,12 @@ impl Solver {
 
     /// Where the nets run.
     pub fn device(&self) -> Device {
-        self.device
+        self.net.device()
     }
 
-    /// Whether the update runs on the GPU (plain SGD without clipping or `iter_size`);
-    /// otherwise it runs on the host, downloading and uploading the parameters each step.
-    pub fn updates_on_device(&self) -> bool {
-        self.device_update
-    }
-
-    /// The update history in Caffe's order (see [`UpdateRule::new_history`]), downloaded
-    /// from the GPU when it lives there.
+    /// The update history in Caffe's order (see [`UpdateRule::new_history`]).
     pub fn history(&self) -> Result<Vec<Vec<f32>>, SolverError> {
-        if self.device_update {
-            self.net.device_history().map_err(layer_error)
-        } else {
-            Ok(self.history.clone())
-        }
+        self.net.update_history().map_err(layer_error)
     }
 
     /// `<prefix>` of the snapshot files, resolved.
@@ -280,8 +262,7 @@ impl Solver {
     /// (`learned_net`), and data cursors derived from the iteration.
     pub fn restore(&mut self, solverstate: &Path) -> Result<(), SolverError> {
         let state = snapshot::read_solver_state(solverstate)?;
-        let counts: Vec<usize> = self.history.iter().map(Vec::len).collect();
-        let history = snapshot::history_from_state(solverstate, &state, &counts)?;
+        let history = snapshot::history_from_state(solverstate, &state, &self.history_counts)?;
         if state.iter() < 0 || state.current_step() < 0 {
             return Err(SolverError::Format {
                 path: solverstate.to_path_buf(),
@@ -296,11 +277,7 @@ impl Solver {
             let model = snapshot::learned_net_path(solverstate, learned);
             self.net.load_caffemodel(&model).map_err(layer_error)?;
         }
-        if self.device_update {
-            self.net.set_device_history(&history).map_err(layer_error)?;
-        } else {
-            self.history = history;
-        }
+        self.net.set_update_history(history).map_err(layer_error)?;
         self.iter = state.iter();
         self.current_step = state.current_step();
         self.position_data()
@@ -424,29 +401,24 @@ impl Solver {
         Ok(())
     }
 
+    /// The rule's step over the net's params and history, wherever the net keeps them.
     fn apply_update(&mut self, rate: f32) -> Result<(), SolverError> {
-        if self.device_update {
-            let rule = &self.rule;
-            let l1 = rule.regularization == Regularization::L1;
-            return self
-                .net
-                .sgd_update_on_device(rate, rule.momentum, rule.weight_decay, l1)
-                .map_err(layer_error);
-        }
-        let mut slots: Vec<ParamSlot<'_>> = self
-            .net
-            .learnable_params_mut()
-            .iter_mut()
-            .map(|p| ParamSlot {
-                data: p.blob.data.as_mut_slice(),
-                diff: p.blob.diff.as_mut_slice(),
-                lr_mult: p.lr_mult,
-                decay_mult: p.decay_mult,
-            })
-            .collect();
-        self.rule
-            .apply(&mut slots, &mut self.history, rate, self.iter);
-        Ok(())
+        let (rule, iter) = (&self.rule, self.iter);
+        let host = |params: &mut [LearnableParam], history: &mut [Vec<f32>]| {
+            let mut slots: Vec<ParamSlot<'_>> = params
+                .iter_mut()
+                .map(|p| ParamSlot {
+                    data: p.blob.data.as_mut_slice(),
+                    diff: p.blob.diff.as_mut_slice(),
+                    lr_mult: p.lr_mult,
+                    decay_mult: p.decay_mult,
+                })
+                .collect();
+            rule.apply(&mut slots, history, rate, iter);
+        };
+        self.net
+            .update_params(rule.fused_sgd(rate), host)
+            .map_err(layer_error)
     }
 
     /// Reports the pending notice (once).
@@ -512,9 +484,6 @@ impl Solver {
                 error: source,
             })?;
         }
-        // A device error met since the last forward (kept by the net) must stop the snapshot,
-        // not let it write stale weights.
-        self.net.synchronize().map_err(layer_error)?;
         let model: NetParameter = self.net.try_to_proto().map_err(layer_error)?;
         write_atomically(&caffemodel, &model.encode_to_vec())?;
         let shapes: Vec<Vec<usize>> = self
@@ -578,11 +547,13 @@ fn set_positions(net: &mut Net, spec: &NetSpec, batches: u64) -> Result<(), Solv
     let positions: Vec<usize> = spec
         .layers
         .iter()
-        .filter(|l| l.kind == "Data")
-        .map(|l| {
-            let batch = l.proto.data_param.as_ref().map_or(0, |d| d.batch_size());
+        .filter_map(|l| match &l.config {
+            LayerConfig::Data(data) => Some((l, data.batch_size as u64)),
+            _ => None,
+        })
+        .map(|(l, batch)| {
             batches
-                .checked_mul(u64::from(batch))
+                .checked_mul(batch)
                 .and_then(|records| usize::try_from(records).ok())
                 .ok_or_else(|| SolverError::Setting {
                     message: format!(

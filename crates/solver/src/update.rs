@@ -142,6 +142,19 @@ impl UpdateRule {
             .collect()
     }
 
+    /// This rule at `rate` as Caffe's plain SGD step, when it is nothing more (SGD without
+    /// clipping or `iter_size` normalization): a net may then run it fused where it lives.
+    pub fn fused_sgd(&self, rate: f32) -> Option<siamese_layers::FusedSgd> {
+        let plain =
+            self.kind == SolverType::Sgd && self.clip_gradients < 0.0 && self.iter_size == 1;
+        plain.then_some(siamese_layers::FusedSgd {
+            rate,
+            momentum: self.momentum,
+            weight_decay: self.weight_decay,
+            l1: self.regularization == Regularization::L1,
+        })
+    }
+
     /// Caffe's `ApplyUpdate` after the learning rate is known: clip, then per parameter
     /// normalize, regularize and compute the step into `diff`, then `data -= diff`.
     /// `iter` is the number of updates done so far (Adam's bias correction uses `iter + 1`).

@@ -1,5 +1,10 @@
 //! siamese-testkit: what siamese's tests share instead of copying it (a dev-dependency only):
-//! the repository and Caffe's files, fixtures (IDX slices, digit PNGs, Datums), dead processes.
+//! the repository and Caffe's files, fixtures (IDX slices, digit PNGs, Datums), dead processes,
+//! and GPU parity support (`test_device!`, tolerances).
+
+mod device;
+
+pub use device::{assert_close, gpu_or_skip};
 
 use std::fs;
 use std::path::{Path, PathBuf};

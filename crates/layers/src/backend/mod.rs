@@ -1,7 +1,9 @@
-//! The compute `Backend`: the primitive operations the layers are built from (GEMM, im2col,
-//! pooling, ReLU), so a CUDA implementation can stand beside the CPU one.
+//! The host compute `Backend`: the primitives the layers' CPU code is built from (GEMM, im2col,
+//! pooling, ReLU). Device code does not go through it: a layer's CUDA code is its `CudaLayer`.
 
 mod cpu;
+
+use siamese_net::layer::{conv_output_len, pooled_len};
 
 pub use cpu::{CpuBackend, as_task};
 
@@ -43,8 +45,8 @@ impl Gemm {
     }
 }
 
-/// Geometry of a 2-D convolution over one image of `channels × height × width`, Caffe's rules:
-/// `out = (in + 2·pad − (dilation·(kernel − 1) + 1)) / stride + 1`.
+/// Geometry of a 2-D convolution over one image of `channels × height × width`; the output
+/// size is siamese-net's (Caffe's) [`conv_output_len`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvGeometry {
     pub channels: usize,
@@ -60,9 +62,13 @@ impl ConvGeometry {
     /// Output `[height, width]`, or `None` when the kernel does not fit the padded input.
     pub fn output_size(&self) -> Option<[usize; 2]> {
         let dim = |i: usize, size: usize| {
-            let extent = self.dilation[i] * (self.kernel[i] - 1) + 1;
-            let padded = size + 2 * self.pad[i];
-            (padded >= extent).then(|| (padded - extent) / self.stride[i] + 1)
+            conv_output_len(
+                size,
+                self.kernel[i],
+                self.stride[i],
+                self.pad[i],
+                self.dilation[i],
+            )
         };
         Some([dim(0, self.height)?, dim(1, self.width)?])
     }
@@ -78,8 +84,8 @@ impl ConvGeometry {
     }
 }
 
-/// Geometry of 2-D pooling over planes of `height × width`, with Caffe's output size: rounded
-/// up, then clipped so the last window starts inside the image (not only in the padding).
+/// Geometry of 2-D pooling over planes of `height × width`; the output size is siamese-net's
+/// (Caffe's) [`pooled_len`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolGeometry {
     pub height: usize,
@@ -90,21 +96,10 @@ pub struct PoolGeometry {
 }
 
 impl PoolGeometry {
-    /// Caffe's pooled size: `ceil((in + 2·pad − kernel) / stride) + 1`, minus one when pad > 0
-    /// and the last window would start at or beyond `in + pad`. `None` when the kernel exceeds
-    /// the padded input.
+    /// Output `[height, width]`, or `None` when the kernel exceeds the padded input.
     pub fn output_size(&self) -> Option<[usize; 2]> {
-        let dim = |i: usize, size: usize| {
-            let padded = size + 2 * self.pad[i];
-            if padded < self.kernel[i] {
-                return None;
-            }
-            let mut out = (padded - self.kernel[i]).div_ceil(self.stride[i]) + 1;
-            if self.pad[i] > 0 && (out - 1) * self.stride[i] >= size + self.pad[i] {
-                out -= 1;
-            }
-            Some(out)
-        };
+        let dim =
+            |i: usize, size: usize| pooled_len(size, self.kernel[i], self.stride[i], self.pad[i]);
         Some([dim(0, self.height)?, dim(1, self.width)?])
     }
 
@@ -114,8 +109,9 @@ impl PoolGeometry {
     }
 }
 
-/// The primitive operations every layer's arithmetic goes through. Buffers are host slices in
-/// Caffe's layouts; a batch of images is `batch × channels × height × width`, row-major.
+/// The primitive operations every layer's CPU arithmetic goes through, chosen per net
+/// (`Net::with_backend`). Buffers are host slices in Caffe's layouts; a batch of images is
+/// `batch × channels × height × width`, row-major.
 pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Short name for logs: `cpu-gemm`, `cpu-openblas`.
     fn name(&self) -> &'static str;

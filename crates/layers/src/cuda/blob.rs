@@ -5,7 +5,7 @@ use cudarc::driver::CudaSlice;
 
 use super::GpuDevice;
 use super::device::OrDevice;
-use crate::{Blob, LayerError};
+use crate::{Blob, DeviceError};
 
 /// Data and diff of one blob on the GPU. Both buffers hold at least `max(count, 1)` floats
 /// (CUDA allocations of 0 bytes fail); only the first `count` are the blob.
@@ -17,7 +17,7 @@ pub(crate) struct GpuBlob {
 
 impl GpuBlob {
     /// A zero-filled blob of `shape`.
-    pub fn zeros(gpu: &GpuDevice, shape: &[usize]) -> Result<Self, LayerError> {
+    pub fn zeros(gpu: &GpuDevice, shape: &[usize]) -> Result<Self, DeviceError> {
         let len = shape.iter().product::<usize>().max(1);
         Ok(Self {
             shape: shape.to_vec(),
@@ -31,7 +31,7 @@ impl GpuBlob {
     }
 
     /// Takes `shape`; grows the buffers (zero-filled, contents dropped) when it does not fit.
-    pub fn reshape(&mut self, gpu: &GpuDevice, shape: &[usize]) -> Result<(), LayerError> {
+    pub fn reshape(&mut self, gpu: &GpuDevice, shape: &[usize]) -> Result<(), DeviceError> {
         if self.shape != shape {
             self.shape.clear();
             self.shape.extend_from_slice(shape);
@@ -50,7 +50,7 @@ impl GpuBlob {
         gpu: &GpuDevice,
         host: &Blob,
         with_diff: bool,
-    ) -> Result<(), LayerError> {
+    ) -> Result<(), DeviceError> {
         self.reshape(gpu, &host.shape)?;
         let n = host.count();
         if n == 0 {
@@ -75,7 +75,7 @@ impl GpuBlob {
         gpu: &GpuDevice,
         host: &mut Blob,
         with_diff: bool,
-    ) -> Result<(), LayerError> {
+    ) -> Result<(), DeviceError> {
         host.reshape(&self.shape);
         let n = self.count();
         if n == 0 {
@@ -94,13 +94,13 @@ impl GpuBlob {
     }
 
     /// The data as a new host Vec (`count` values).
-    pub fn data_to_vec(&self, gpu: &GpuDevice) -> Result<Vec<f32>, LayerError> {
+    pub fn data_to_vec(&self, gpu: &GpuDevice) -> Result<Vec<f32>, DeviceError> {
         download_floats(gpu, &self.data, self.count())
     }
 }
 
 /// A zero-filled device buffer of at least one float.
-pub(crate) fn alloc_zeros(gpu: &GpuDevice, len: usize) -> Result<CudaSlice<f32>, LayerError> {
+pub(crate) fn alloc_zeros(gpu: &GpuDevice, len: usize) -> Result<CudaSlice<f32>, DeviceError> {
     gpu.stream()
         .alloc_zeros::<f32>(len.max(1))
         .or_device(&format!("allocating {len} floats on the GPU"))
@@ -111,7 +111,7 @@ pub(crate) fn download_floats(
     gpu: &GpuDevice,
     src: &CudaSlice<f32>,
     n: usize,
-) -> Result<Vec<f32>, LayerError> {
+) -> Result<Vec<f32>, DeviceError> {
     let mut out = vec![0.0; n];
     if n == 0 {
         return Ok(out);
@@ -128,7 +128,7 @@ pub(crate) fn upload_floats(
     gpu: &GpuDevice,
     src: &[f32],
     dst: &mut CudaSlice<f32>,
-) -> Result<(), LayerError> {
+) -> Result<(), DeviceError> {
     if src.is_empty() {
         return Ok(());
     }

@@ -8,7 +8,7 @@ use cudarc::cublas::CudaBlas;
 use cudarc::driver::{CudaContext, CudaFunction, CudaStream, LaunchConfig};
 use cudarc::nvrtc::{CompileOptions, Ptx, compile_ptx_with_opts};
 
-use crate::LayerError;
+use crate::DeviceError;
 
 /// The kernels of kernels.cu (compiled at run time by NVRTC for the device's architecture).
 const KERNELS_SRC: &str = include_str!("kernels.cu");
@@ -62,26 +62,29 @@ impl std::fmt::Debug for GpuDevice {
     }
 }
 
-/// Turns any CUDA-side error into `LayerError::Device` with what was being done.
-pub(crate) fn device_err(what: &str) -> impl FnOnce(&dyn std::fmt::Debug) -> LayerError + '_ {
+/// Turns any CUDA-side error into `DeviceError::Call` with what was being done.
+pub(crate) fn device_err(what: &str) -> impl FnOnce(&dyn std::fmt::Debug) -> DeviceError + '_ {
     // One line, whatever the error's Debug holds (an NVRTC log has several).
-    move |e| LayerError::device(format!("{what}: {e:?}").replace('\n', " "))
+    move |e| DeviceError::Call {
+        what: what.to_string(),
+        detail: format!("{e:?}").replace('\n', " "),
+    }
 }
 
-/// `Result<T, E: Debug>` → `Result<T, LayerError>` naming what failed.
+/// `Result<T, E: Debug>` → `Result<T, DeviceError>` naming what failed.
 pub(crate) trait OrDevice<T> {
-    fn or_device(self, what: &str) -> Result<T, LayerError>;
+    fn or_device(self, what: &str) -> Result<T, DeviceError>;
 }
 
 impl<T, E: std::fmt::Debug> OrDevice<T> for Result<T, E> {
-    fn or_device(self, what: &str) -> Result<T, LayerError> {
+    fn or_device(self, what: &str) -> Result<T, DeviceError> {
         self.map_err(|e| device_err(what)(&e))
     }
 }
 
 /// Fails naming the first CUDA library (driver, NVRTC, cuBLAS) that cannot be loaded; cudarc
 /// panics on the first call into a missing library, so this runs before any.
-fn check_libraries() -> Result<(), LayerError> {
+fn check_libraries() -> Result<(), DeviceError> {
     // SAFETY: these only try to dlopen the library and report whether it loaded.
     let present = unsafe {
         [
@@ -101,10 +104,7 @@ fn check_libraries() -> Result<(), LayerError> {
     };
     match present.iter().find(|(_, ok)| !ok) {
         None => Ok(()),
-        Some((lib, _)) => Err(LayerError::device(format!(
-            "{lib} cannot be loaded: install the NVIDIA driver and CUDA 13 runtime libraries, \
-             or add their directory (e.g. /usr/local/cuda/lib64) to LD_LIBRARY_PATH"
-        ))),
+        Some((lib, _)) => Err(DeviceError::MissingLibrary(lib)),
     }
 }
 
@@ -113,12 +113,12 @@ static DEVICES: OnceLock<Mutex<HashMap<usize, Arc<GpuDevice>>>> = OnceLock::new(
 impl GpuDevice {
     /// The shared device for `ordinal`, created (libraries checked, kernels compiled) on
     /// first use.
-    pub(crate) fn get(ordinal: usize) -> Result<Arc<GpuDevice>, LayerError> {
+    pub(crate) fn get(ordinal: usize) -> Result<Arc<GpuDevice>, DeviceError> {
         check_libraries()?;
         let table = DEVICES.get_or_init(Default::default);
-        let mut table = table
-            .lock()
-            .map_err(|_| LayerError::device("the GPU table was poisoned by a panic"))?;
+        let mut table = table.lock().map_err(|_| {
+            DeviceError::Failed("the GPU table was poisoned by a panic".to_string())
+        })?;
         if let Some(gpu) = table.get(&ordinal) {
             return Ok(gpu.clone());
         }
@@ -127,12 +127,10 @@ impl GpuDevice {
         Ok(gpu)
     }
 
-    fn create(ordinal: usize) -> Result<GpuDevice, LayerError> {
+    fn create(ordinal: usize) -> Result<GpuDevice, DeviceError> {
         let count = CudaContext::device_count().or_device("initializing the CUDA driver")?;
         if ordinal >= count.max(0) as usize {
-            return Err(LayerError::device(format!(
-                "no GPU {ordinal}: {count} CUDA device(s) visible (ordinals 0..{count})"
-            )));
+            return Err(DeviceError::NoSuchGpu { ordinal, count });
         }
         let ctx = CudaContext::new(ordinal).or_device("creating the CUDA context")?;
         // SAFETY: every buffer of this crate lives on the one stream below, so cudarc's
@@ -161,27 +159,27 @@ impl GpuDevice {
     }
 
     /// Makes the context current on this thread (cuBLAS calls need it).
-    pub(crate) fn bind(&self) -> Result<(), LayerError> {
+    pub(crate) fn bind(&self) -> Result<(), DeviceError> {
         self.ctx
             .bind_to_thread()
             .or_device("binding the CUDA context")
     }
 
-    pub(crate) fn blas(&self) -> Result<MutexGuard<'_, CudaBlas>, LayerError> {
-        self.blas
-            .lock()
-            .map_err(|_| LayerError::device("the cuBLAS handle was poisoned by a panic"))
+    pub(crate) fn blas(&self) -> Result<MutexGuard<'_, CudaBlas>, DeviceError> {
+        self.blas.lock().map_err(|_| {
+            DeviceError::Failed("the cuBLAS handle was poisoned by a panic".to_string())
+        })
     }
 
     /// The compiled kernel `name` (one of KERNEL_NAMES).
-    pub(crate) fn kernel(&self, name: &str) -> Result<&CudaFunction, LayerError> {
+    pub(crate) fn kernel(&self, name: &str) -> Result<&CudaFunction, DeviceError> {
         self.kernels
             .get(name)
-            .ok_or_else(|| LayerError::device(format!("kernel {name} is not in kernels.cu")))
+            .ok_or_else(|| DeviceError::Failed(format!("kernel {name} is not in kernels.cu")))
     }
 
     /// Waits for all queued work.
-    pub(crate) fn synchronize(&self) -> Result<(), LayerError> {
+    pub(crate) fn synchronize(&self) -> Result<(), DeviceError> {
         self.stream
             .synchronize()
             .or_device("synchronizing the stream")
@@ -198,7 +196,7 @@ pub(crate) fn launch_config(n: usize) -> LaunchConfig {
     }
 }
 
-fn describe(ctx: &Arc<CudaContext>) -> Result<String, LayerError> {
+fn describe(ctx: &Arc<CudaContext>) -> Result<String, DeviceError> {
     let name = ctx.name().or_device("reading the device name")?;
     let (major, minor) = ctx
         .compute_capability()
@@ -221,7 +219,7 @@ fn describe(ctx: &Arc<CudaContext>) -> Result<String, LayerError> {
 
 /// kernels.cu compiled by NVRTC to PTX for compute capability `major.minor` (needs NVRTC only,
 /// no GPU or driver: the caller has checked the library loads).
-pub(crate) fn compile_ptx(major: i32, minor: i32) -> Result<Ptx, LayerError> {
+pub(crate) fn compile_ptx(major: i32, minor: i32) -> Result<Ptx, DeviceError> {
     let opts = CompileOptions {
         // No fused multiply-add: the kernels then round as the CPU code does.
         fmad: Some(false),
@@ -236,7 +234,7 @@ pub(crate) fn compile_ptx(major: i32, minor: i32) -> Result<Ptx, LayerError> {
 /// loads every kernel.
 fn compile_kernels(
     ctx: &Arc<CudaContext>,
-) -> Result<HashMap<&'static str, CudaFunction>, LayerError> {
+) -> Result<HashMap<&'static str, CudaFunction>, DeviceError> {
     let (major, minor) = ctx
         .compute_capability()
         .or_device("reading the compute capability")?;

@@ -7,7 +7,7 @@ use cudarc::driver::CudaSlice;
 
 use super::GpuDevice;
 use super::device::OrDevice;
-use crate::LayerError;
+use crate::DeviceError;
 use crate::backend::Gemm;
 
 /// A row-major `Gemm` repeated `batch` times with element strides between the matrices of
@@ -40,7 +40,7 @@ impl GpuGemm {
         a: &CudaSlice<f32>,
         b: &CudaSlice<f32>,
         c: &mut CudaSlice<f32>,
-    ) -> Result<(), LayerError> {
+    ) -> Result<(), DeviceError> {
         let g = self.gemm;
         if self.batch == 0 || g.m == 0 || g.n == 0 {
             return Ok(());
@@ -74,10 +74,10 @@ impl GpuGemm {
         len: usize,
         stride: usize,
         size: usize,
-    ) -> Result<(), LayerError> {
+    ) -> Result<(), DeviceError> {
         let need = stride * (self.batch - 1) + size;
         if len < need {
-            return Err(LayerError::device(format!(
+            return Err(DeviceError::Failed(format!(
                 "GEMM {:?} x{}: operand {what} has {len} floats, needs {need}",
                 self.gemm, self.batch
             )));
@@ -88,7 +88,7 @@ impl GpuGemm {
 
 /// The cuBLAS configuration of row-major `c = op(a)·op(b)` computed as column-major
 /// `cᵀ = op(b)ᵀ·op(a)ᵀ` (each row-major matrix read column-major is its transpose).
-fn column_major(g: Gemm) -> Result<GemmConfig<f32>, LayerError> {
+fn column_major(g: Gemm) -> Result<GemmConfig<f32>, DeviceError> {
     let op = |t: bool| {
         if t {
             cublasOperation_t::CUBLAS_OP_T
@@ -111,6 +111,6 @@ fn column_major(g: Gemm) -> Result<GemmConfig<f32>, LayerError> {
 }
 
 /// A size as the `int` CUDA kernels and cuBLAS take.
-pub(crate) fn int(n: usize) -> Result<i32, LayerError> {
-    i32::try_from(n).map_err(|_| LayerError::device(format!("size {n} exceeds 2^31 - 1")))
+pub(crate) fn int(n: usize) -> Result<i32, DeviceError> {
+    i32::try_from(n).map_err(|_| DeviceError::TooLarge(n))
 }

@@ -1,5 +1,5 @@
 //! The CUDA backend (feature `cuda`): one shared `GpuDevice` per ordinal (context, stream,
-//! cuBLAS, NVRTC-compiled kernels.cu), device blobs, and the GPU op of every supported layer.
+//! cuBLAS, NVRTC-compiled kernels.cu), device blobs, and each layer's `CudaLayer` code.
 
 mod blob;
 mod device;
@@ -12,6 +12,5 @@ mod tests;
 pub(crate) use blob::{GpuBlob, alloc_zeros, download_floats, upload_floats};
 pub(crate) use device::GpuDevice;
 pub(crate) use gemm::GpuGemm;
-pub use ops::GpuOp;
-pub(crate) use ops::{Scratch, fill};
+pub(crate) use ops::{CudaLayer, CudaSupport, Scratch, fill};
 pub(crate) use sgd::SgdStep;

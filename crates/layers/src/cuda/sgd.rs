@@ -5,7 +5,7 @@ use cudarc::driver::CudaSlice;
 
 use super::GpuDevice;
 use super::ops::{ints, launch};
-use crate::LayerError;
+use crate::DeviceError;
 
 /// The per-parameter rates of one SGD step.
 #[derive(Clone, Copy, Debug)]
@@ -25,9 +25,9 @@ impl SgdStep {
         diff: &mut CudaSlice<f32>,
         history: &mut CudaSlice<f32>,
         n: usize,
-    ) -> Result<(), LayerError> {
+    ) -> Result<(), DeviceError> {
         if data.len() < n || diff.len() < n || history.len() < n {
-            return Err(LayerError::device(format!(
+            return Err(DeviceError::Failed(format!(
                 "SGD step over {n} values: buffer too short"
             )));
         }

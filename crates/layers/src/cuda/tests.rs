@@ -4,14 +4,11 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use siamese_proto::LayerParameter;
+use siamese_testkit::{assert_close, gpu_or_skip};
 
-use super::{GpuBlob, GpuDevice, Scratch};
+use super::{CudaLayer, CudaSupport, GpuBlob, GpuDevice, Scratch};
 use crate::gradient_check::random_blob;
-use crate::layers::{
-    Accuracy, ContrastiveLoss, Convolution, InnerProduct, Pooling, ReLU, Slice, Softmax,
-    SoftmaxWithLoss, Split,
-};
-use crate::{Blob, CpuBackend, Layer};
+use crate::{Blob, CpuBackend};
 
 fn param(body: &str) -> LayerParameter {
     let text = format!("layer {{ name: \"under_test\" {body} }}");
@@ -19,6 +16,13 @@ fn param(body: &str) -> LayerParameter {
         .unwrap()
         .layer
         .remove(0)
+}
+
+/// The layer `body` defines, built as the net builds it.
+fn layer(body: &str) -> Box<dyn CudaLayer> {
+    let p = param(body);
+    let config = siamese_net::LayerConfig::parse(&p).unwrap();
+    crate::layers::build(p.name(), &config, siamese_proto::Phase::Train, 0, None).unwrap()
 }
 
 /// A blob of integer labels in `0..classes` (as floats).
@@ -32,15 +36,8 @@ fn labels(n: usize, classes: u32, seed: u64) -> Blob {
     )
 }
 
-/// `|gpu − cpu| ≤ 1e-4 · max(|cpu|, 1% of the largest |cpu|)` element by element.
-fn assert_close(what: &str, cpu: &[f32], gpu: &[f32]) {
-    assert_eq!(cpu.len(), gpu.len(), "{what}: lengths");
-    let largest = cpu.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    for (i, (c, g)) in cpu.iter().zip(gpu).enumerate() {
-        let tol = 1e-4 * c.abs().max(0.01 * largest).max(1e-7);
-        assert!((c - g).abs() <= tol, "{what}[{i}]: cpu {c}, gpu {g}");
-    }
-}
+/// The relative tolerance of a layer's GPU results against its CPU layer's.
+const TOL: f32 = 1e-4;
 
 fn upload(gpu: &GpuDevice, host: &Blob) -> GpuBlob {
     let mut g = GpuBlob::zeros(gpu, &host.shape).unwrap();
@@ -56,7 +53,7 @@ fn download(gpu: &GpuDevice, g: &GpuBlob) -> Blob {
 
 /// Runs `make()`'s layer forward and backward on the CPU and on the GPU from the same
 /// bottoms, params (random data and diffs) and top diffs, and compares everything.
-fn check(make: impl Fn() -> Box<dyn Layer>, bottoms: Vec<Blob>, tops: usize, down: &[bool]) {
+fn check(make: impl Fn() -> Box<dyn CudaLayer>, bottoms: Vec<Blob>, tops: usize, down: &[bool]) {
     let (mut cpu_layer, mut gpu_layer) = (make(), make());
     let kind = cpu_layer.kind();
     let shapes = cpu_layer.setup(&bottoms, tops).unwrap();
@@ -89,11 +86,14 @@ fn check(make: impl Fn() -> Box<dyn Layer>, bottoms: Vec<Blob>, tops: usize, dow
     gpu_layer
         .reshape(&bottoms, &mut empty_tops.clone())
         .unwrap();
-    assert!(gpu_layer.gpu_op().is_some(), "{kind} has a GPU op");
+    assert_eq!(
+        gpu_layer.cuda_support(),
+        CudaSupport::Kernels,
+        "{kind} has kernels"
+    );
 
-    let gpu = match GpuDevice::get(0) {
-        Ok(gpu) => gpu,
-        Err(e) => return eprintln!("skipped: {e}"),
+    let Some(gpu) = gpu_or_skip(GpuDevice::get(0)) else {
+        return;
     };
     gpu.bind().unwrap();
     let (g_bottom, g_params, g_top) = run_gpu(
@@ -106,7 +106,7 @@ fn check(make: impl Fn() -> Box<dyn Layer>, bottoms: Vec<Blob>, tops: usize, dow
         down,
     );
     for (i, (c, g)) in top.iter().zip(&g_top).enumerate() {
-        assert_close(&format!("{kind} top {i} data"), &c.data, &g.data);
+        assert_close(&format!("{kind} top {i} data"), &c.data, &g.data, TOL);
     }
     for (i, (c, g)) in bottom
         .iter()
@@ -114,24 +114,23 @@ fn check(make: impl Fn() -> Box<dyn Layer>, bottoms: Vec<Blob>, tops: usize, dow
         .enumerate()
         .filter(|(i, _)| down[*i])
     {
-        assert_close(&format!("{kind} bottom {i} diff"), &c.diff, &g.diff);
+        assert_close(&format!("{kind} bottom {i} diff"), &c.diff, &g.diff, TOL);
     }
     for (i, (c, g)) in params.iter().zip(&g_params).enumerate() {
-        assert_close(&format!("{kind} param {i} diff"), &c.diff, &g.diff);
+        assert_close(&format!("{kind} param {i} diff"), &c.diff, &g.diff, TOL);
     }
 }
 
 /// The GPU half of `check`: returns the bottoms, params and tops downloaded after backward.
 fn run_gpu(
     gpu: &GpuDevice,
-    layer: &dyn Layer,
+    layer: &dyn CudaLayer,
     bottoms: &[Blob],
     params: &[Blob],
     top: &[Blob],
     top_diffs: &[Vec<f32>],
     down: &[bool],
 ) -> (Vec<Blob>, Vec<Blob>, Vec<Blob>) {
-    let op = layer.gpu_op().expect("a GPU op");
     let mut scratch = Scratch::default();
     let mut b: Vec<GpuBlob> = bottoms.iter().map(|x| upload(gpu, x)).collect();
     let mut p: Vec<GpuBlob> = params.iter().map(|x| upload(gpu, x)).collect();
@@ -139,14 +138,17 @@ fn run_gpu(
         .iter()
         .map(|x| GpuBlob::zeros(gpu, &x.shape).unwrap())
         .collect();
-    op.forward(gpu, &mut scratch, &b, &p, &mut t).unwrap();
+    layer
+        .cuda_forward(gpu, &mut scratch, &b, &p, &mut t)
+        .unwrap();
     let forward_tops: Vec<Blob> = t.iter().map(|x| download(gpu, x)).collect();
     for (x, (host, d)) in t.iter_mut().zip(forward_tops.iter().zip(top_diffs)) {
         let mut with_diff = host.clone();
         with_diff.diff.clone_from(d);
         x.upload(gpu, &with_diff, true).unwrap();
     }
-    op.backward(gpu, &mut scratch, &t, &mut p, down, &mut b)
+    layer
+        .cuda_backward(gpu, &mut scratch, &t, &mut p, down, &mut b)
         .unwrap();
     gpu.synchronize().unwrap();
     let dl = |v: &[GpuBlob]| v.iter().map(|x| download(gpu, x)).collect::<Vec<_>>();
@@ -158,7 +160,7 @@ fn convolution_matches_the_cpu() {
     let body = r#"type: "Convolution" convolution_param { num_output: 4 kernel_size: 3
         stride: 2 pad: 1 }"#;
     check(
-        || Box::new(Convolution::new(&param(body)).unwrap()),
+        || layer(body),
         vec![random_blob(&[3, 2, 7, 6], 1)],
         1,
         &[true],
@@ -166,7 +168,7 @@ fn convolution_matches_the_cpu() {
     let body = r#"type: "Convolution" convolution_param { num_output: 3 kernel_h: 2 kernel_w: 3
         dilation: 2 bias_term: false }"#;
     check(
-        || Box::new(Convolution::new(&param(body)).unwrap()),
+        || layer(body),
         vec![random_blob(&[2, 3, 8, 9], 2)],
         1,
         &[true],
@@ -177,18 +179,13 @@ fn convolution_matches_the_cpu() {
 fn inner_product_matches_the_cpu() {
     let body = r#"type: "InnerProduct" inner_product_param { num_output: 7 }"#;
     check(
-        || Box::new(InnerProduct::new(&param(body)).unwrap()),
+        || layer(body),
         vec![random_blob(&[5, 3, 2, 2], 3)],
         1,
         &[true],
     );
     let body = r#"type: "InnerProduct" inner_product_param { num_output: 4 transpose: true }"#;
-    check(
-        || Box::new(InnerProduct::new(&param(body)).unwrap()),
-        vec![random_blob(&[6, 5], 4)],
-        1,
-        &[true],
-    );
+    check(|| layer(body), vec![random_blob(&[6, 5], 4)], 1, &[true]);
 }
 
 #[test]
@@ -198,7 +195,7 @@ fn pooling_matches_the_cpu() {
             r#"type: "Pooling" pooling_param {{ pool: {pool} kernel_size: 3 stride: 2 pad: 1 }}"#
         );
         check(
-            || Box::new(Pooling::new(&param(&body)).unwrap()),
+            || layer(&body),
             vec![random_blob(&[2, 3, 7, 6], 5)],
             1,
             &[true],
@@ -206,7 +203,7 @@ fn pooling_matches_the_cpu() {
     }
     let body = r#"type: "Pooling" pooling_param { pool: AVE global_pooling: true }"#;
     check(
-        || Box::new(Pooling::new(&param(body)).unwrap()),
+        || layer(body),
         vec![random_blob(&[2, 3, 5, 4], 6)],
         1,
         &[true],
@@ -216,31 +213,21 @@ fn pooling_matches_the_cpu() {
 #[test]
 fn relu_matches_the_cpu() {
     check(
-        || Box::new(ReLU::new(&param(r#"type: "ReLU""#)).unwrap()),
+        || layer(r#"type: "ReLU""#),
         vec![random_blob(&[4, 3, 5], 7)],
         1,
         &[true],
     );
     let body = r#"type: "ReLU" relu_param { negative_slope: 0.1 }"#;
-    check(
-        || Box::new(ReLU::new(&param(body)).unwrap()),
-        vec![random_blob(&[31], 8)],
-        1,
-        &[true],
-    );
+    check(|| layer(body), vec![random_blob(&[31], 8)], 1, &[true]);
 }
 
 #[test]
 fn slice_and_split_match_the_cpu() {
     let body = r#"type: "Slice" slice_param { axis: 1 slice_point: 1 slice_point: 3 }"#;
+    check(|| layer(body), vec![random_blob(&[4, 5, 3], 9)], 3, &[true]);
     check(
-        || Box::new(Slice::new(&param(body)).unwrap()),
-        vec![random_blob(&[4, 5, 3], 9)],
-        3,
-        &[true],
-    );
-    check(
-        || Box::new(Split::new(&param(r#"type: "Split""#)).unwrap()),
+        || layer(r#"type: "Split""#),
         vec![random_blob(&[3, 4], 10)],
         3,
         &[true],
@@ -259,12 +246,7 @@ fn contrastive_loss_matches_the_cpu() {
             random_blob(&[8, 3, 1, 1], 12),
             sim.clone(),
         ];
-        check(
-            || Box::new(ContrastiveLoss::new(&param(&body)).unwrap()),
-            bottoms,
-            1,
-            &[true, true, false],
-        );
+        check(|| layer(&body), bottoms, 1, &[true, true, false]);
     }
 }
 
@@ -272,44 +254,24 @@ fn contrastive_loss_matches_the_cpu() {
 fn softmax_and_softmax_loss_match_the_cpu() {
     let body = r#"type: "Softmax" softmax_param { axis: 1 }"#;
     check(
-        || Box::new(Softmax::new(&param(body)).unwrap()),
+        || layer(body),
         vec![random_blob(&[4, 5, 3], 13)],
         1,
         &[true],
     );
     let body = r#"type: "SoftmaxWithLoss""#;
     let bottoms = vec![random_blob(&[6, 5], 14), labels(6, 5, 15)];
-    check(
-        || Box::new(SoftmaxWithLoss::new(&param(body)).unwrap()),
-        bottoms.clone(),
-        2,
-        &[true, false],
-    );
+    check(|| layer(body), bottoms.clone(), 2, &[true, false]);
     let body = r#"type: "SoftmaxWithLoss" loss_param { ignore_label: 2 normalization: VALID }"#;
-    check(
-        || Box::new(SoftmaxWithLoss::new(&param(body)).unwrap()),
-        bottoms,
-        1,
-        &[true, false],
-    );
+    check(|| layer(body), bottoms, 1, &[true, false]);
 }
 
 #[test]
 fn accuracy_matches_the_cpu() {
     let body = r#"type: "Accuracy" accuracy_param { top_k: 2 }"#;
     let bottoms = vec![random_blob(&[9, 4], 16), labels(9, 4, 17)];
-    check(
-        || Box::new(Accuracy::new(&param(body)).unwrap()),
-        bottoms,
-        1,
-        &[false, false],
-    );
+    check(|| layer(body), bottoms, 1, &[false, false]);
     let body = r#"type: "Accuracy" accuracy_param { ignore_label: 1 }"#;
     let bottoms = vec![random_blob(&[9, 4], 18), labels(9, 4, 19)];
-    check(
-        || Box::new(Accuracy::new(&param(body)).unwrap()),
-        bottoms,
-        1,
-        &[false, false],
-    );
+    check(|| layer(body), bottoms, 1, &[false, false]);
 }

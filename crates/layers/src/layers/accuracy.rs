@@ -1,86 +1,50 @@
 //! Accuracy: the fraction of samples whose label is among the top-k scores (Caffe's rule: a
 //! sample is correct when fewer than k classes score strictly higher than its label).
 
-use siamese_proto::LayerParameter;
+use siamese_net::LayerKind;
+use siamese_net::layer::AccuracyConfig;
 
-use super::{Layer, canonical_axis, check_arity, reshape_loss_top};
+use super::{Layer, check_tops, reshape_loss_top};
 use crate::{Backend, Blob, LayerError};
 
 /// Caffe's `Accuracy` (one top). Has no gradient.
 #[derive(Debug)]
 pub struct Accuracy {
     name: String,
-    top_k: usize,
-    axis: i32,
-    ignore_label: Option<i32>,
-    dims: (usize, usize, usize),
+    config: AccuracyConfig,
+    pub(crate) top_k: usize,
+    pub(crate) ignore_label: Option<i32>,
+    pub(crate) dims: (usize, usize, usize),
 }
 
 impl Accuracy {
-    pub fn new(p: &LayerParameter) -> Result<Self, LayerError> {
-        let ap = p.accuracy_param.unwrap_or_default();
-        Ok(Self {
-            name: p.name().to_string(),
-            top_k: ap.top_k() as usize,
-            axis: ap.axis(),
-            ignore_label: ap.ignore_label,
+    pub fn new(name: &str, config: &AccuracyConfig) -> Self {
+        Self {
+            name: name.to_string(),
+            config: *config,
+            top_k: config.top_k,
+            ignore_label: config.ignore_label,
             dims: (0, 0, 0),
-        })
+        }
     }
 }
 
 impl Layer for Accuracy {
-    fn kind(&self) -> &'static str {
-        "Accuracy"
+    fn kind(&self) -> LayerKind {
+        LayerKind::Accuracy
     }
 
-    #[cfg(feature = "cuda")]
-    fn gpu_op(&self) -> Option<crate::GpuOp<'_>> {
-        Some(crate::GpuOp::Accuracy {
-            dims: self.dims,
-            top_k: self.top_k,
-            ignore_label: self.ignore_label,
-        })
-    }
-
-    fn setup(&mut self, bottom: &[Blob], num_tops: usize) -> Result<Vec<Vec<usize>>, LayerError> {
-        check_arity(
-            &self.name,
-            self.kind(),
-            bottom.len(),
-            2..=2,
-            num_tops,
-            1..=1,
-        )?;
+    fn setup(&mut self, _bottom: &[Blob], num_tops: usize) -> Result<Vec<Vec<usize>>, LayerError> {
+        // The per-class accuracy top is not computed.
+        check_tops(&self.name, self.kind(), num_tops, 1)?;
         Ok(Vec::new())
     }
 
     fn reshape(&mut self, bottom: &[Blob], top: &mut [Blob]) -> Result<(), LayerError> {
-        let axis = canonical_axis(&self.name, self.axis, bottom[0].shape.len())?;
-        let b = &bottom[0];
-        self.dims = (
-            b.count_range(0, axis),
-            b.shape[axis],
-            b.count_from(axis + 1),
-        );
-        let (outer, classes, inner) = self.dims;
-        if self.top_k > classes {
-            return Err(LayerError::config(
-                &self.name,
-                format!("top_k {} exceeds the {classes} classes", self.top_k),
-            ));
-        }
-        if bottom[1].count() != outer * inner {
-            return Err(LayerError::shape(
-                &self.name,
-                format!(
-                    "{} labels for scores {} (expected {})",
-                    bottom[1].count(),
-                    b.shape_string(),
-                    outer * inner
-                ),
-            ));
-        }
+        let [outer, classes, inner] =
+            self.config
+                .dims(&self.name, &bottom[0].shape, &bottom[1].shape)?;
+        self.dims = (outer, classes, inner);
         reshape_loss_top(top);
         Ok(())
     }
@@ -139,7 +103,7 @@ impl Layer for Accuracy {
 
 #[cfg(test)]
 mod tests {
-    use siamese_proto::AccuracyParameter;
+    use siamese_proto::{AccuracyParameter, LayerParameter};
 
     use super::*;
     use crate::CpuBackend;
@@ -153,7 +117,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        let mut layer = Accuracy::new(&p).unwrap();
+        let mut layer = Accuracy::new("accuracy", &AccuracyConfig::parse(&p));
         let n = labels.len();
         let bottom = [
             Blob::from_data(&[n, scores.len() / n], scores),

@@ -1,9 +1,10 @@
 //! ContrastiveLoss (Hadsell et al. 2006, as in Caffe): pulls similar pairs together and pushes
 //! dissimilar ones beyond a margin; `legacy_version` selects Caffe's original squared form.
 
-use siamese_proto::LayerParameter;
+use siamese_net::LayerKind;
+use siamese_net::layer::ContrastiveLossConfig;
 
-use super::{Layer, check_arity, reshape_loss_top};
+use super::{Layer, reshape_loss_top};
 use crate::{Backend, Blob, LayerError};
 
 /// Caffe's `ContrastiveLoss` over bottoms `(a, b, sim)`, `d² = ‖a − b‖²` per pair:
@@ -11,27 +12,28 @@ use crate::{Backend, Blob, LayerError};
 #[derive(Debug)]
 pub struct ContrastiveLoss {
     name: String,
-    margin: f32,
-    legacy: bool,
-    num: usize,
-    channels: usize,
+    config: ContrastiveLossConfig,
+    pub(crate) margin: f32,
+    pub(crate) legacy: bool,
+    pub(crate) num: usize,
+    pub(crate) channels: usize,
     /// `a − b`, per pair and channel.
     diff: Vec<f32>,
     dist_sq: Vec<f32>,
 }
 
 impl ContrastiveLoss {
-    pub fn new(p: &LayerParameter) -> Result<Self, LayerError> {
-        let cp = p.contrastive_loss_param.unwrap_or_default();
-        Ok(Self {
-            name: p.name().to_string(),
-            margin: cp.margin(),
-            legacy: cp.legacy_version(),
+    pub fn new(name: &str, config: &ContrastiveLossConfig) -> Self {
+        Self {
+            name: name.to_string(),
+            config: *config,
+            margin: config.margin,
+            legacy: config.legacy_version,
             num: 0,
             channels: 0,
             diff: Vec::new(),
             dist_sq: Vec::new(),
-        })
+        }
     }
 
     fn similar(label: f32) -> bool {
@@ -41,46 +43,19 @@ impl ContrastiveLoss {
 }
 
 impl Layer for ContrastiveLoss {
-    fn kind(&self) -> &'static str {
-        "ContrastiveLoss"
+    fn kind(&self) -> LayerKind {
+        LayerKind::ContrastiveLoss
     }
 
-    #[cfg(feature = "cuda")]
-    fn gpu_op(&self) -> Option<crate::GpuOp<'_>> {
-        Some(crate::GpuOp::ContrastiveLoss {
-            num: self.num,
-            channels: self.channels,
-            margin: self.margin,
-            legacy: self.legacy,
-        })
-    }
-
-    fn setup(&mut self, bottom: &[Blob], num_tops: usize) -> Result<Vec<Vec<usize>>, LayerError> {
-        check_arity(
-            &self.name,
-            self.kind(),
-            bottom.len(),
-            3..=3,
-            num_tops,
-            1..=1,
-        )?;
+    fn setup(&mut self, _bottom: &[Blob], _num_tops: usize) -> Result<Vec<Vec<usize>>, LayerError> {
         Ok(Vec::new())
     }
 
     fn reshape(&mut self, bottom: &[Blob], top: &mut [Blob]) -> Result<(), LayerError> {
         let (a, b, sim) = (&bottom[0], &bottom[1], &bottom[2]);
+        self.config
+            .check_shapes(&self.name, &a.shape, &b.shape, &sim.shape)?;
         let num = a.num();
-        if a.shape != b.shape || sim.count() != num || a.shape.iter().skip(2).any(|&d| d != 1) {
-            return Err(LayerError::shape(
-                &self.name,
-                format!(
-                    "expected two N×C features of the same shape and N labels, got {}, {} and {}",
-                    a.shape_string(),
-                    b.shape_string(),
-                    sim.shape_string()
-                ),
-            ));
-        }
         self.num = num;
         self.channels = a.count().checked_div(num).unwrap_or(0);
         self.diff.resize(a.count(), 0.0);
@@ -176,7 +151,7 @@ impl Layer for ContrastiveLoss {
 
 #[cfg(test)]
 mod tests {
-    use siamese_proto::ContrastiveLossParameter;
+    use siamese_proto::{ContrastiveLossParameter, LayerParameter};
 
     use super::*;
     use crate::CpuBackend;
@@ -190,7 +165,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        ContrastiveLoss::new(&p).unwrap()
+        ContrastiveLoss::new("loss", &ContrastiveLossConfig::parse(&p))
     }
 
     /// Three hand-made pairs (b is the origin each time): similar at distance 0.5
@@ -307,7 +282,8 @@ mod tests {
         let bottom = [Blob::new(&[4, 2]), Blob::new(&[4, 3]), Blob::new(&[4])];
         let err = l.reshape(&bottom, &mut [Blob::default()]).unwrap_err();
         assert!(
-            err.to_string().contains("expected two N×C features"),
+            err.to_string()
+                .contains("the two feature inputs must both be N x C (x 1 x 1) and alike"),
             "{err}"
         );
     }

@@ -2,9 +2,10 @@
 //! kw]` (Caffe's layout) straight into the top; images split into tasks across the rayon pool.
 
 use rayon::prelude::*;
-use siamese_proto::LayerParameter;
+use siamese_net::LayerKind;
+use siamese_net::layer::ConvConfig;
 
-use super::{Layer, check_arity, spatial_pair};
+use super::Layer;
 use crate::backend::as_task;
 use crate::backend::{ConvGeometry, Gemm};
 use crate::{Backend, Blob, LayerError};
@@ -13,14 +14,15 @@ use crate::{Backend, Blob, LayerError};
 #[derive(Debug)]
 pub struct Convolution {
     name: String,
-    num_output: usize,
-    bias: bool,
+    config: ConvConfig,
+    pub(crate) num_output: usize,
+    pub(crate) bias: bool,
     kernel: [usize; 2],
     stride: [usize; 2],
     pad: [usize; 2],
     dilation: [usize; 2],
-    geometry: Option<ConvGeometry>,
-    batch: usize,
+    pub(crate) geometry: Option<ConvGeometry>,
+    pub(crate) batch: usize,
     /// Per task: one image's column matrix `[channels·kh·kw, out_h·out_w]` (cache-sized),
     /// reused for its gradient.
     cols: Vec<f32>,
@@ -117,60 +119,32 @@ fn images_per_task(batch: usize) -> usize {
 }
 
 impl Convolution {
-    pub fn new(p: &LayerParameter) -> Result<Self, LayerError> {
-        let name = p.name().to_string();
-        let cp = p.convolution_param.clone().unwrap_or_default();
-        let num_output = cp.num_output() as usize;
-        if num_output == 0 {
+    /// Fails for the settings this implementation does not cover: groups, another channel
+    /// axis than 1.
+    pub fn new(name: &str, config: &ConvConfig) -> Result<Self, LayerError> {
+        if config.group != 1 {
             return Err(LayerError::config(
-                &name,
-                "convolution_param.num_output must be positive",
+                name,
+                format!("group: {} is not supported (only 1)", config.group),
             ));
         }
-        if cp.group() != 1 {
+        if config.axis != 1 {
             return Err(LayerError::config(
-                &name,
-                format!("group: {} is not supported (only 1)", cp.group()),
+                name,
+                format!("axis: {} is not supported (only 1)", config.axis),
             ));
         }
-        if cp.axis() != 1 {
-            return Err(LayerError::config(
-                &name,
-                format!("axis: {} is not supported (only 1)", cp.axis()),
-            ));
-        }
-        let kernel = spatial_pair(
-            &name,
-            "kernel",
-            cp.kernel_h,
-            cp.kernel_w,
-            &cp.kernel_size,
-            None,
-        )?;
-        let stride = spatial_pair(
-            &name,
-            "stride",
-            cp.stride_h,
-            cp.stride_w,
-            &cp.stride,
-            Some(1),
-        )?;
-        let pad = spatial_pair(&name, "pad", cp.pad_h, cp.pad_w, &cp.pad, Some(0))?;
-        let dilation = spatial_pair(&name, "dilation", None, None, &cp.dilation, Some(1))?;
-        if kernel.contains(&0) || stride.contains(&0) || dilation.contains(&0) {
-            return Err(LayerError::config(
-                &name,
-                "kernel, stride and dilation must be positive",
-            ));
-        }
+        let w = config.window(name, 2)?;
+        let pair = |v: &[usize]| [v[0], v[1]];
         Ok(Self {
-            name,
-            num_output,
-            bias: cp.bias_term(),
-            kernel,
-            stride,
-            pad,
-            dilation,
+            name: name.to_string(),
+            config: config.clone(),
+            num_output: config.num_output,
+            bias: config.bias_term,
+            kernel: pair(&w.kernel),
+            stride: pair(&w.stride),
+            pad: pair(&w.pad),
+            dilation: pair(&w.dilation),
             geometry: None,
             batch: 0,
             cols: Vec::new(),
@@ -178,7 +152,8 @@ impl Convolution {
         })
     }
 
-    fn geometry_for(&self, bottom: &Blob) -> Result<ConvGeometry, LayerError> {
+    /// The geometry and the top shape for `bottom` (the net's shape rule).
+    fn geometry_for(&self, bottom: &Blob) -> Result<(ConvGeometry, Vec<usize>), LayerError> {
         let &[_, channels, height, width] = bottom.shape.as_slice() else {
             return Err(LayerError::shape(
                 &self.name,
@@ -188,6 +163,7 @@ impl Convolution {
                 ),
             ));
         };
+        let top = self.config.output_shape(&self.name, &bottom.shape)?;
         let g = ConvGeometry {
             channels,
             height,
@@ -197,45 +173,18 @@ impl Convolution {
             pad: self.pad,
             dilation: self.dilation,
         };
-        if g.output_size().is_none() {
-            return Err(LayerError::shape(
-                &self.name,
-                format!(
-                    "kernel {:?} larger than the padded input {}",
-                    self.kernel,
-                    bottom.shape_string()
-                ),
-            ));
-        }
-        Ok(g)
+        Ok((g, top))
     }
 }
 
 impl Layer for Convolution {
-    fn kind(&self) -> &'static str {
-        "Convolution"
-    }
-
-    #[cfg(feature = "cuda")]
-    fn gpu_op(&self) -> Option<crate::GpuOp<'_>> {
-        Some(crate::GpuOp::Convolution {
-            geometry: self.geometry?,
-            batch: self.batch,
-            num_output: self.num_output,
-            bias: self.bias,
-        })
+    fn kind(&self) -> LayerKind {
+        LayerKind::Convolution
     }
 
     fn setup(&mut self, bottom: &[Blob], num_tops: usize) -> Result<Vec<Vec<usize>>, LayerError> {
-        check_arity(
-            &self.name,
-            self.kind(),
-            bottom.len(),
-            1..=1,
-            num_tops,
-            1..=1,
-        )?;
-        let g = self.geometry_for(&bottom[0])?;
+        super::check_tops(&self.name, self.kind(), num_tops, 1)?;
+        let (g, _) = self.geometry_for(&bottom[0])?;
         let mut shapes = vec![vec![
             self.num_output,
             g.channels,
@@ -249,7 +198,7 @@ impl Layer for Convolution {
     }
 
     fn reshape(&mut self, bottom: &[Blob], top: &mut [Blob]) -> Result<(), LayerError> {
-        let g = self.geometry_for(&bottom[0])?;
+        let (g, shape) = self.geometry_for(&bottom[0])?;
         if let Some(old) = self.geometry
             && old.channels != g.channels
         {
@@ -261,10 +210,10 @@ impl Layer for Convolution {
                 ),
             ));
         }
-        let [out_h, out_w] = g.output_size().unwrap_or([0, 0]);
+        let (out_h, out_w) = (shape[2], shape[3]);
         self.batch = bottom[0].num();
         self.geometry = Some(g);
-        top[0].reshape(&[self.batch, self.num_output, out_h, out_w]);
+        top[0].reshape(&shape);
         let tasks = self.batch.div_ceil(images_per_task(self.batch));
         let pitch = weight_grad_pitch(&g);
         let partial = self.num_output * (pitch + 1);
@@ -419,7 +368,7 @@ impl Layer for Convolution {
 
 #[cfg(test)]
 mod tests {
-    use siamese_proto::ConvolutionParameter;
+    use siamese_proto::{ConvolutionParameter, LayerParameter};
 
     use super::*;
     use crate::CpuBackend;
@@ -438,7 +387,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        Convolution::new(&p).unwrap()
+        Convolution::new("conv", &ConvConfig::parse(&p).unwrap()).unwrap()
     }
 
     fn ramp(shape: &[usize]) -> Blob {
@@ -528,7 +477,8 @@ mod tests {
         let mut layer = conv(2, 7, 1, 0, true);
         let err = layer.setup(&[Blob::new(&[1, 1, 6, 6])], 1).unwrap_err();
         assert!(
-            err.to_string().contains("larger than the padded input"),
+            err.to_string()
+                .contains("does not fit the input [1, 1, 6, 6]"),
             "{err}"
         );
         let err = layer.setup(&[Blob::new(&[1, 36])], 1).unwrap_err();
@@ -541,10 +491,10 @@ mod tests {
             }),
             ..Default::default()
         };
-        let err = Convolution::new(&p).unwrap_err();
+        let err = ConvConfig::parse(&p).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "layer \"c\": kernel is required (kernel_size or kernel_h and kernel_w)"
+            "layer 'c' (Convolution): kernel (or kernel_h and kernel_w) is required"
         );
     }
 }

@@ -4,9 +4,10 @@
 use std::path::Path;
 
 use siamese_data::batches::BatchReader;
-use siamese_proto::LayerParameter;
+use siamese_net::LayerKind;
+use siamese_net::layer::DataConfig;
 
-use super::{Layer, check_arity};
+use super::Layer;
 use crate::{Backend, Blob, LayerError};
 
 /// Caffe's `Data` layer (`backend: LEVELDB` or `LMDB`, key order, wrapping around at the end).
@@ -20,28 +21,20 @@ pub struct DataLayer {
 }
 
 impl DataLayer {
-    /// Opens `source` (the resolved `data_param.source`).
-    pub fn new(p: &LayerParameter, source: Option<&Path>) -> Result<Self, LayerError> {
-        let name = p.name().to_string();
-        let dp = p.data_param.clone().unwrap_or_default();
-        let tp = p.transform_param.clone().unwrap_or_default();
-        if tp.mean_file.is_some() || !tp.mean_value.is_empty() || tp.crop_size() != 0 || tp.mirror()
-        {
+    /// Opens `source` (the resolved `data_param.source`). Fails for the transformations this
+    /// implementation does not do (mean, crop, mirror).
+    pub fn new(name: &str, config: &DataConfig, source: Option<&Path>) -> Result<Self, LayerError> {
+        let name = name.to_string();
+        if config.has_mean || config.crop_size != 0 || config.mirror {
             return Err(LayerError::config(
                 &name,
                 "transform_param: only scale is supported (no mean, crop or mirror)",
             ));
         }
-        if dp.batch_size() == 0 {
-            return Err(LayerError::config(
-                &name,
-                "data_param.batch_size must be positive",
-            ));
-        }
         let source =
             source.ok_or_else(|| LayerError::config(&name, "data_param.source is missing"))?;
         let reader =
-            BatchReader::open_as(source, dp.backend().into(), tp.scale()).map_err(|source| {
+            BatchReader::open_as(source, config.backend(), config.scale).map_err(|source| {
                 LayerError::Data {
                     layer: name.clone(),
                     error: source,
@@ -56,7 +49,7 @@ impl DataLayer {
         Ok(Self {
             name,
             reader,
-            batch: dp.batch_size() as usize,
+            batch: config.batch_size,
             unused_labels: Vec::new(),
         })
     }
@@ -73,24 +66,11 @@ impl DataLayer {
 }
 
 impl Layer for DataLayer {
-    fn kind(&self) -> &'static str {
-        "Data"
+    fn kind(&self) -> LayerKind {
+        LayerKind::Data
     }
 
-    #[cfg(feature = "cuda")]
-    fn gpu_op(&self) -> Option<crate::GpuOp<'_>> {
-        Some(crate::GpuOp::Host)
-    }
-
-    fn setup(&mut self, bottom: &[Blob], num_tops: usize) -> Result<Vec<Vec<usize>>, LayerError> {
-        check_arity(
-            &self.name,
-            self.kind(),
-            bottom.len(),
-            0..=0,
-            num_tops,
-            1..=2,
-        )?;
+    fn setup(&mut self, _bottom: &[Blob], _num_tops: usize) -> Result<Vec<Vec<usize>>, LayerError> {
         Ok(Vec::new())
     }
 
@@ -147,7 +127,7 @@ impl Layer for DataLayer {
 #[cfg(test)]
 mod tests {
     use siamese_proto::data_parameter::Db;
-    use siamese_proto::{DataParameter, Datum, TransformationParameter};
+    use siamese_proto::{DataParameter, Datum, LayerParameter, TransformationParameter};
 
     use super::*;
     use crate::CpuBackend;
@@ -170,6 +150,10 @@ mod tests {
         path
     }
 
+    fn open(p: &LayerParameter, source: &Path) -> Result<DataLayer, LayerError> {
+        DataLayer::new(p.name(), &DataConfig::parse(p).unwrap(), Some(source))
+    }
+
     fn layer(source: &Path, batch: u32, scale: f32) -> DataLayer {
         let p = LayerParameter {
             name: Some("data".into()),
@@ -183,7 +167,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        DataLayer::new(&p, Some(source)).unwrap()
+        open(&p, source).unwrap()
     }
 
     #[test]
@@ -225,20 +209,24 @@ mod tests {
             ..Default::default()
         };
         let missing = dir.path().join("nothing");
-        let err = DataLayer::new(&p, Some(&missing)).unwrap_err().to_string();
+        let err = open(&p, &missing).unwrap_err().to_string();
         assert!(
             err.starts_with("layer \"data\": ") && err.contains("nothing"),
             "{err}"
         );
         let p = LayerParameter {
             name: Some("data".into()),
+            data_param: Some(DataParameter {
+                batch_size: Some(4),
+                ..Default::default()
+            }),
             transform_param: Some(TransformationParameter {
                 mirror: Some(true),
                 ..Default::default()
             }),
             ..Default::default()
         };
-        let err = DataLayer::new(&p, Some(&missing)).unwrap_err().to_string();
+        let err = open(&p, &missing).unwrap_err().to_string();
         assert_eq!(
             err,
             "layer \"data\": transform_param: only scale is supported (no mean, crop or mirror)"
@@ -260,9 +248,9 @@ mod tests {
         let lmdb = dir.path().join("mnist_train_lmdb");
         let records = siamese_data::DatumDb::open(&db(dir.path())).unwrap();
         siamese_data::write_datums_as(&lmdb, siamese_data::Backend::Lmdb, records, false).unwrap();
-        let data = DataLayer::new(&layer(Db::Lmdb), Some(&lmdb)).unwrap();
+        let data = open(&layer(Db::Lmdb), &lmdb).unwrap();
         assert_eq!(data.reader.len(), 3);
-        let err = DataLayer::new(&layer(Db::Leveldb), Some(&lmdb)).unwrap_err();
+        let err = open(&layer(Db::Leveldb), &lmdb).unwrap_err();
         assert_eq!(
             err.to_string(),
             format!(

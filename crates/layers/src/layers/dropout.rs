@@ -3,15 +3,16 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use siamese_proto::{LayerParameter, Phase};
+use siamese_net::LayerKind;
+use siamese_net::layer::DropoutConfig;
+use siamese_proto::Phase;
 
-use super::{Layer, check_arity};
+use super::Layer;
 use crate::{Backend, Blob, LayerError};
 
 /// Caffe's `Dropout`.
 #[derive(Debug)]
 pub struct Dropout {
-    name: String,
     ratio: f32,
     train: bool,
     rng: ChaCha8Rng,
@@ -19,22 +20,13 @@ pub struct Dropout {
 }
 
 impl Dropout {
-    pub fn new(p: &LayerParameter, phase: Phase, seed: u64) -> Result<Self, LayerError> {
-        let name = p.name().to_string();
-        let ratio = p.dropout_param.unwrap_or_default().dropout_ratio();
-        if !(0.0..1.0).contains(&ratio) {
-            return Err(LayerError::config(
-                &name,
-                format!("dropout_ratio {ratio} outside [0, 1)"),
-            ));
-        }
-        Ok(Self {
-            name,
-            ratio,
+    pub fn new(config: &DropoutConfig, phase: Phase, seed: u64) -> Self {
+        Self {
+            ratio: config.ratio,
             train: phase == Phase::Train,
             rng: ChaCha8Rng::seed_from_u64(seed),
             mask: Vec::new(),
-        })
+        }
     }
 
     fn scale(&self) -> f32 {
@@ -43,19 +35,11 @@ impl Dropout {
 }
 
 impl Layer for Dropout {
-    fn kind(&self) -> &'static str {
-        "Dropout"
+    fn kind(&self) -> LayerKind {
+        LayerKind::Dropout
     }
 
-    fn setup(&mut self, bottom: &[Blob], num_tops: usize) -> Result<Vec<Vec<usize>>, LayerError> {
-        check_arity(
-            &self.name,
-            self.kind(),
-            bottom.len(),
-            1..=1,
-            num_tops,
-            1..=1,
-        )?;
+    fn setup(&mut self, _bottom: &[Blob], _num_tops: usize) -> Result<Vec<Vec<usize>>, LayerError> {
         Ok(Vec::new())
     }
 
@@ -113,7 +97,7 @@ impl Layer for Dropout {
 
 #[cfg(test)]
 mod tests {
-    use siamese_proto::DropoutParameter;
+    use siamese_proto::{DropoutParameter, LayerParameter};
 
     use super::*;
     use crate::CpuBackend;
@@ -126,7 +110,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        Dropout::new(&p, phase, seed).unwrap()
+        Dropout::new(&DropoutConfig::parse(&p).unwrap(), phase, seed)
     }
 
     fn forward(layer: &mut Dropout, bottom: &Blob) -> Vec<f32> {

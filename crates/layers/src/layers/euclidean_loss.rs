@@ -1,8 +1,9 @@
 //! EuclideanLoss: `1/(2N) Σ ‖a − b‖²`, gradients to both sides (scaled by the loss weight).
 
-use siamese_proto::LayerParameter;
+use siamese_net::LayerKind;
+use siamese_net::layer::check_euclidean_shapes;
 
-use super::{Layer, check_arity, reshape_loss_top};
+use super::{Layer, reshape_loss_top};
 use crate::{Backend, Blob, LayerError};
 
 /// Caffe's `EuclideanLoss`.
@@ -14,46 +15,26 @@ pub struct EuclideanLoss {
 }
 
 impl EuclideanLoss {
-    pub fn new(p: &LayerParameter) -> Result<Self, LayerError> {
-        Ok(Self {
-            name: p.name().to_string(),
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
             diff: Vec::new(),
             num: 0,
-        })
+        }
     }
 }
 
 impl Layer for EuclideanLoss {
-    fn kind(&self) -> &'static str {
-        "EuclideanLoss"
+    fn kind(&self) -> LayerKind {
+        LayerKind::EuclideanLoss
     }
 
-    fn setup(&mut self, bottom: &[Blob], num_tops: usize) -> Result<Vec<Vec<usize>>, LayerError> {
-        check_arity(
-            &self.name,
-            self.kind(),
-            bottom.len(),
-            2..=2,
-            num_tops,
-            1..=1,
-        )?;
+    fn setup(&mut self, _bottom: &[Blob], _num_tops: usize) -> Result<Vec<Vec<usize>>, LayerError> {
         Ok(Vec::new())
     }
 
     fn reshape(&mut self, bottom: &[Blob], top: &mut [Blob]) -> Result<(), LayerError> {
-        if bottom[0].count_from(1.min(bottom[0].shape.len()))
-            != bottom[1].count_from(1.min(bottom[1].shape.len()))
-            || bottom[0].count() != bottom[1].count()
-        {
-            return Err(LayerError::shape(
-                &self.name,
-                format!(
-                    "inputs must have the same size, got {} and {}",
-                    bottom[0].shape_string(),
-                    bottom[1].shape_string()
-                ),
-            ));
-        }
+        check_euclidean_shapes(&self.name, &bottom[0].shape, &bottom[1].shape)?;
         self.num = bottom[0].num();
         self.diff.resize(bottom[0].count(), 0.0);
         reshape_loss_top(top);
@@ -108,7 +89,7 @@ mod tests {
 
     #[test]
     fn value_and_gradients() {
-        let mut layer = EuclideanLoss::new(&LayerParameter::default()).unwrap();
+        let mut layer = EuclideanLoss::new("loss");
         let bottom = [
             Blob::from_data(&[2, 2], vec![1.0, 2.0, 3.0, 4.0]),
             Blob::from_data(&[2, 2], vec![0.0, 0.0, 3.0, 2.0]),

@@ -1,9 +1,10 @@
 //! InnerProduct (fully connected): `top = bottom · Wᵀ + b` with weights `[num_output, inputs]`
 //! (Caffe's layout; `[inputs, num_output]` when `transpose: true`), one GEMM each way.
 
-use siamese_proto::LayerParameter;
+use siamese_net::LayerKind;
+use siamese_net::layer::InnerProductConfig;
 
-use super::{Layer, canonical_axis, check_arity};
+use super::{Layer, check_tops};
 use crate::backend::Gemm;
 use crate::{Backend, Blob, LayerError};
 
@@ -11,75 +12,39 @@ use crate::{Backend, Blob, LayerError};
 #[derive(Debug)]
 pub struct InnerProduct {
     name: String,
-    num_output: usize,
-    bias: bool,
-    axis: i32,
-    transpose: bool,
+    config: InnerProductConfig,
+    pub(crate) num_output: usize,
+    pub(crate) bias: bool,
+    pub(crate) transpose: bool,
     /// Rows (`M`: product of the axes before `axis`) and inputs (`K`: the rest).
-    rows: usize,
-    inputs: usize,
+    pub(crate) rows: usize,
+    pub(crate) inputs: usize,
 }
 
 impl InnerProduct {
-    pub fn new(p: &LayerParameter) -> Result<Self, LayerError> {
-        let name = p.name().to_string();
-        let ip = p.inner_product_param.clone().unwrap_or_default();
-        if ip.num_output() == 0 {
-            return Err(LayerError::config(
-                &name,
-                "inner_product_param.num_output must be positive",
-            ));
-        }
-        Ok(Self {
-            name,
-            num_output: ip.num_output() as usize,
-            bias: ip.bias_term(),
-            axis: ip.axis(),
-            transpose: ip.transpose(),
+    pub fn new(name: &str, config: &InnerProductConfig) -> Self {
+        Self {
+            name: name.to_string(),
+            config: config.clone(),
+            num_output: config.num_output,
+            bias: config.bias_term,
+            transpose: config.transpose,
             rows: 0,
             inputs: 0,
-        })
-    }
-
-    fn split(&self, bottom: &Blob) -> Result<(usize, usize, usize), LayerError> {
-        let axis = canonical_axis(&self.name, self.axis, bottom.shape.len())?;
-        Ok((axis, bottom.count_range(0, axis), bottom.count_from(axis)))
+        }
     }
 }
 
 impl Layer for InnerProduct {
-    fn kind(&self) -> &'static str {
-        "InnerProduct"
-    }
-
-    #[cfg(feature = "cuda")]
-    fn gpu_op(&self) -> Option<crate::GpuOp<'_>> {
-        Some(crate::GpuOp::InnerProduct {
-            rows: self.rows,
-            inputs: self.inputs,
-            num_output: self.num_output,
-            bias: self.bias,
-            transpose: self.transpose,
-        })
+    fn kind(&self) -> LayerKind {
+        LayerKind::InnerProduct
     }
 
     fn setup(&mut self, bottom: &[Blob], num_tops: usize) -> Result<Vec<Vec<usize>>, LayerError> {
-        check_arity(
-            &self.name,
-            self.kind(),
-            bottom.len(),
-            1..=1,
-            num_tops,
-            1..=1,
-        )?;
-        let (_, _, inputs) = self.split(&bottom[0])?;
-        self.inputs = inputs;
-        let weights = if self.transpose {
-            vec![inputs, self.num_output]
-        } else {
-            vec![self.num_output, inputs]
-        };
-        let mut shapes = vec![weights];
+        check_tops(&self.name, self.kind(), num_tops, 1)?;
+        let split = self.config.split(&self.name, &bottom[0].shape)?;
+        self.inputs = split.inputs;
+        let mut shapes = vec![self.config.weight_shape(split.inputs)];
         if self.bias {
             shapes.push(vec![self.num_output]);
         }
@@ -87,7 +52,8 @@ impl Layer for InnerProduct {
     }
 
     fn reshape(&mut self, bottom: &[Blob], top: &mut [Blob]) -> Result<(), LayerError> {
-        let (axis, rows, inputs) = self.split(&bottom[0])?;
+        let split = self.config.split(&self.name, &bottom[0].shape)?;
+        let (rows, inputs) = (split.rows, split.inputs);
         if inputs != self.inputs {
             return Err(LayerError::shape(
                 &self.name,
@@ -99,9 +65,7 @@ impl Layer for InnerProduct {
             ));
         }
         self.rows = rows;
-        let mut shape = bottom[0].shape[..axis].to_vec();
-        shape.push(self.num_output);
-        top[0].reshape(&shape);
+        top[0].reshape(&self.config.top_shape(&bottom[0].shape, &split));
         Ok(())
     }
 
@@ -172,7 +136,7 @@ impl Layer for InnerProduct {
 
 #[cfg(test)]
 mod tests {
-    use siamese_proto::InnerProductParameter;
+    use siamese_proto::{InnerProductParameter, LayerParameter};
 
     use super::*;
     use crate::CpuBackend;
@@ -190,7 +154,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        InnerProduct::new(&p).unwrap()
+        InnerProduct::new("ip", &InnerProductConfig::parse(&p).unwrap())
     }
 
     #[test]

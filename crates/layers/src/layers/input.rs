@@ -1,77 +1,46 @@
 //! Input: a net's entry point whose tops are filled by the caller (deploy nets); shapes come
 //! from `input_param.shape` and can be changed (`Net::reshape_input`).
 
-use siamese_proto::LayerParameter;
+use siamese_net::LayerKind;
+use siamese_net::layer::InputConfig;
 
-use super::{Layer, check_arity};
+use super::Layer;
 use crate::{Backend, Blob, LayerError};
 
 /// Caffe's `Input`.
 #[derive(Debug)]
 pub struct Input {
     name: String,
+    config: InputConfig,
+    /// One per top (set by setup, changed by `set_input_shape`).
     shapes: Vec<Vec<usize>>,
 }
 
 impl Input {
-    pub fn new(p: &LayerParameter) -> Result<Self, LayerError> {
-        let name = p.name().to_string();
-        let mut shapes = Vec::new();
-        for s in p.input_param.as_ref().map_or(&[][..], |ip| &ip.shape) {
-            let dims: Result<Vec<usize>, _> = s.dim.iter().map(|&d| usize::try_from(d)).collect();
-            shapes.push(dims.map_err(|_| {
-                LayerError::config(&name, format!("negative dimension in shape {:?}", s.dim))
-            })?);
-        }
-        Ok(Self { name, shapes })
-    }
-
-    fn shape(&self, index: usize) -> &[usize] {
-        if self.shapes.len() == 1 {
-            &self.shapes[0]
-        } else {
-            &self.shapes[index]
+    pub fn new(name: &str, config: &InputConfig) -> Self {
+        Self {
+            name: name.to_string(),
+            config: config.clone(),
+            shapes: Vec::new(),
         }
     }
 }
 
 impl Layer for Input {
-    fn kind(&self) -> &'static str {
-        "Input"
+    fn kind(&self) -> LayerKind {
+        LayerKind::Input
     }
 
-    #[cfg(feature = "cuda")]
-    fn gpu_op(&self) -> Option<crate::GpuOp<'_>> {
-        Some(crate::GpuOp::Host)
-    }
-
-    fn setup(&mut self, bottom: &[Blob], num_tops: usize) -> Result<Vec<Vec<usize>>, LayerError> {
-        check_arity(
-            &self.name,
-            self.kind(),
-            bottom.len(),
-            0..=0,
-            num_tops,
-            1..=usize::MAX,
-        )?;
-        if self.shapes.len() != 1 && self.shapes.len() != num_tops {
-            return Err(LayerError::config(
-                &self.name,
-                format!(
-                    "input_param has {} shapes for {num_tops} tops (expected 1 or one per top)",
-                    self.shapes.len()
-                ),
-            ));
-        }
-        if self.shapes.len() == 1 && num_tops > 1 {
-            self.shapes = vec![self.shapes[0].clone(); num_tops];
-        }
+    fn setup(&mut self, _bottom: &[Blob], num_tops: usize) -> Result<Vec<Vec<usize>>, LayerError> {
+        self.shapes = (0..num_tops)
+            .map(|i| Ok(self.config.top_shape(&self.name, i, num_tops)?.clone()))
+            .collect::<Result<_, LayerError>>()?;
         Ok(Vec::new())
     }
 
     fn reshape(&mut self, _bottom: &[Blob], top: &mut [Blob]) -> Result<(), LayerError> {
         for (i, t) in top.iter_mut().enumerate() {
-            t.reshape(self.shape(i));
+            t.reshape(&self.shapes[i]);
         }
         Ok(())
     }
@@ -107,9 +76,13 @@ impl Layer for Input {
 
 #[cfg(test)]
 mod tests {
-    use siamese_proto::{BlobShape, InputParameter};
+    use siamese_proto::{BlobShape, InputParameter, LayerParameter};
 
     use super::*;
+
+    fn input(p: &LayerParameter) -> Input {
+        Input::new(p.name(), &InputConfig::parse(p).unwrap())
+    }
 
     #[test]
     fn shapes_tops_and_can_be_reshaped() {
@@ -122,7 +95,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        let mut layer = Input::new(&p).unwrap();
+        let mut layer = input(&p);
         let mut top = [Blob::default()];
         layer.setup(&[], 1).unwrap();
         layer.reshape(&[], &mut top).unwrap();
@@ -137,10 +110,10 @@ mod tests {
             }),
             ..Default::default()
         };
-        let err = Input::new(&two).unwrap().setup(&[], 3).unwrap_err();
+        let err = input(&two).setup(&[], 3).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "layer \"pair\": input_param has 2 shapes for 3 tops (expected 1 or one per top)"
+            "layer 'pair' (Input): input_param needs 1 shape or one per top (3), has 2"
         );
     }
 }

@@ -29,7 +29,62 @@ pub use slice::Slice;
 pub use softmax::{Softmax, SoftmaxWithLoss};
 pub use split::Split;
 
+use std::path::Path;
+
+use siamese_net::{LayerConfig, LayerKind};
+use siamese_proto::Phase;
+
 use crate::{Backend, Blob, LayerError};
+
+/// A layer as a net holds it: with its CUDA code in builds that have CUDA.
+#[cfg(feature = "cuda")]
+pub(crate) type DynLayer = dyn crate::cuda::CudaLayer;
+#[cfg(not(feature = "cuda"))]
+pub(crate) type DynLayer = dyn Layer;
+
+/// Instantiates a layer of the net from its checked, typed settings. `seed` seeds its
+/// randomness (Dropout); `data_source` is a Data layer's resolved source.
+pub(crate) fn build(
+    name: &str,
+    config: &LayerConfig,
+    phase: Phase,
+    seed: u64,
+    data_source: Option<&Path>,
+) -> Result<Box<DynLayer>, LayerError> {
+    Ok(match config {
+        LayerConfig::Accuracy(c) => Box::new(Accuracy::new(name, c)),
+        LayerConfig::ContrastiveLoss(c) => Box::new(ContrastiveLoss::new(name, c)),
+        LayerConfig::Convolution(c) => Box::new(Convolution::new(name, c)?),
+        LayerConfig::Data(c) => Box::new(DataLayer::new(name, c, data_source)?),
+        LayerConfig::Dropout(c) => Box::new(Dropout::new(c, phase, seed)),
+        LayerConfig::EuclideanLoss => Box::new(EuclideanLoss::new(name)),
+        LayerConfig::InnerProduct(c) => Box::new(InnerProduct::new(name, c)),
+        LayerConfig::Input(c) => Box::new(Input::new(name, c)),
+        LayerConfig::Pooling(c) => Box::new(Pooling::new(name, c)),
+        LayerConfig::ReLU(c) => Box::new(ReLU::new(c)),
+        LayerConfig::Slice(c) => Box::new(Slice::new(name, c)),
+        LayerConfig::Softmax(c) => Box::new(Softmax::new(name, c)),
+        LayerConfig::SoftmaxWithLoss(c) => Box::new(SoftmaxWithLoss::new(name, c)),
+        LayerConfig::Split => Box::new(Split),
+    })
+}
+
+/// Fails when the layer has more tops than this implementation fills (Caffe's optional extra
+/// tops siamese does not compute).
+pub(crate) fn check_tops(
+    name: &str,
+    kind: LayerKind,
+    tops: usize,
+    max: usize,
+) -> Result<(), LayerError> {
+    if tops > max {
+        return Err(LayerError::config(
+            name,
+            format!("{kind} with {tops} tops is not supported (at most {max})"),
+        ));
+    }
+    Ok(())
+}
 
 /// One Caffe layer. The `Net` calls `setup` once, then `reshape` + `forward` each iteration and
 /// `backward` when gradients are needed. Conventions (Caffe's):
@@ -38,11 +93,12 @@ use crate::{Backend, Blob, LayerError};
 /// - a loss layer scales its gradient by its top's diff (the loss weight);
 /// - tops never alias bottoms (the `Net` gives in-place layers a separate top blob).
 pub trait Layer: Send {
-    /// Caffe's type name: `"Convolution"`, `"ContrastiveLoss"`.
-    fn kind(&self) -> &'static str;
+    /// The layer's Caffe type.
+    fn kind(&self) -> LayerKind;
 
-    /// Checks the number and shapes of bottoms (and the number of tops) and returns the shapes
-    /// of the parameter blobs the layer needs, in Caffe's order (weights, then bias).
+    /// Checks the shapes of the bottoms (their number and the number of tops were checked
+    /// with the net) and returns the shapes of the parameter blobs the layer needs, in Caffe's
+    /// order (weights, then bias).
     fn setup(&mut self, bottom: &[Blob], num_tops: usize) -> Result<Vec<Vec<usize>>, LayerError>;
 
     /// Shapes the tops (and internal buffers) for the bottoms' current shapes. Allocates only
@@ -81,13 +137,6 @@ pub trait Layer: Send {
         0
     }
 
-    /// The layer's GPU computation at its current shapes (valid after `reshape`); `None` when
-    /// it has no CUDA implementation.
-    #[cfg(feature = "cuda")]
-    fn gpu_op(&self) -> Option<crate::GpuOp<'_>> {
-        None
-    }
-
     /// For Input layers: sets the shape of top `index`, returning false for other layers.
     fn set_input_shape(&mut self, _index: usize, _shape: &[usize]) -> bool {
         false
@@ -101,81 +150,6 @@ pub trait Layer: Send {
     /// For data layers: makes the next batch start at record `position`.
     fn seek_data(&mut self, _position: usize) -> Result<(), LayerError> {
         Ok(())
-    }
-}
-
-/// Fails unless the layer got `bottoms` bottoms and `tops` tops (each a range).
-pub(crate) fn check_arity(
-    name: &str,
-    kind: &str,
-    bottom: usize,
-    bottoms: std::ops::RangeInclusive<usize>,
-    top: usize,
-    tops: std::ops::RangeInclusive<usize>,
-) -> Result<(), LayerError> {
-    let describe = |r: &std::ops::RangeInclusive<usize>| {
-        if r.start() == r.end() {
-            r.start().to_string()
-        } else if *r.end() == usize::MAX {
-            format!("at least {}", r.start())
-        } else {
-            format!("{} to {}", r.start(), r.end())
-        }
-    };
-    if !bottoms.contains(&bottom) {
-        return Err(LayerError::config(
-            name,
-            format!(
-                "{kind} takes {} bottom blob(s), got {bottom}",
-                describe(&bottoms)
-            ),
-        ));
-    }
-    if !tops.contains(&top) {
-        return Err(LayerError::config(
-            name,
-            format!("{kind} produces {} top blob(s), got {top}", describe(&tops)),
-        ));
-    }
-    Ok(())
-}
-
-/// Caffe's canonical axis: a negative axis counts from the end.
-pub(crate) fn canonical_axis(name: &str, axis: i32, ndim: usize) -> Result<usize, LayerError> {
-    let resolved = if axis < 0 { axis + ndim as i32 } else { axis };
-    if resolved < 0 || resolved as usize >= ndim.max(1) {
-        return Err(LayerError::shape(
-            name,
-            format!("axis {axis} out of range for a {ndim}-axis blob"),
-        ));
-    }
-    Ok(resolved as usize)
-}
-
-/// Reads a `kernel`/`stride`/`pad`-style pair the way Caffe does: explicit `_h`/`_w` fields
-/// win, else the repeated field with one value for both axes or one per axis, else `default`.
-pub(crate) fn spatial_pair(
-    name: &str,
-    what: &str,
-    h: Option<u32>,
-    w: Option<u32>,
-    repeated: &[u32],
-    default: Option<usize>,
-) -> Result<[usize; 2], LayerError> {
-    match (h, w, repeated) {
-        (Some(h), Some(w), []) => Ok([h as usize, w as usize]),
-        (None, None, []) => default.map(|d| [d, d]).ok_or_else(|| {
-            LayerError::config(
-                name,
-                format!("{what} is required ({what}_size or {what}_h and {what}_w)"),
-            )
-        }),
-        (None, None, [v]) => Ok([*v as usize; 2]),
-        (None, None, [h, w]) => Ok([*h as usize, *w as usize]),
-        _ => Err(LayerError::config(
-            name,
-            format!("{what}: give either one or two values or both {what}_h and {what}_w"),
-        )),
     }
 }
 

@@ -1,10 +1,10 @@
 //! Pooling: MAX (with its argmax for backward) and AVE over 2-D windows, with Caffe's output
 //! size (rounded up, then clipped) and global pooling.
 
-use siamese_proto::LayerParameter;
-use siamese_proto::pooling_parameter::PoolMethod;
+use siamese_net::LayerKind;
+use siamese_net::layer::{PoolConfig, PoolMethod};
 
-use super::{Layer, check_arity, spatial_pair};
+use super::{Layer, check_tops};
 use crate::backend::PoolGeometry;
 use crate::{Backend, Blob, LayerError};
 
@@ -12,153 +12,56 @@ use crate::{Backend, Blob, LayerError};
 #[derive(Debug)]
 pub struct Pooling {
     name: String,
-    method: PoolMethod,
-    global: bool,
-    kernel: [usize; 2],
-    stride: [usize; 2],
-    pad: [usize; 2],
-    geometry: Option<PoolGeometry>,
-    planes: usize,
+    pub(crate) config: PoolConfig,
+    pub(crate) geometry: Option<PoolGeometry>,
+    pub(crate) planes: usize,
     /// For MAX: per output, the index in its input plane of the chosen maximum.
     argmax: Vec<u32>,
 }
 
 impl Pooling {
-    pub fn new(p: &LayerParameter) -> Result<Self, LayerError> {
-        let name = p.name().to_string();
-        let pp = p.pooling_param.unwrap_or_default();
-        let method = pp.pool();
-        if method == PoolMethod::Stochastic {
-            return Err(LayerError::config(
-                &name,
-                "pool: STOCHASTIC is not supported (MAX or AVE)",
-            ));
-        }
-        let global = pp.global_pooling();
-        let kernel = if global {
-            if pp.kernel_size.is_some() || pp.kernel_h.is_some() || pp.kernel_w.is_some() {
-                return Err(LayerError::config(
-                    &name,
-                    "global_pooling takes no kernel size",
-                ));
-            }
-            [1, 1]
-        } else {
-            let size: Vec<u32> = pp.kernel_size.into_iter().collect();
-            spatial_pair(&name, "kernel", pp.kernel_h, pp.kernel_w, &size, None)?
-        };
-        let stride_size: Vec<u32> = pp.stride.into_iter().collect();
-        let stride = spatial_pair(
-            &name,
-            "stride",
-            pp.stride_h,
-            pp.stride_w,
-            &stride_size,
-            Some(1),
-        )?;
-        let pad_size: Vec<u32> = pp.pad.into_iter().collect();
-        let pad = spatial_pair(&name, "pad", pp.pad_h, pp.pad_w, &pad_size, Some(0))?;
-        if kernel.contains(&0) || stride.contains(&0) {
-            return Err(LayerError::config(
-                &name,
-                "kernel and stride must be positive",
-            ));
-        }
-        if pad[0] >= kernel[0] || pad[1] >= kernel[1] {
-            return Err(LayerError::config(
-                &name,
-                format!("pad {pad:?} must be smaller than kernel {kernel:?}"),
-            ));
-        }
-        if global && (pad != [0, 0] || stride != [1, 1]) {
-            return Err(LayerError::config(
-                &name,
-                "global_pooling takes stride 1 and pad 0",
-            ));
-        }
-        Ok(Self {
-            name,
-            method,
-            global,
-            kernel,
-            stride,
-            pad,
+    pub fn new(name: &str, config: &PoolConfig) -> Self {
+        Self {
+            name: name.to_string(),
+            config: config.clone(),
             geometry: None,
             planes: 0,
             argmax: Vec::new(),
-        })
+        }
     }
 
-    fn geometry_for(&self, bottom: &Blob) -> Result<PoolGeometry, LayerError> {
-        let &[_, _, height, width] = bottom.shape.as_slice() else {
-            return Err(LayerError::shape(
-                &self.name,
-                format!(
-                    "Pooling needs a 4-axis bottom (N, C, H, W), got {}",
-                    bottom.shape_string()
-                ),
-            ));
-        };
-        let kernel = if self.global {
-            [height, width]
-        } else {
-            self.kernel
-        };
+    /// The geometry and the top shape for `bottom` (the net's shape rule).
+    fn geometry_for(&self, bottom: &Blob) -> Result<(PoolGeometry, [usize; 4]), LayerError> {
+        let top = self.config.output_shape(&self.name, &bottom.shape)?;
+        let (height, width) = (bottom.shape[2], bottom.shape[3]);
         let g = PoolGeometry {
             height,
             width,
-            kernel,
-            stride: self.stride,
-            pad: self.pad,
+            kernel: self.config.kernel_for(height, width),
+            stride: self.config.stride,
+            pad: self.config.pad,
         };
-        if g.output_size().is_none() {
-            return Err(LayerError::shape(
-                &self.name,
-                format!(
-                    "kernel {kernel:?} larger than the padded input {}",
-                    bottom.shape_string()
-                ),
-            ));
-        }
-        Ok(g)
+        Ok((g, top))
     }
 }
 
 impl Layer for Pooling {
-    fn kind(&self) -> &'static str {
-        "Pooling"
-    }
-
-    #[cfg(feature = "cuda")]
-    fn gpu_op(&self) -> Option<crate::GpuOp<'_>> {
-        Some(crate::GpuOp::Pooling {
-            geometry: self.geometry?,
-            planes: self.planes,
-            max: self.method == PoolMethod::Max,
-        })
+    fn kind(&self) -> LayerKind {
+        LayerKind::Pooling
     }
 
     fn setup(&mut self, bottom: &[Blob], num_tops: usize) -> Result<Vec<Vec<usize>>, LayerError> {
-        check_arity(
-            &self.name,
-            self.kind(),
-            bottom.len(),
-            1..=1,
-            num_tops,
-            1..=1,
-        )?;
+        check_tops(&self.name, self.kind(), num_tops, 1)?;
         self.geometry_for(&bottom[0])?;
         Ok(Vec::new())
     }
 
     fn reshape(&mut self, bottom: &[Blob], top: &mut [Blob]) -> Result<(), LayerError> {
-        let g = self.geometry_for(&bottom[0])?;
-        let [out_h, out_w] = g.output_size().unwrap_or([0, 0]);
-        let (num, channels) = (bottom[0].shape[0], bottom[0].shape[1]);
-        self.planes = num * channels;
+        let (g, shape) = self.geometry_for(&bottom[0])?;
+        self.planes = shape[0] * shape[1];
         self.geometry = Some(g);
-        top[0].reshape(&[num, channels, out_h, out_w]);
-        if self.method == PoolMethod::Max {
+        top[0].reshape(&shape);
+        if self.config.method == PoolMethod::Max {
             self.argmax.resize(top[0].count(), 0);
         }
         Ok(())
@@ -172,7 +75,7 @@ impl Layer for Pooling {
         top: &mut [Blob],
     ) -> Result<(), LayerError> {
         let g = self.geometry.expect("reshape before forward");
-        match self.method {
+        match self.config.method {
             PoolMethod::Max => backend.max_pool_forward(
                 &g,
                 self.planes,
@@ -180,7 +83,9 @@ impl Layer for Pooling {
                 &mut top[0].data,
                 &mut self.argmax,
             ),
-            _ => backend.ave_pool_forward(&g, self.planes, &bottom[0].data, &mut top[0].data),
+            PoolMethod::Ave => {
+                backend.ave_pool_forward(&g, self.planes, &bottom[0].data, &mut top[0].data)
+            }
         }
         Ok(())
     }
@@ -197,7 +102,7 @@ impl Layer for Pooling {
             return;
         }
         let g = self.geometry.expect("reshape before backward");
-        match self.method {
+        match self.config.method {
             PoolMethod::Max => backend.max_pool_backward(
                 &g,
                 self.planes,
@@ -205,7 +110,9 @@ impl Layer for Pooling {
                 &self.argmax,
                 &mut bottom[0].diff,
             ),
-            _ => backend.ave_pool_backward(&g, self.planes, &top[0].diff, &mut bottom[0].diff),
+            PoolMethod::Ave => {
+                backend.ave_pool_backward(&g, self.planes, &top[0].diff, &mut bottom[0].diff)
+            }
         }
     }
 
@@ -218,25 +125,19 @@ impl Layer for Pooling {
 
 #[cfg(test)]
 mod tests {
-    use siamese_proto::PoolingParameter;
-
     use super::*;
     use crate::CpuBackend;
     use crate::gradient_check::{GradientCheck, distinct_blob, random_blob, render};
 
-    fn pool(method: PoolMethod, kernel: u32, stride: u32, pad: u32) -> Pooling {
-        let p = LayerParameter {
-            name: Some("pool".into()),
-            pooling_param: Some(PoolingParameter {
-                pool: Some(method as i32),
-                kernel_size: Some(kernel),
-                stride: Some(stride),
-                pad: Some(pad),
-                ..Default::default()
-            }),
-            ..Default::default()
+    fn pool(method: PoolMethod, kernel: usize, stride: usize, pad: usize) -> Pooling {
+        let config = PoolConfig {
+            method,
+            kernel: [kernel; 2],
+            stride: [stride; 2],
+            pad: [pad; 2],
+            global: false,
         };
-        Pooling::new(&p).unwrap()
+        Pooling::new("pool", &config)
     }
 
     fn run(layer: &mut Pooling, bottom: Blob) -> Blob {
@@ -293,15 +194,14 @@ mod tests {
 
     #[test]
     fn global_pooling_covers_the_whole_plane() {
-        let p = LayerParameter {
-            pooling_param: Some(PoolingParameter {
-                pool: Some(PoolMethod::Ave as i32),
-                global_pooling: Some(true),
-                ..Default::default()
-            }),
-            ..Default::default()
+        let config = PoolConfig {
+            method: PoolMethod::Ave,
+            kernel: [0, 0],
+            stride: [1, 1],
+            pad: [0, 0],
+            global: true,
         };
-        let top = run(&mut Pooling::new(&p).unwrap(), ramp());
+        let top = run(&mut Pooling::new("pool", &config), ramp());
         assert_eq!(top.shape, [1, 1, 1, 1]);
         assert_eq!(top.data, [17.5]);
     }

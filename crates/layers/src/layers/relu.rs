@@ -1,46 +1,32 @@
 //! ReLU with Caffe's `negative_slope` (leaky). In a prototxt it usually runs in place; the
 //! `Net` gives it its own top blob, so backward can read the input.
 
-use siamese_proto::LayerParameter;
+use siamese_net::LayerKind;
+use siamese_net::layer::ReluConfig;
 
-use super::{Layer, check_arity};
+use super::Layer;
 use crate::{Backend, Blob, LayerError};
 
 /// Caffe's `ReLU`: `max(x, 0) + negative_slope · min(x, 0)`.
 #[derive(Debug)]
 pub struct ReLU {
-    name: String,
-    slope: f32,
+    pub(crate) slope: f32,
 }
 
 impl ReLU {
-    pub fn new(p: &LayerParameter) -> Result<Self, LayerError> {
-        Ok(Self {
-            name: p.name().to_string(),
-            slope: p.relu_param.unwrap_or_default().negative_slope(),
-        })
+    pub fn new(config: &ReluConfig) -> Self {
+        Self {
+            slope: config.negative_slope,
+        }
     }
 }
 
 impl Layer for ReLU {
-    fn kind(&self) -> &'static str {
-        "ReLU"
+    fn kind(&self) -> LayerKind {
+        LayerKind::ReLU
     }
 
-    #[cfg(feature = "cuda")]
-    fn gpu_op(&self) -> Option<crate::GpuOp<'_>> {
-        Some(crate::GpuOp::ReLU { slope: self.slope })
-    }
-
-    fn setup(&mut self, bottom: &[Blob], num_tops: usize) -> Result<Vec<Vec<usize>>, LayerError> {
-        check_arity(
-            &self.name,
-            self.kind(),
-            bottom.len(),
-            1..=1,
-            num_tops,
-            1..=1,
-        )?;
+    fn setup(&mut self, _bottom: &[Blob], _num_tops: usize) -> Result<Vec<Vec<usize>>, LayerError> {
         Ok(Vec::new())
     }
 
@@ -81,7 +67,7 @@ impl Layer for ReLU {
 
 #[cfg(test)]
 mod tests {
-    use siamese_proto::ReLuParameter;
+    use siamese_proto::{LayerParameter, ReLuParameter};
 
     use super::*;
     use crate::CpuBackend;
@@ -95,7 +81,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        ReLU::new(&p).unwrap()
+        ReLU::new(&ReluConfig::parse(&p))
     }
 
     #[test]

@@ -1,113 +1,51 @@
 //! Slice: cuts a blob along one axis into consecutive pieces (the siamese net splits the
 //! 2-channel pair into its two images); backward copies the pieces' diffs back.
 
-use siamese_proto::LayerParameter;
+use siamese_net::LayerKind;
+use siamese_net::layer::SliceConfig;
 
-use super::{Layer, canonical_axis, check_arity};
+use super::Layer;
 use crate::{Backend, Blob, LayerError};
 
 /// Caffe's `Slice`.
 #[derive(Debug)]
 pub struct Slice {
     name: String,
-    axis: i32,
-    points: Vec<usize>,
+    config: SliceConfig,
     /// Per top: its size along the axis. Set by reshape.
-    sizes: Vec<usize>,
-    outer: usize,
-    inner: usize,
-    axis_len: usize,
+    pub(crate) sizes: Vec<usize>,
+    pub(crate) outer: usize,
+    pub(crate) inner: usize,
+    pub(crate) axis_len: usize,
 }
 
 impl Slice {
-    pub fn new(p: &LayerParameter) -> Result<Self, LayerError> {
-        let sp = p.slice_param.clone().unwrap_or_default();
-        // Caffe: the deprecated slice_dim wins when given.
-        let axis = if sp.slice_dim.is_some() {
-            sp.slice_dim() as i32
-        } else {
-            sp.axis()
-        };
-        Ok(Self {
-            name: p.name().to_string(),
-            axis,
-            points: sp.slice_point.iter().map(|&v| v as usize).collect(),
+    pub fn new(name: &str, config: &SliceConfig) -> Self {
+        Self {
+            name: name.to_string(),
+            config: config.clone(),
             sizes: Vec::new(),
             outer: 0,
             inner: 0,
             axis_len: 0,
-        })
-    }
-
-    fn sizes_for(&self, axis_len: usize, num_tops: usize) -> Result<Vec<usize>, LayerError> {
-        if self.points.is_empty() {
-            if !axis_len.is_multiple_of(num_tops) {
-                return Err(LayerError::shape(
-                    &self.name,
-                    format!("axis of size {axis_len} does not split evenly into {num_tops} tops"),
-                ));
-            }
-            return Ok(vec![axis_len / num_tops; num_tops]);
         }
-        if self.points.len() + 1 != num_tops {
-            return Err(LayerError::config(
-                &self.name,
-                format!(
-                    "{} slice_point(s) for {num_tops} tops (expected {})",
-                    self.points.len(),
-                    num_tops - 1
-                ),
-            ));
-        }
-        let mut bounds = vec![0];
-        bounds.extend(&self.points);
-        bounds.push(axis_len);
-        if bounds.windows(2).any(|w| w[0] >= w[1]) {
-            return Err(LayerError::shape(
-                &self.name,
-                format!(
-                    "slice_point {:?} must increase strictly inside (0, {axis_len})",
-                    self.points
-                ),
-            ));
-        }
-        Ok(bounds.windows(2).map(|w| w[1] - w[0]).collect())
     }
 }
 
 impl Layer for Slice {
-    fn kind(&self) -> &'static str {
-        "Slice"
-    }
-
-    #[cfg(feature = "cuda")]
-    fn gpu_op(&self) -> Option<crate::GpuOp<'_>> {
-        Some(crate::GpuOp::Slice {
-            outer: self.outer,
-            inner: self.inner,
-            axis_len: self.axis_len,
-            sizes: &self.sizes,
-        })
+    fn kind(&self) -> LayerKind {
+        LayerKind::Slice
     }
 
     fn setup(&mut self, bottom: &[Blob], num_tops: usize) -> Result<Vec<Vec<usize>>, LayerError> {
-        check_arity(
-            &self.name,
-            self.kind(),
-            bottom.len(),
-            1..=1,
-            num_tops,
-            1..=usize::MAX,
-        )?;
-        let axis = canonical_axis(&self.name, self.axis, bottom[0].shape.len())?;
-        self.sizes_for(bottom[0].shape[axis], num_tops)?;
+        self.config.sizes(&self.name, &bottom[0].shape, num_tops)?;
         Ok(Vec::new())
     }
 
     fn reshape(&mut self, bottom: &[Blob], top: &mut [Blob]) -> Result<(), LayerError> {
         let b = &bottom[0];
-        let axis = canonical_axis(&self.name, self.axis, b.shape.len())?;
-        self.sizes = self.sizes_for(b.shape[axis], top.len())?;
+        let (axis, sizes) = self.config.sizes(&self.name, &b.shape, top.len())?;
+        self.sizes = sizes;
         self.outer = b.count_range(0, axis);
         self.inner = b.count_from(axis + 1);
         self.axis_len = b.shape[axis];
@@ -168,7 +106,7 @@ impl Layer for Slice {
 
 #[cfg(test)]
 mod tests {
-    use siamese_proto::SliceParameter;
+    use siamese_proto::{LayerParameter, SliceParameter};
 
     use super::*;
     use crate::CpuBackend;
@@ -183,7 +121,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        Slice::new(&p).unwrap()
+        Slice::new("slice", &SliceConfig::parse(&p))
     }
 
     #[test]
@@ -221,7 +159,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        let mut layer = Slice::new(&p).unwrap();
+        let mut layer = Slice::new("slice", &SliceConfig::parse(&p));
         let mut top = [Blob::default(), Blob::default()];
         layer.setup(&[Blob::new(&[4, 3])], 2).unwrap();
         layer.reshape(&[Blob::new(&[4, 3])], &mut top).unwrap();

@@ -1,20 +1,12 @@
 //! Softmax along an axis, and SoftmaxWithLoss (softmax + multinomial logistic loss with
 //! Caffe's normalization modes and ignore_label).
 
-use siamese_proto::LayerParameter;
+use siamese_net::LayerKind;
+use siamese_net::layer::{SoftmaxConfig, SoftmaxLossConfig};
 use siamese_proto::loss_parameter::NormalizationMode;
 
-use super::{Layer, canonical_axis, check_arity, reshape_loss_top};
+use super::{Layer, reshape_loss_top};
 use crate::{Backend, Blob, LayerError};
-
-/// `(outer, classes, inner)` of a blob split at `axis`.
-fn split_at_axis(blob: &Blob, axis: usize) -> (usize, usize, usize) {
-    (
-        blob.count_range(0, axis),
-        blob.shape[axis],
-        blob.count_from(axis + 1),
-    )
-}
 
 /// Numerically stable softmax of `input` into `output` (max subtracted), over `classes`
 /// entries `inner` apart.
@@ -43,46 +35,33 @@ fn softmax(input: &[f32], output: &mut [f32], outer: usize, classes: usize, inne
 #[derive(Debug)]
 pub struct Softmax {
     name: String,
-    axis: i32,
-    dims: (usize, usize, usize),
+    config: SoftmaxConfig,
+    pub(crate) dims: (usize, usize, usize),
 }
 
 impl Softmax {
-    pub fn new(p: &LayerParameter) -> Result<Self, LayerError> {
-        Ok(Self {
-            name: p.name().to_string(),
-            axis: p.softmax_param.unwrap_or_default().axis(),
+    pub fn new(name: &str, config: &SoftmaxConfig) -> Self {
+        Self {
+            name: name.to_string(),
+            config: *config,
             dims: (0, 0, 0),
-        })
+        }
     }
 }
 
 impl Layer for Softmax {
-    fn kind(&self) -> &'static str {
-        "Softmax"
+    fn kind(&self) -> LayerKind {
+        LayerKind::Softmax
     }
 
-    #[cfg(feature = "cuda")]
-    fn gpu_op(&self) -> Option<crate::GpuOp<'_>> {
-        Some(crate::GpuOp::Softmax { dims: self.dims })
-    }
-
-    fn setup(&mut self, bottom: &[Blob], num_tops: usize) -> Result<Vec<Vec<usize>>, LayerError> {
-        check_arity(
-            &self.name,
-            self.kind(),
-            bottom.len(),
-            1..=1,
-            num_tops,
-            1..=1,
-        )?;
-        canonical_axis(&self.name, self.axis, bottom[0].shape.len())?;
+    fn setup(&mut self, bottom: &[Blob], _num_tops: usize) -> Result<Vec<Vec<usize>>, LayerError> {
+        self.config.dims(&self.name, &bottom[0].shape)?;
         Ok(Vec::new())
     }
 
     fn reshape(&mut self, bottom: &[Blob], top: &mut [Blob]) -> Result<(), LayerError> {
-        let axis = canonical_axis(&self.name, self.axis, bottom[0].shape.len())?;
-        self.dims = split_at_axis(&bottom[0], axis);
+        let [outer, classes, inner] = self.config.dims(&self.name, &bottom[0].shape)?;
+        self.dims = (outer, classes, inner);
         top[0].reshape(&bottom[0].shape);
         Ok(())
     }
@@ -130,32 +109,25 @@ impl Layer for Softmax {
 #[derive(Debug)]
 pub struct SoftmaxWithLoss {
     name: String,
-    axis: i32,
-    ignore_label: Option<i32>,
-    normalization: NormalizationMode,
-    dims: (usize, usize, usize),
+    config: SoftmaxLossConfig,
+    pub(crate) ignore_label: Option<i32>,
+    pub(crate) normalization: NormalizationMode,
+    pub(crate) dims: (usize, usize, usize),
     prob: Vec<f32>,
     normalizer: f32,
 }
 
 impl SoftmaxWithLoss {
-    pub fn new(p: &LayerParameter) -> Result<Self, LayerError> {
-        let lp = p.loss_param.unwrap_or_default();
-        // Caffe: the deprecated `normalize` wins when set.
-        let normalization = match lp.normalize {
-            Some(true) => NormalizationMode::Valid,
-            Some(false) => NormalizationMode::BatchSize,
-            None => lp.normalization(),
-        };
-        Ok(Self {
-            name: p.name().to_string(),
-            axis: p.softmax_param.unwrap_or_default().axis(),
-            ignore_label: lp.ignore_label,
-            normalization,
+    pub fn new(name: &str, config: &SoftmaxLossConfig) -> Self {
+        Self {
+            name: name.to_string(),
+            config: *config,
+            ignore_label: config.ignore_label,
+            normalization: config.normalization,
             dims: (0, 0, 0),
             prob: Vec::new(),
             normalizer: 1.0,
-        })
+        }
     }
 
     fn normalizer(&self, valid: usize) -> f32 {
@@ -175,46 +147,19 @@ impl SoftmaxWithLoss {
 }
 
 impl Layer for SoftmaxWithLoss {
-    fn kind(&self) -> &'static str {
-        "SoftmaxWithLoss"
+    fn kind(&self) -> LayerKind {
+        LayerKind::SoftmaxWithLoss
     }
 
-    #[cfg(feature = "cuda")]
-    fn gpu_op(&self) -> Option<crate::GpuOp<'_>> {
-        Some(crate::GpuOp::SoftmaxWithLoss {
-            dims: self.dims,
-            ignore_label: self.ignore_label,
-            normalization: self.normalization as i32,
-        })
-    }
-
-    fn setup(&mut self, bottom: &[Blob], num_tops: usize) -> Result<Vec<Vec<usize>>, LayerError> {
-        check_arity(
-            &self.name,
-            self.kind(),
-            bottom.len(),
-            2..=2,
-            num_tops,
-            1..=2,
-        )?;
+    fn setup(&mut self, _bottom: &[Blob], _num_tops: usize) -> Result<Vec<Vec<usize>>, LayerError> {
         Ok(Vec::new())
     }
 
     fn reshape(&mut self, bottom: &[Blob], top: &mut [Blob]) -> Result<(), LayerError> {
-        let axis = canonical_axis(&self.name, self.axis, bottom[0].shape.len())?;
-        self.dims = split_at_axis(&bottom[0], axis);
-        let (outer, _, inner) = self.dims;
-        if bottom[1].count() != outer * inner {
-            return Err(LayerError::shape(
-                &self.name,
-                format!(
-                    "{} labels for scores {} (expected {})",
-                    bottom[1].count(),
-                    bottom[0].shape_string(),
-                    outer * inner
-                ),
-            ));
-        }
+        let [outer, classes, inner] =
+            self.config
+                .dims(&self.name, &bottom[0].shape, &bottom[1].shape)?;
+        self.dims = (outer, classes, inner);
         self.prob.resize(bottom[0].count(), 0.0);
         reshape_loss_top(top);
         if let Some(prob) = top.get_mut(1) {
@@ -295,7 +240,7 @@ impl Layer for SoftmaxWithLoss {
 
 #[cfg(test)]
 mod tests {
-    use siamese_proto::LossParameter;
+    use siamese_proto::{LayerParameter, LossParameter};
 
     use super::*;
     use crate::CpuBackend;
@@ -310,7 +255,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        SoftmaxWithLoss::new(&p).unwrap()
+        SoftmaxWithLoss::new(p.name(), &SoftmaxLossConfig::parse(&p))
     }
 
     fn loss(layer: &mut SoftmaxWithLoss, scores: &[f32], labels: &[f32]) -> f32 {
@@ -334,7 +279,7 @@ mod tests {
             &[2, 3],
             vec![0.0, 1.0, 2.0, 1000.0, 1000.0, 1000.0],
         )];
-        let mut layer = Softmax::new(&LayerParameter::default()).unwrap();
+        let mut layer = Softmax::new("prob", &SoftmaxConfig { axis: 1 });
         let mut top = [Blob::default()];
         layer.setup(&bottom, 1).unwrap();
         layer.reshape(&bottom, &mut top).unwrap();
@@ -401,7 +346,7 @@ mod tests {
         let labels = Blob::from_data(&[4], vec![0.0, 1.0, 4.0, 2.0]);
         let mut l = with_loss(NormalizationMode::BatchSize, None);
         GradientCheck::new().check(&mut l, vec![random_blob(&[4, 5], 2), labels], 0);
-        let mut s = Softmax::new(&LayerParameter::default()).unwrap();
+        let mut s = Softmax::new("prob", &SoftmaxConfig { axis: 1 });
         GradientCheck::new().check(&mut s, vec![random_blob(&[2, 4, 3], 3)], 0);
     }
 }

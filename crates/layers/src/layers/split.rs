@@ -1,44 +1,21 @@
 //! Split: the implicit fan-out Caffe inserts when one blob feeds several layers; forward
 //! copies the bottom to every top, backward sums the tops' diffs.
 
-use siamese_proto::LayerParameter;
+use siamese_net::LayerKind;
 
-use super::{Layer, check_arity};
+use super::Layer;
 use crate::{Backend, Blob, LayerError};
 
 /// Caffe's `Split`.
 #[derive(Debug)]
-pub struct Split {
-    name: String,
-}
-
-impl Split {
-    pub fn new(p: &LayerParameter) -> Result<Self, LayerError> {
-        Ok(Self {
-            name: p.name().to_string(),
-        })
-    }
-}
+pub struct Split;
 
 impl Layer for Split {
-    fn kind(&self) -> &'static str {
-        "Split"
+    fn kind(&self) -> LayerKind {
+        LayerKind::Split
     }
 
-    #[cfg(feature = "cuda")]
-    fn gpu_op(&self) -> Option<crate::GpuOp<'_>> {
-        Some(crate::GpuOp::Split)
-    }
-
-    fn setup(&mut self, bottom: &[Blob], num_tops: usize) -> Result<Vec<Vec<usize>>, LayerError> {
-        check_arity(
-            &self.name,
-            self.kind(),
-            bottom.len(),
-            1..=1,
-            num_tops,
-            1..=usize::MAX,
-        )?;
+    fn setup(&mut self, _bottom: &[Blob], _num_tops: usize) -> Result<Vec<Vec<usize>>, LayerError> {
         Ok(Vec::new())
     }
 
@@ -89,7 +66,7 @@ mod tests {
 
     #[test]
     fn diffs_are_summed() {
-        let mut layer = Split::new(&LayerParameter::default()).unwrap();
+        let mut layer = Split;
         let bottom = [Blob::from_data(&[2], vec![1.0, 2.0])];
         let mut top = [Blob::default(), Blob::default(), Blob::default()];
         layer.setup(&bottom, 3).unwrap();
@@ -106,7 +83,7 @@ mod tests {
 
     #[test]
     fn gradients() {
-        let mut layer = Split::new(&LayerParameter::default()).unwrap();
+        let mut layer = Split;
         GradientCheck::new()
             .tops(2)
             .check(&mut layer, vec![random_blob(&[2, 3], 1)], 0);

@@ -1,71 +1,82 @@
-//! `GpuOp`: what a layer computes on the GPU, as resolved by its last reshape, and the
-//! forward/backward launches of each (kernels.cu + cuBLAS); per-layer device `Scratch`.
+//! `CudaLayer`: a layer's CUDA code, implemented per layer in `ops/<layer>.rs` beside the
+//! shared launch helpers; a layer without CUDA code keeps the defaults, which name it.
 
-mod dense;
-mod loss;
-mod planes;
+mod accuracy;
+mod contrastive_loss;
+mod convolution;
+mod data;
+mod dropout;
+mod euclidean_loss;
+mod inner_product;
+mod input;
+mod pooling;
+mod relu;
+mod slice;
+mod softmax;
+mod split;
 
 use cudarc::driver::CudaSlice;
 
 use super::device::OrDevice;
 use super::{GpuBlob, GpuDevice, blob::alloc_zeros};
-use crate::LayerError;
-use crate::backend::{ConvGeometry, PoolGeometry};
+use crate::{DeviceError, Layer};
 
-/// A layer's GPU computation with the sizes of its last reshape. Layers without one (Dropout,
-/// EuclideanLoss) give none and a net with them cannot run on a GPU.
-#[derive(Clone, Debug, PartialEq)]
-pub enum GpuOp<'a> {
-    /// Runs on the host (Data, Input); the net uploads its tops.
+/// How a net on a GPU runs a layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CudaSupport {
+    /// The layer's CUDA code (`cuda_forward`, `cuda_backward`).
+    Kernels,
+    /// Its CPU code, the tops then uploaded (Data, Input: they read records, not blobs).
     Host,
-    Convolution {
-        geometry: ConvGeometry,
-        batch: usize,
-        num_output: usize,
-        bias: bool,
-    },
-    InnerProduct {
-        rows: usize,
-        inputs: usize,
-        num_output: usize,
-        bias: bool,
-        transpose: bool,
-    },
-    Pooling {
-        geometry: PoolGeometry,
-        planes: usize,
-        max: bool,
-    },
-    ReLU {
-        slope: f32,
-    },
-    Slice {
-        outer: usize,
-        inner: usize,
-        axis_len: usize,
-        sizes: &'a [usize],
-    },
-    Split,
-    ContrastiveLoss {
-        num: usize,
-        channels: usize,
-        margin: f32,
-        legacy: bool,
-    },
-    Softmax {
-        dims: (usize, usize, usize),
-    },
-    SoftmaxWithLoss {
-        dims: (usize, usize, usize),
-        ignore_label: Option<i32>,
-        /// Caffe's NormalizationMode: 0 FULL, 1 VALID, 2 BATCH_SIZE, 3 NONE.
-        normalization: i32,
-    },
-    Accuracy {
-        dims: (usize, usize, usize),
-        top_k: usize,
-        ignore_label: Option<i32>,
-    },
+    /// None: the net refuses the GPU, naming the layer.
+    Unsupported,
+}
+
+/// A layer's computation on the GPU, at the sizes of its last `reshape` (the CPU layer's
+/// fields). Every layer implements it in `cuda/ops/<layer>.rs`; the defaults say the layer has
+/// no CUDA code, so a layer type that adds none is refused by name, never run wrongly.
+pub(crate) trait CudaLayer: Layer {
+    /// Whether a GPU net runs this layer's kernels, its host code, or cannot run it.
+    fn cuda_support(&self) -> CudaSupport {
+        CudaSupport::Unsupported
+    }
+
+    /// Computes the tops (already shaped) from the bottoms and parameters on the device.
+    fn cuda_forward(
+        &self,
+        gpu: &GpuDevice,
+        scratch: &mut Scratch,
+        bottom: &[GpuBlob],
+        params: &[GpuBlob],
+        top: &mut [GpuBlob],
+    ) -> Result<(), DeviceError> {
+        let _ = (gpu, scratch, bottom, params, top);
+        Err(DeviceError::Unsupported {
+            kind: self.kind().into(),
+        })
+    }
+
+    /// Overwrites the bottom diffs where `down`, accumulates the parameter diffs.
+    fn cuda_backward(
+        &self,
+        gpu: &GpuDevice,
+        scratch: &mut Scratch,
+        top: &[GpuBlob],
+        params: &mut [GpuBlob],
+        down: &[bool],
+        bottom: &mut [GpuBlob],
+    ) -> Result<(), DeviceError> {
+        let _ = (gpu, scratch, top, params, down, bottom);
+        Err(DeviceError::Unsupported {
+            kind: self.kind().into(),
+        })
+    }
+
+    /// For layers whose kernels give NaN for a label outside the classes instead of failing:
+    /// the classes and ignore label of bottom 1, which the net checks as the CPU layer does.
+    fn cuda_labels(&self) -> Option<(usize, Option<i32>)> {
+        None
+    }
 }
 
 /// Device buffers a layer keeps between its forward and backward (columns, argmax, ...).
@@ -81,7 +92,7 @@ impl Scratch {
         &mut self,
         gpu: &GpuDevice,
         lens: [usize; N],
-    ) -> Result<[&mut CudaSlice<f32>; N], LayerError> {
+    ) -> Result<[&mut CudaSlice<f32>; N], DeviceError> {
         for (i, &len) in lens.iter().enumerate() {
             if i == self.floats.len() {
                 self.floats.push(alloc_zeros(gpu, len)?);
@@ -91,11 +102,11 @@ impl Scratch {
         }
         self.floats
             .get_disjoint_mut(std::array::from_fn(|i| i))
-            .map_err(|e| LayerError::device(format!("scratch buffers: {e}")))
+            .map_err(|e| DeviceError::Failed(format!("scratch buffers: {e}")))
     }
 
     /// The argmax buffer of max pooling, grown to `len`.
-    fn argmax(&mut self, gpu: &GpuDevice, len: usize) -> Result<&mut CudaSlice<u32>, LayerError> {
+    fn argmax(&mut self, gpu: &GpuDevice, len: usize) -> Result<&mut CudaSlice<u32>, DeviceError> {
         if self.argmax.as_ref().is_none_or(|a| a.len() < len) {
             let fresh = gpu
                 .stream()
@@ -105,74 +116,12 @@ impl Scratch {
         }
         self.argmax
             .as_mut()
-            .ok_or_else(|| LayerError::device("pooling argmax buffer missing"))
-    }
-}
-
-impl GpuOp<'_> {
-    /// Computes the tops from the bottoms and parameters (the tops have their shapes).
-    pub(crate) fn forward(
-        &self,
-        gpu: &GpuDevice,
-        scratch: &mut Scratch,
-        bottom: &[GpuBlob],
-        params: &[GpuBlob],
-        top: &mut [GpuBlob],
-    ) -> Result<(), LayerError> {
-        match *self {
-            GpuOp::Host => Ok(()),
-            GpuOp::Convolution { .. } => {
-                dense::conv_forward(self, gpu, scratch, bottom, params, top)
-            }
-            GpuOp::InnerProduct { .. } => dense::ip_forward(self, gpu, bottom, params, top),
-            GpuOp::Pooling { .. } => planes::pool_forward(self, gpu, scratch, bottom, top),
-            GpuOp::ReLU { slope } => planes::relu_forward(gpu, slope, bottom, top),
-            GpuOp::Slice { .. } => planes::slice_forward(self, gpu, bottom, top),
-            GpuOp::Split => planes::split_forward(gpu, bottom, top),
-            GpuOp::ContrastiveLoss { .. } => {
-                loss::contrastive_forward(self, gpu, scratch, bottom, top)
-            }
-            GpuOp::Softmax { dims } => loss::softmax_forward(gpu, dims, bottom, top),
-            GpuOp::SoftmaxWithLoss { .. } => {
-                loss::softmax_loss_forward(self, gpu, scratch, bottom, top)
-            }
-            GpuOp::Accuracy { .. } => loss::accuracy_forward(self, gpu, scratch, bottom, top),
-        }
-    }
-
-    /// Overwrites the bottom diffs where `down`, accumulates the parameter diffs.
-    pub(crate) fn backward(
-        &self,
-        gpu: &GpuDevice,
-        scratch: &mut Scratch,
-        top: &[GpuBlob],
-        params: &mut [GpuBlob],
-        down: &[bool],
-        bottom: &mut [GpuBlob],
-    ) -> Result<(), LayerError> {
-        match *self {
-            GpuOp::Host | GpuOp::Accuracy { .. } => Ok(()),
-            GpuOp::Convolution { .. } => {
-                dense::conv_backward(self, gpu, scratch, top, params, down, bottom)
-            }
-            GpuOp::InnerProduct { .. } => dense::ip_backward(self, gpu, top, params, down, bottom),
-            GpuOp::Pooling { .. } => planes::pool_backward(self, gpu, scratch, top, down, bottom),
-            GpuOp::ReLU { slope } => planes::relu_backward(gpu, slope, top, down, bottom),
-            GpuOp::Slice { .. } => planes::slice_backward(self, gpu, top, down, bottom),
-            GpuOp::Split => planes::split_backward(gpu, top, down, bottom),
-            GpuOp::ContrastiveLoss { .. } => {
-                loss::contrastive_backward(self, gpu, scratch, top, down, bottom)
-            }
-            GpuOp::Softmax { dims } => loss::softmax_backward(gpu, dims, top, down, bottom),
-            GpuOp::SoftmaxWithLoss { .. } => {
-                loss::softmax_loss_backward(self, gpu, scratch, top, down, bottom)
-            }
-        }
+            .ok_or_else(|| DeviceError::Failed("pooling argmax buffer missing".to_string()))
     }
 }
 
 /// Sizes as the `int`s kernels take.
-pub(crate) fn ints<const N: usize>(sizes: [usize; N]) -> Result<[i32; N], LayerError> {
+pub(crate) fn ints<const N: usize>(sizes: [usize; N]) -> Result<[i32; N], DeviceError> {
     let mut out = [0; N];
     for (o, s) in out.iter_mut().zip(sizes) {
         *o = super::gemm::int(s)?;
@@ -206,7 +155,7 @@ pub(crate) fn fill(
     x: &mut CudaSlice<f32>,
     n: usize,
     value: f32,
-) -> Result<(), LayerError> {
+) -> Result<(), DeviceError> {
     let [n_] = ints([n])?;
     launch!(gpu, "fill", n; x, &n_, &value)
 }
@@ -217,7 +166,7 @@ pub(crate) fn add_into(
     x: &CudaSlice<f32>,
     y: &mut CudaSlice<f32>,
     n: usize,
-) -> Result<(), LayerError> {
+) -> Result<(), DeviceError> {
     let [n_] = ints([n])?;
     launch!(gpu, "add_into", n; x, y, &n_)
 }
@@ -228,11 +177,34 @@ pub(crate) fn copy(
     src: &CudaSlice<f32>,
     dst: &mut CudaSlice<f32>,
     n: usize,
-) -> Result<(), LayerError> {
+) -> Result<(), DeviceError> {
     if n == 0 {
         return Ok(());
     }
     gpu.stream()
         .memcpy_dtod(&src.slice(..n), &mut dst.slice_mut(..n))
         .or_device("copying on the GPU")
+}
+
+/// `top[n][c][s] += bias[c]`.
+pub(crate) fn add_bias(
+    gpu: &GpuDevice,
+    top: &mut CudaSlice<f32>,
+    bias: &CudaSlice<f32>,
+    sizes: [usize; 3],
+) -> Result<(), DeviceError> {
+    let [num, channels, spatial] = ints(sizes)?;
+    launch!(gpu, "add_channel_bias", sizes.iter().product(); top, bias, &num, &channels, &spatial)
+}
+
+/// `out[i] += Σ_n x[n][i]` over `num` rows of `inner`.
+pub(crate) fn accumulate_rows(
+    gpu: &GpuDevice,
+    x: &CudaSlice<f32>,
+    num: usize,
+    inner: usize,
+    out: &mut CudaSlice<f32>,
+) -> Result<(), DeviceError> {
+    let [num_, inner_] = ints([num, inner])?;
+    launch!(gpu, "accumulate_over_batch", inner; x, &num_, &inner_, out)
 }
