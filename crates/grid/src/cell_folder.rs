@@ -23,6 +23,25 @@ struct EarlierSummary {
     wall_seconds: f64,
 }
 
+/// done.toml of a cell that early stopping pruned (`state = "pruned"`); a finished cell's
+/// done.toml is its [`CellSummary`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrunedCell {
+    /// Always `pruned`; it tells this done.toml from a finished cell's.
+    pub state: String,
+    /// The iteration the cell stopped at.
+    pub iterations: u32,
+    /// The metric it was decided on, and its value then.
+    pub metric: String,
+    pub value: f64,
+    pub reason: String,
+    /// Training time, summed over resumed runs.
+    pub wall_seconds: f64,
+}
+
+/// The `state` of a pruned cell's done.toml.
+pub const PRUNED: &str = "pruned";
+
 pub const PARAMS_FILE: &str = "params.toml";
 pub const FEATURES_FILE: &str = "features.csv";
 pub const DONE_FILE: &str = "done.toml";
@@ -68,6 +87,20 @@ impl CellFolder {
             wall_seconds: earlier.wall_seconds,
             metrics: metrics::evaluate(&points, None, MetricOptions::default()),
         })
+    }
+
+    /// The done.toml of a cell early stopping pruned; `None` for any other (or none).
+    pub fn pruned(&self) -> Option<PrunedCell> {
+        let text = fs::read_to_string(self.dir.join(DONE_FILE)).ok()?;
+        toml::from_str::<PrunedCell>(&text)
+            .ok()
+            .filter(|p| p.state == PRUNED)
+    }
+
+    /// Marks the cell pruned: it is not trained again until `--fresh`.
+    pub fn write_pruned(&self, pruned: &PrunedCell) -> io::Result<()> {
+        let text = toml::to_string(pruned).map_err(io::Error::other)?;
+        write_atomic(&self.dir.join(DONE_FILE), text.as_bytes())
     }
 
     /// The newest `<prefix>_iter_<N>.solverstate` with `N <= max_iter`.

@@ -2,7 +2,8 @@
 //! gets, the events it sends (and those the runner adds), its outcome, and the pause/stop `Control`.
 
 use std::path::PathBuf;
-use std::sync::{Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::{Arc, Condvar, Mutex};
 
 use serde::{Deserialize, Serialize};
 use siamese_report::LabelledFeatures;
@@ -173,6 +174,13 @@ pub enum CellEvent {
     Stopped { cell: usize },
     /// Another runner holds the cell's claim (it is training it); this runner leaves it.
     ClaimedElsewhere { cell: usize },
+    /// Early stopping pruned the cell after `at` iterations, now or in an earlier run; it is
+    /// not trained again (until `--fresh`).
+    Pruned {
+        cell: usize,
+        at: u32,
+        reason: String,
+    },
 }
 
 impl CellEvent {
@@ -189,7 +197,8 @@ impl CellEvent {
             | CellEvent::Failed { cell, .. }
             | CellEvent::Skipped { cell, .. }
             | CellEvent::Stopped { cell }
-            | CellEvent::ClaimedElsewhere { cell } => *cell,
+            | CellEvent::ClaimedElsewhere { cell }
+            | CellEvent::Pruned { cell, .. } => *cell,
         }
     }
 }
@@ -202,8 +211,16 @@ pub enum Flow {
 }
 
 /// Pause and stop requests from the screen (or Ctrl-C), shared by the runner and trainers.
+/// [`Control::for_cell`] gives one cell its own control: the same pause and stop, plus a
+/// stop of that cell alone (early stopping).
 #[derive(Debug, Default)]
 pub struct Control {
+    shared: Arc<SharedControl>,
+    cell_stop: AtomicBool,
+}
+
+#[derive(Debug, Default)]
+struct SharedControl {
     state: Mutex<ControlState>,
     changed: Condvar,
 }
@@ -219,13 +236,25 @@ impl Control {
         Control::default()
     }
 
+    /// A control sharing this one's pause and stop, with a stop of its own.
+    pub fn for_cell(&self) -> Control {
+        Control {
+            shared: Arc::clone(&self.shared),
+            cell_stop: AtomicBool::new(false),
+        }
+    }
+
     /// Blocks while paused; says whether to go on or stop.
     pub fn checkpoint(&self) -> Flow {
         let mut state = self.lock();
-        while state.paused && !state.stop {
-            state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+        while state.paused && !state.stop && !self.cell_stopped() {
+            state = self
+                .shared
+                .changed
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
         }
-        if state.stop {
+        if state.stop || self.cell_stopped() {
             Flow::Stop
         } else {
             Flow::Continue
@@ -235,7 +264,14 @@ impl Control {
     /// Asks every running cell to snapshot and stop, and no new cell to start.
     pub fn request_stop(&self) {
         self.lock().stop = true;
-        self.changed.notify_all();
+        self.shared.changed.notify_all();
+    }
+
+    /// Asks the cell of this control (made by [`Control::for_cell`]) alone to stop.
+    pub fn stop_cell(&self) {
+        let _state = self.lock();
+        self.cell_stop.store(true, AtomicOrdering::SeqCst);
+        self.shared.changed.notify_all();
     }
 
     pub fn stop_requested(&self) -> bool {
@@ -244,16 +280,20 @@ impl Control {
 
     pub fn set_paused(&self, paused: bool) {
         self.lock().paused = paused;
-        self.changed.notify_all();
+        self.shared.changed.notify_all();
     }
 
     pub fn is_paused(&self) -> bool {
         self.lock().paused
     }
 
+    fn cell_stopped(&self) -> bool {
+        self.cell_stop.load(AtomicOrdering::SeqCst)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, ControlState> {
         // The state is two flags; a panic elsewhere cannot leave it inconsistent.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -284,5 +324,21 @@ mod tests {
         control.request_stop();
         assert_eq!(waiter.join().unwrap(), Flow::Stop);
         assert!(control.stop_requested());
+    }
+
+    #[test]
+    fn a_cell_stop_stops_that_cell_only_and_a_grid_stop_reaches_every_cell() {
+        let grid = Control::new();
+        let (a, b) = (grid.for_cell(), grid.for_cell());
+        a.stop_cell();
+        assert_eq!(
+            (a.checkpoint(), b.checkpoint()),
+            (Flow::Stop, Flow::Continue)
+        );
+        assert_eq!(grid.checkpoint(), Flow::Continue);
+        grid.set_paused(true);
+        assert!(b.is_paused(), "a cell's control shares the pause");
+        grid.request_stop();
+        assert_eq!(b.checkpoint(), Flow::Stop);
     }
 }

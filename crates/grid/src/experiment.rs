@@ -12,6 +12,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::ranking::{DEFAULT_METRIC, RankMetric};
+use crate::schedule::Schedule;
 use crate::search::{AxisKind, Dimension, Distribution, Search};
 
 /// The solver used when an experiment names none (this project's siamese example).
@@ -39,6 +40,7 @@ const TOP_KEYS: &[&str] = &[
     "train_classes",
     "grid",
     "search",
+    "schedule",
 ];
 /// Keys allowed in `[grid]`: the axes, in the order cell ids and tables show them, then `repeats`.
 pub const AXIS_KEYS: &[&str] = &[
@@ -94,6 +96,8 @@ pub struct Experiment {
     /// `solver_mode`. A `device` grid axis sets it per cell instead.
     pub device: Option<Device>,
     pub grid: Grid,
+    /// Early stopping (`[schedule]`), by `metric`; `None`: every cell trains to the end.
+    pub schedule: Option<Schedule>,
 }
 
 /// Where the IDX files come from, and why that folder was chosen (said on start).
@@ -173,6 +177,17 @@ struct ExperimentFile {
     #[serde(default)]
     grid: GridFile,
     search: Option<Spanned<SearchFile>>,
+    schedule: Option<Spanned<ScheduleFile>>,
+}
+
+/// `[schedule]` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScheduleFile {
+    kind: Spanned<String>,
+    min_iterations: Option<Spanned<u32>>,
+    eta: Option<Spanned<u32>>,
+    grace_iterations: Option<Spanned<u32>>,
 }
 
 /// `[search]` as written: sampled keys with their distributions, `samples` and `seed`.
@@ -332,10 +347,15 @@ impl Checker<'_> {
             None => 5,
         };
         let device = self.device(raw.device, raw.grid.device.is_some())?;
+        let metric_span = raw.metric.as_ref().map(|m| m.span());
         let metric = self.metric(raw.metric)?;
         let train_classes = self.train_classes(raw.train_classes)?;
         let seed = raw.seed.unwrap_or(1);
         let grid = self.grid(raw.grid, raw.search, seed)?;
+        let schedule = match raw.schedule {
+            Some(s) => Some(self.schedule(s, iterations, test_interval, &metric, metric_span)?),
+            None => None,
+        };
         Ok(Experiment {
             name,
             solver,
@@ -350,7 +370,121 @@ impl Checker<'_> {
             train_classes,
             device,
             grid,
+            schedule,
         })
+    }
+
+    /// `[schedule]`: its kind and that kind's keys, checked against the experiment's length,
+    /// its tests (a rung is decided on a test's metric) and its metric.
+    fn schedule(
+        &self,
+        table: Spanned<ScheduleFile>,
+        iterations: u32,
+        test_interval: u32,
+        metric: &RankMetric,
+        metric_span: Option<Range<usize>>,
+    ) -> Result<Schedule, ExperimentError> {
+        let whole = table.span();
+        let raw = table.into_inner();
+        let kind_span = Some(raw.kind.span());
+        let schedule = match raw.kind.get_ref().as_str() {
+            "asha" => self.asha(&raw, whole.clone(), iterations, test_interval)?,
+            "median" => self.median(&raw, iterations, test_interval)?,
+            other => {
+                let msg = format!(
+                    "[schedule] kind `{other}`: expected asha or median{}",
+                    suggestion(other, &["asha", "median"])
+                );
+                return Err(self.error(kind_span, msg));
+            }
+        };
+        if metric.key != "test_loss" {
+            let msg = format!(
+                "metric `{}`: [schedule] decides at tests, where only test_loss is recorded: set metric = \"test_loss\"",
+                metric.key
+            );
+            return Err(self.error(metric_span.or(Some(whole)), msg));
+        }
+        Ok(schedule)
+    }
+
+    /// `kind = "asha"`: `min_iterations` (required) below `iterations`, `eta` (default 3) at
+    /// least 2, every rung a test iteration.
+    fn asha(
+        &self,
+        raw: &ScheduleFile,
+        whole: Range<usize>,
+        iterations: u32,
+        test_interval: u32,
+    ) -> Result<Schedule, ExperimentError> {
+        if let Some(g) = &raw.grace_iterations {
+            let msg = "[schedule] grace_iterations: belongs to kind = \"median\"; asha starts at min_iterations";
+            return Err(self.error(Some(g.span()), msg));
+        }
+        let Some(min) = &raw.min_iterations else {
+            let msg = "[schedule] min_iterations: missing: the first rung of asha";
+            return Err(self.error(Some(whole), msg));
+        };
+        let min_iterations = *min.get_ref();
+        if min_iterations == 0 || min_iterations >= iterations {
+            let msg = format!(
+                "[schedule] min_iterations = {min_iterations}: expected at least 1 and below iterations ({iterations}), so that there is a rung to stop at"
+            );
+            return Err(self.error(Some(min.span()), msg));
+        }
+        let eta = match &raw.eta {
+            Some(e) if *e.get_ref() < 2 => {
+                let msg = format!(
+                    "[schedule] eta = {}: expected at least 2 (a rung keeps the top 1/eta)",
+                    e.get_ref()
+                );
+                return Err(self.error(Some(e.span()), msg));
+            }
+            Some(e) => *e.get_ref(),
+            None => 3,
+        };
+        let schedule = Schedule::Asha {
+            min_iterations,
+            eta,
+        };
+        if let Some(rung) = schedule
+            .rungs(iterations)
+            .into_iter()
+            .find(|r| r % test_interval != 0)
+        {
+            let msg = format!(
+                "[schedule] rung {rung} (min_iterations · eta^k) is not a test iteration: make min_iterations and eta give multiples of test_interval ({test_interval})"
+            );
+            return Err(self.error(Some(min.span()), msg));
+        }
+        Ok(schedule)
+    }
+
+    /// `kind = "median"`: `grace_iterations` (default 0) below `iterations`.
+    fn median(
+        &self,
+        raw: &ScheduleFile,
+        iterations: u32,
+        test_interval: u32,
+    ) -> Result<Schedule, ExperimentError> {
+        for (key, given) in [("min_iterations", &raw.min_iterations), ("eta", &raw.eta)] {
+            if let Some(v) = given {
+                let msg = format!(
+                    "[schedule] {key}: belongs to kind = \"asha\"; median uses grace_iterations"
+                );
+                return Err(self.error(Some(v.span()), msg));
+            }
+        }
+        let grace_iterations = raw.grace_iterations.as_ref().map_or(0, |g| *g.get_ref());
+        if let Some(g) = &raw.grace_iterations
+            && grace_iterations.max(test_interval) >= iterations
+        {
+            let msg = format!(
+                "[schedule] grace_iterations = {grace_iterations}: expected below iterations ({iterations}) with a test before the end, so that there is a test to stop at"
+            );
+            return Err(self.error(Some(g.span()), msg));
+        }
+        Ok(Schedule::Median { grace_iterations })
     }
 
     /// `metric`: a loss or one of siamese-report's ranked metrics (default MAP@R).

@@ -94,6 +94,8 @@ enum Seen {
     Done(CellSummary),
     Failed(String),
     Stopped,
+    /// Early stopping pruned it: `(at, reason)`.
+    Pruned(u32, String),
 }
 
 #[derive(Debug)]
@@ -172,14 +174,14 @@ impl WatchFeed {
     pub fn all_over(&self) -> bool {
         self.followed
             .iter()
-            .all(|w| matches!(w.seen, Seen::Done(_) | Seen::Failed(_)))
+            .all(|w| matches!(w.seen, Seen::Done(_) | Seen::Failed(_) | Seen::Pruned(..)))
     }
 
-    /// Whether every cell is finished (as of the last poll).
+    /// Whether every cell is finished or pruned (as of the last poll).
     pub fn all_done(&self) -> bool {
         self.followed
             .iter()
-            .all(|w| matches!(w.seen, Seen::Done(_)))
+            .all(|w| matches!(w.seen, Seen::Done(_) | Seen::Pruned(..)))
     }
 
     /// What changed since the last poll, as events for the dashboard, each with the moment
@@ -199,7 +201,9 @@ impl WatchFeed {
         let dir = self.grid_dir.join(&self.cells[cell].id);
         let total = self.manifest.iterations;
         let followed = &mut self.followed[cell];
-        if matches!(followed.seen, Seen::Done(_)) && dir.join(DONE_FILE).is_file() {
+        if matches!(followed.seen, Seen::Done(_) | Seen::Pruned(..))
+            && dir.join(DONE_FILE).is_file()
+        {
             return;
         }
         if !dir.is_dir() {
@@ -278,6 +282,11 @@ fn ended(cell: usize, dir: &Path, state: &Seen, total: u32, now: Instant) -> Fou
             cell,
             error: error.clone(),
         },
+        Seen::Pruned(at, reason) => CellEvent::Pruned {
+            cell,
+            at: *at,
+            reason: reason.clone(),
+        },
         _ => CellEvent::Stopped { cell },
     };
     let mut events = vec![(event, now)];
@@ -297,11 +306,12 @@ fn duration(s: f64) -> Duration {
 /// What the files of the cell folder `dir` say; `None` when status.toml cannot be read now
 /// (the state is then left as it was).
 fn state_of(dir: &Path, total: u32, wall: u64) -> Option<Seen> {
-    if let Some(summary) = CellFolder::new(dir.to_path_buf())
-        .done()
-        .filter(|s| s.iterations == total)
-    {
+    let folder = CellFolder::new(dir.to_path_buf());
+    if let Some(summary) = folder.done().filter(|s| s.iterations == total) {
         return Some(Seen::Done(summary));
+    }
+    if let Some(pruned) = folder.pruned() {
+        return Some(Seen::Pruned(pruned.iterations, pruned.reason));
     }
     match CellStatus::read(dir) {
         Some(Err(_)) => None,

@@ -16,6 +16,7 @@ pub mod pair_dbs;
 pub mod ranking;
 pub mod run_cell;
 pub mod runner;
+pub mod schedule;
 pub mod search;
 pub mod slurm;
 pub mod summary;

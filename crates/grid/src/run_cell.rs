@@ -223,6 +223,12 @@ impl Progress<'_> {
                 status.iter = summary.iterations;
                 RunState::Done
             }
+            CellEvent::Pruned { at, .. } => {
+                guard
+                    .get_or_insert_with(|| CellStatus::running(0, *at))
+                    .iter = *at;
+                RunState::Done
+            }
             CellEvent::Failed { error, .. } => {
                 guard.get_or_insert_with(|| CellStatus::running(0, 0)).error = Some(error.clone());
                 RunState::Failed

@@ -13,7 +13,7 @@ use std::time::Instant;
 use siamese_report::ReportError;
 use siamese_report::metrics::{self, EmbeddingMetrics, MetricOptions, Points};
 
-use crate::cell_folder::CellFolder;
+use crate::cell_folder::{CellFolder, PRUNED, PrunedCell};
 use crate::cell_log::{CellLog, KeptLog, LossTally};
 use crate::cell_trainer::{
     CellError, CellEvent, CellJob, CellOutcome, CellSummary, CellTrainer, Control, Flow, Resume,
@@ -23,6 +23,7 @@ use crate::cells::Cell;
 use crate::claim;
 use crate::experiment::Experiment;
 use crate::manifest::{GridManifest, MANIFEST_FILE};
+use crate::schedule::{self, Decision, SCHEDULE_FILE, Verdict};
 pub use crate::summary::SUMMARY_FILE;
 /// Shared pair LevelDBs inside `runs/<experiment>/` (kept by `--fresh`).
 pub const PAIRS_DIR: &str = "pairs";
@@ -65,6 +66,8 @@ pub struct GridReport {
     pub stopped: usize,
     /// Cells another runner held the claim of when this one reached them.
     pub elsewhere: usize,
+    /// Cells early stopping pruned, in this run or an earlier one.
+    pub pruned: usize,
     pub summary: PathBuf,
 }
 
@@ -250,6 +253,16 @@ struct Shared<'a> {
     report: Mutex<GridReport>,
 }
 
+/// What a cell's training run gave: the trainer's result, the log, the training time, and
+/// the early-stopping decision that stopped it (or the error deciding).
+struct TrainRun {
+    result: Result<CellOutcome, CellError>,
+    log: CellLog,
+    wall: f64,
+    pruned: Option<PrunedCell>,
+    decision_error: Option<RunError>,
+}
+
 /// A cell folder made ready to train in: what to resume from and the log to continue.
 struct PreparedCell {
     resume: Option<Resume>,
@@ -274,6 +287,9 @@ impl<'a> Shared<'a> {
         let cells: &'a [Cell] = self.cells;
         for cell in cells.iter().filter(|c| selected.contains(&c.index)) {
             let folder = CellFolder::new(self.grid_dir.join(&cell.id));
+            if self.report_pruned(cell, &folder, events) {
+                continue;
+            }
             match self.finished(&folder) {
                 Some(summary) => {
                     self.lock_report().skipped += 1;
@@ -286,6 +302,20 @@ impl<'a> Shared<'a> {
             }
         }
         queue
+    }
+
+    /// Reports the cell in `folder` as pruned when its done.toml says so.
+    fn report_pruned(&self, cell: &Cell, folder: &CellFolder, events: &Sender<CellEvent>) -> bool {
+        let Some(pruned) = folder.pruned() else {
+            return false;
+        };
+        self.lock_report().pruned += 1;
+        let _ = events.send(CellEvent::Pruned {
+            cell: cell.index,
+            at: pruned.iterations,
+            reason: pruned.reason,
+        });
+        true
     }
 
     /// The summary of the cell in `folder` when it is finished at this experiment's length.
@@ -308,6 +338,9 @@ impl<'a> Shared<'a> {
             let _ = events.send(CellEvent::ClaimedElsewhere { cell: cell.index });
             return Ok(());
         };
+        if self.report_pruned(cell, folder, events) {
+            return Ok(());
+        }
         if let Some(summary) = self.finished(folder) {
             self.lock_report().skipped += 1;
             let _ = events.send(CellEvent::Skipped {
@@ -333,16 +366,63 @@ impl<'a> Shared<'a> {
             total_iters: self.experiment.iterations,
             resumed_from: prepared.resume.as_ref().map(|r| r.iter),
         });
-        let (result, log, wall) = self.train(cell, folder, prepared, events);
-        let tally = log.finish().map_err(RunError::Log)?;
-        let ended = result.and_then(|outcome| match outcome {
-            CellOutcome::Finished(trained) => {
-                self.finish_cell(folder, &trained, &tally, wall).map(Some)
+        let run = self.train(cell, folder, prepared, events);
+        let tally = run.log.finish().map_err(RunError::Log)?;
+        if let Some(error) = run.decision_error {
+            return Err(error);
+        }
+        let ended = match (run.result, run.pruned) {
+            (Ok(CellOutcome::Stopped { .. }), Some(pruned)) => {
+                let reason = pruned.reason.clone();
+                let at = pruned.iterations;
+                self.prune_cell(folder, pruned)?;
+                self.lock_report().pruned += 1;
+                let _ = events.send(CellEvent::Pruned {
+                    cell: cell.index,
+                    at,
+                    reason,
+                });
+                return Ok(());
             }
-            CellOutcome::Stopped { .. } => Ok(None),
-        });
+            (Ok(CellOutcome::Finished(trained)), _) => self
+                .finish_cell(folder, &trained, &tally, run.wall)
+                .map(Some),
+            (Ok(CellOutcome::Stopped { .. }), None) => Ok(None),
+            (Err(e), _) => Err(e),
+        };
         self.report_end(cell.index, ended, events);
         Ok(())
+    }
+
+    /// Writes the pruned cell's done.toml and the summary (a disk error is a runner error:
+    /// the decision is kept in schedule.csv and made again on the next run).
+    fn prune_cell(&self, folder: &CellFolder, pruned: PrunedCell) -> Result<(), RunError> {
+        let done = folder.dir.join(crate::cell_folder::DONE_FILE);
+        folder.write_pruned(&pruned).map_err(io_at(&done))?;
+        self.write_summary()
+    }
+
+    /// The early-stopping decision after the cell's test at `iter` with `loss`, when the
+    /// schedule decides there (under the grid's schedule lock).
+    fn decide(&self, cell: &Cell, iter: u32, loss: f32) -> Result<Option<Verdict>, RunError> {
+        let exp = self.experiment;
+        let Some(schedule) = &exp.schedule else {
+            return Ok(None);
+        };
+        if !schedule.decides_at(iter, exp.test_interval, exp.iterations) {
+            return Ok(None);
+        }
+        let metric = &exp.metric;
+        schedule::decide_on_disk(
+            &self.grid_dir,
+            schedule,
+            metric,
+            &cell.id,
+            loss.into(),
+            iter,
+        )
+        .map(Some)
+        .map_err(io_at(&self.grid_dir.join(SCHEDULE_FILE)))
     }
 
     /// Creates the cell folder (or cleans one an earlier run left), writes params.toml,
@@ -385,7 +465,7 @@ impl<'a> Shared<'a> {
         folder: &CellFolder,
         prepared: PreparedCell,
         events: &Sender<CellEvent>,
-    ) -> (Result<CellOutcome, CellError>, CellLog, f64) {
+    ) -> TrainRun {
         let exp = self.experiment;
         let job = CellJob {
             cell: cell.clone(),
@@ -403,16 +483,39 @@ impl<'a> Shared<'a> {
         };
         let seconds_before = prepared.seconds_before;
         let log = Mutex::new(prepared.log);
+        let control = self.control.for_cell();
+        let pruned: Mutex<Option<(u32, f32, Verdict)>> = Mutex::new(None);
+        let decision_error: Mutex<Option<RunError>> = Mutex::new(None);
         let start = Instant::now();
         let on_event = |event: CellEvent| {
             let seconds = seconds_before + start.elapsed().as_secs_f64();
             log.lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .record(&event, seconds);
+            let test = match &event {
+                CellEvent::Test { iter, loss, .. } => Some((*iter, *loss)),
+                _ => None,
+            };
             let _ = events.send(event);
+            // The decision follows the test's row in log.csv; the trainer stops at its next
+            // checkpoint, before another iteration.
+            let Some((iter, loss)) = test else {
+                return;
+            };
+            match self.decide(cell, iter, loss) {
+                Ok(Some(v)) if v.decision == Decision::Prune => {
+                    *pruned.lock().unwrap_or_else(|e| e.into_inner()) = Some((iter, loss, v));
+                    control.stop_cell();
+                }
+                Err(e) => {
+                    *decision_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                    control.stop_cell();
+                }
+                _ => {}
+            }
         };
         let result = catch_unwind(AssertUnwindSafe(|| {
-            self.trainer.run(&job, &on_event, self.control)
+            self.trainer.run(&job, &on_event, &control)
         }))
         .unwrap_or_else(|panic| {
             Err(CellError::Panicked {
@@ -420,11 +523,24 @@ impl<'a> Shared<'a> {
             })
         });
         let wall = seconds_before + start.elapsed().as_secs_f64();
-        (
+        TrainRun {
             result,
-            log.into_inner().unwrap_or_else(|e| e.into_inner()),
+            log: log.into_inner().unwrap_or_else(|e| e.into_inner()),
             wall,
-        )
+            pruned: pruned.into_inner().unwrap_or_else(|e| e.into_inner()).map(
+                |(iter, loss, verdict)| PrunedCell {
+                    state: PRUNED.to_string(),
+                    iterations: iter,
+                    metric: exp.metric.key.to_string(),
+                    value: loss.into(),
+                    reason: verdict.reason,
+                    wall_seconds: wall,
+                },
+            ),
+            decision_error: decision_error
+                .into_inner()
+                .unwrap_or_else(|e| e.into_inner()),
+        }
     }
 
     /// Counts and reports how the cell ended: finished (with its summary), stopped (`None`)

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use siamese_report::metrics::EmbeddingMetrics;
 
-use crate::cell_folder::{CellFolder, write_atomic};
+use crate::cell_folder::{CellFolder, PrunedCell, write_atomic};
 use crate::cell_trainer::CellSummary;
 use crate::cells::Cell;
 use crate::claim::{self, SUMMARY_LOCK_FILE};
@@ -33,6 +33,19 @@ pub fn finished_cells(
         .collect()
 }
 
+/// The cells of the grid in `grid_dir` that early stopping pruned.
+pub fn pruned_cells(grid_dir: &Path, cells: &[Cell]) -> BTreeMap<usize, PrunedCell> {
+    cells
+        .iter()
+        .filter_map(|cell| {
+            Some((
+                cell.index,
+                CellFolder::new(grid_dir.join(&cell.id)).pruned()?,
+            ))
+        })
+        .collect()
+}
+
 /// Rewrites `grid_dir/summary.csv` from the finished cells on disk (and, when cells repeat a
 /// combination over seeds, [`BY_PARAMS_FILE`]); returns the summary's path.
 ///
@@ -43,7 +56,8 @@ pub fn write_summary(grid_dir: &Path, cells: &[Cell], iterations: u32) -> io::Re
     let path = grid_dir.join(SUMMARY_FILE);
     let _turn = claim::lock(grid_dir, SUMMARY_LOCK_FILE)?;
     let finished = finished_cells(grid_dir, cells, iterations);
-    write_atomic(&path, &summary_csv(cells, &finished)?)?;
+    let pruned = pruned_cells(grid_dir, cells);
+    write_atomic(&path, &summary_csv(cells, &finished, &pruned)?)?;
     let groups = group_by_params(cells);
     if groups.iter().any(|g| g.cells.len() > 1) {
         write_atomic(
@@ -58,15 +72,17 @@ pub fn write_summary(grid_dir: &Path, cells: &[Cell], iterations: u32) -> io::Re
 fn result_columns() -> Vec<&'static str> {
     let mut columns = vec!["iterations", "train_loss", "test_loss"];
     columns.extend(EmbeddingMetrics::KEYS);
-    columns.extend(["points", "wall_seconds"]);
+    columns.extend(["points", "wall_seconds", "status"]);
     columns
 }
 
 /// summary.csv: cell id, the grid's parameters (and seed), then every result (a metric a
-/// cell did not measure, k-NN in an open-set grid, is left empty).
+/// cell did not measure, k-NN in an open-set grid, is left empty), then `finished` or
+/// `pruned`. A pruned cell has its iterations, the test loss it was pruned with, its time.
 pub fn summary_csv(
     cells: &[Cell],
     summaries: &BTreeMap<usize, CellSummary>,
+    pruned: &BTreeMap<usize, PrunedCell>,
 ) -> io::Result<Vec<u8>> {
     let mut keys: Vec<&str> = cells
         .first()
@@ -82,32 +98,60 @@ pub fn summary_csv(
         .chain(result_columns())
         .collect();
     w.write_record(&header)?;
-    for (index, s) in summaries {
-        let Some(cell) = cells.get(*index) else {
-            continue;
-        };
+    for cell in cells {
         let mut record: Vec<String> = vec![cell.id.clone()];
         record.extend(cell.values.iter().map(|(_, v)| v.clone()));
         if with_seed {
             record.push(cell.params.seed.to_string());
         }
-        record.extend([
-            s.iterations.to_string(),
-            s.train_loss.to_string(),
-            s.test_loss.to_string(),
-        ]);
-        record.extend(
-            EmbeddingMetrics::KEYS
-                .iter()
-                .map(|k| s.metrics.get(k).map_or(String::new(), |v| v.to_string())),
-        );
-        record.extend([
-            s.metrics.points.to_string(),
-            format!("{:.3}", s.wall_seconds),
-        ]);
+        if let Some(s) = summaries.get(&cell.index) {
+            record.extend(finished_columns(s));
+        } else if let Some(p) = pruned.get(&cell.index) {
+            record.extend(pruned_columns(p));
+        } else {
+            continue;
+        }
         w.write_record(&record)?;
     }
     w.into_inner().map_err(|e| io::Error::other(e.to_string()))
+}
+
+/// A finished cell's results, in [`result_columns`] order.
+fn finished_columns(s: &CellSummary) -> Vec<String> {
+    let mut record = Vec::new();
+    record.extend([
+        s.iterations.to_string(),
+        s.train_loss.to_string(),
+        s.test_loss.to_string(),
+    ]);
+    record.extend(
+        EmbeddingMetrics::KEYS
+            .iter()
+            .map(|k| s.metrics.get(k).map_or(String::new(), |v| v.to_string())),
+    );
+    record.extend([
+        s.metrics.points.to_string(),
+        format!("{:.3}", s.wall_seconds),
+        "finished".to_string(),
+    ]);
+    record
+}
+
+/// A pruned cell's columns: its iterations, its test loss, its time; the rest left empty.
+fn pruned_columns(p: &PrunedCell) -> Vec<String> {
+    let test_loss = if p.metric == "test_loss" {
+        p.value.to_string()
+    } else {
+        String::new()
+    };
+    let mut record = vec![p.iterations.to_string(), String::new(), test_loss];
+    record.extend(EmbeddingMetrics::KEYS.iter().map(|_| String::new()));
+    record.extend([
+        String::new(),
+        format!("{:.3}", p.wall_seconds),
+        crate::cell_folder::PRUNED.to_string(),
+    ]);
+    record
 }
 
 /// [`BY_PARAMS_FILE`]: one row per parameter combination (the cells that differ only by
@@ -204,7 +248,7 @@ mod tests {
             "cell,margin,seed,iterations,train_loss,test_loss,precision_at_1,r_precision,map_at_r,\
              nmi,ami,roc_auc,eer,tar_at_far_0_001,verification_accuracy_mean,\
              verification_accuracy_std,verification_threshold,pair_accuracy_tuned_on_test,\
-             knn_accuracy,points,wall_seconds"
+             knn_accuracy,points,wall_seconds,status"
         );
         assert!(
             !dir.path().join(BY_PARAMS_FILE).exists(),

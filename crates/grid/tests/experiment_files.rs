@@ -446,3 +446,73 @@ fn search_errors_name_the_line() {
         "FILE: [grid] makes too many cells (20000 search samples), expected at most 10000",
     );
 }
+
+/// `[schedule]` after 6 lines (prelude, 900 iterations, tests every 100, test_loss): the
+/// table starts at line 7.
+fn schedule(table: &str) -> String {
+    format!(
+        "iterations = 900\ntest_interval = 100\nmetric = \"test_loss\"\n[schedule]\n{table}[grid]\nmargin = [1, 2]\n"
+    )
+}
+
+#[test]
+fn schedules_are_checked_against_the_tests_and_the_metric() {
+    check(&schedule("kind = \"asha\"\nmin_iterations = 100\n"), "ok: 2 cells");
+    check(&schedule("kind = \"median\"\ngrace_iterations = 300\n"), "ok: 2 cells");
+    let dir = tempfile::tempdir().unwrap();
+    let body = schedule("kind = \"asha\"\nmin_iterations = 100\neta = 2\n");
+    let e = Experiment::load(&support::experiment_file(dir.path(), "exp", &body)).unwrap();
+    let asha = e.schedule.unwrap();
+    assert_eq!(asha.rungs(e.iterations), [100, 200, 400, 800]);
+    check(
+        &schedule("kind = \"hyperband\"\n"),
+        "FILE:8: [schedule] kind `hyperband`: expected asha or median",
+    );
+    check(
+        &schedule("kind = \"ashaa\"\nmin_iterations = 100\n"),
+        "FILE:8: [schedule] kind `ashaa`: expected asha or median, did you mean `asha`?",
+    );
+    check(
+        &schedule("kind = \"asha\"\nmin_iterations = 100\neta = 1\n"),
+        "FILE:10: [schedule] eta = 1: expected at least 2 (a rung keeps the top 1/eta)",
+    );
+    check(
+        &schedule("kind = \"asha\"\nmin_iterations = 900\n"),
+        "FILE:9: [schedule] min_iterations = 900: expected at least 1 and below iterations \
+         (900), so that there is a rung to stop at",
+    );
+    check(
+        &schedule("kind = \"asha\"\nmin_iterations = 150\n"),
+        "FILE:9: [schedule] rung 150 (min_iterations · eta^k) is not a test iteration: make \
+         min_iterations and eta give multiples of test_interval (100)",
+    );
+    check(
+        &schedule("kind = \"asha\"\n"),
+        "FILE:7: [schedule] min_iterations: missing: the first rung of asha",
+    );
+    check(
+        &schedule("kind = \"asha\"\nmin_iterations = 100\ngrace_iterations = 100\n"),
+        "FILE:10: [schedule] grace_iterations: belongs to kind = \"median\"; asha starts at \
+         min_iterations",
+    );
+    check(
+        &schedule("kind = \"median\"\ngrace_iterations = 900\n"),
+        "FILE:9: [schedule] grace_iterations = 900: expected below iterations (900) with a \
+         test before the end, so that there is a test to stop at",
+    );
+    check(
+        &schedule("kind = \"median\"\npatience = 3\n"),
+        "FILE:9: [schedule] patience: unknown field `patience`, expected one of `kind`, \
+         `min_iterations`, `eta`, `grace_iterations`",
+    );
+    check(
+        "iterations = 900\ntest_interval = 100\n[schedule]\nkind = \"asha\"\nmin_iterations = 100\n",
+        "FILE:6: metric `map_at_r`: [schedule] decides at tests, where only test_loss is \
+         recorded: set metric = \"test_loss\"",
+    );
+    check(
+        "iterations = 900\ntest_interval = 100\nmetric = \"nmi\"\n[schedule]\nkind = \"median\"\n",
+        "FILE:6: metric `nmi`: [schedule] decides at tests, where only test_loss is recorded: \
+         set metric = \"test_loss\"",
+    );
+}

@@ -36,6 +36,8 @@ pub enum Status {
     Stopped,
     /// Being trained by another runner sharing the runs folder.
     Elsewhere,
+    /// Stopped early by the experiment's `[schedule]`, now or in an earlier run.
+    Pruned,
 }
 
 /// What the screen knows about one cell.
@@ -288,6 +290,11 @@ impl Dashboard {
                 view.status = Status::Elsewhere;
                 view.eta = None;
             }
+            CellEvent::Pruned { at, .. } => {
+                view.status = Status::Pruned;
+                view.iter = at;
+                view.eta = None;
+            }
         }
     }
 
@@ -385,6 +392,7 @@ impl Dashboard {
             failed: count(&|s| matches!(s, Status::Failed(_))),
             waiting: count(&|s| matches!(s, Status::Queued | Status::Stopped)),
             elsewhere: count(&|s| *s == Status::Elsewhere),
+            pruned: count(&|s| *s == Status::Pruned),
         }
     }
 }
@@ -400,6 +408,8 @@ pub struct StatusCounts {
     pub waiting: usize,
     /// Claimed by another runner sharing the runs folder.
     pub elsewhere: usize,
+    /// Stopped early by the schedule.
+    pub pruned: usize,
 }
 
 fn next_pane(pane: Pane, steps: usize) -> Pane {

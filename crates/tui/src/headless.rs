@@ -38,8 +38,12 @@ pub fn end_line(report: &GridReport) -> String {
         0 => String::new(),
         n => format!(", {n} left to other runners"),
     };
+    let pruned = match report.pruned {
+        0 => String::new(),
+        n => format!(", {n} pruned"),
+    };
     format!(
-        "done: {} finished, {} skipped (finished earlier), {} failed, {} stopped{elsewhere}; summary in {}",
+        "done: {} finished, {} skipped (finished earlier), {} failed, {} stopped{elsewhere}{pruned}; summary in {}",
         report.finished,
         report.skipped,
         report.failed,
@@ -132,6 +136,7 @@ pub fn event_line(cells: &[Cell], event: &CellEvent) -> Option<String> {
         CellEvent::ClaimedElsewhere { .. } => {
             "being trained by another runner (it holds the cell's claim); left to it".to_string()
         }
+        CellEvent::Pruned { at, reason, .. } => format!("pruned at iteration {at} ({reason})"),
         CellEvent::Train { .. } | CellEvent::Embedding { .. } | CellEvent::Snapshot { .. } => {
             return None;
         }

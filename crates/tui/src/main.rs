@@ -212,7 +212,7 @@ fn run_one_cell(args: RunCellArgs) -> anyhow::Result<ExitCode> {
     let report = headless::run_cell_headless(&task, &SolverTrainer::new(), &control, &mut stdout)?;
     // A cell another task holds the claim of is that task's to train: nothing is left here.
     Ok(exit_code(
-        report.finished + report.skipped + report.elsewhere == 1,
+        report.finished + report.skipped + report.elsewhere + report.pruned == 1,
     ))
 }
 
@@ -223,10 +223,11 @@ fn write_array_job(args: SlurmArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("{}: cannot make the path absolute", args.out.display()))?;
     let grid_dir = out.join(&experiment.name);
     let finished = summary::finished_cells(&grid_dir, &cells, experiment.iterations);
+    let pruned = summary::pruned_cells(&grid_dir, &cells);
     let pending: Vec<usize> = cells
         .iter()
         .map(|c| c.index)
-        .filter(|i| !finished.contains_key(i))
+        .filter(|i| !finished.contains_key(i) && !pruned.contains_key(i))
         .collect();
     if pending.is_empty() {
         println!(

@@ -127,6 +127,9 @@ fn draw_title(frame: &mut Frame, area: Rect, dash: &Dashboard) {
     if c.elsewhere > 0 {
         counts.push_str(&format!(", {} with another runner", c.elsewhere));
     }
+    if c.pruned > 0 {
+        counts.push_str(&format!(", {} pruned", c.pruned));
+    }
     spans.push(Span::from(counts));
     let lines = vec![
         Line::from(spans),
@@ -336,6 +339,7 @@ fn status_span(view: &CellView, paused: bool) -> Span<'static> {
         Status::Failed(_) => Span::from("FAILED").red().bold(),
         Status::Stopped => Span::from("stopped").yellow(),
         Status::Elsewhere => Span::from("elsewhere").magenta(),
+        Status::Pruned => Span::from("pruned").dark_gray(),
     }
 }
 
