@@ -457,8 +457,14 @@ fn schedule(table: &str) -> String {
 
 #[test]
 fn schedules_are_checked_against_the_tests_and_the_metric() {
-    check(&schedule("kind = \"asha\"\nmin_iterations = 100\n"), "ok: 2 cells");
-    check(&schedule("kind = \"median\"\ngrace_iterations = 300\n"), "ok: 2 cells");
+    check(
+        &schedule("kind = \"asha\"\nmin_iterations = 100\n"),
+        "ok: 2 cells",
+    );
+    check(
+        &schedule("kind = \"median\"\ngrace_iterations = 300\n"),
+        "ok: 2 cells",
+    );
     let dir = tempfile::tempdir().unwrap();
     let body = schedule("kind = \"asha\"\nmin_iterations = 100\neta = 2\n");
     let e = Experiment::load(&support::experiment_file(dir.path(), "exp", &body)).unwrap();

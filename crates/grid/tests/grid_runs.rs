@@ -67,6 +67,7 @@ fn outline(events: &[CellEvent]) -> Vec<String> {
                 CellEvent::Skipped { cell, .. } => format!("{cell} skipped"),
                 CellEvent::Stopped { cell } => format!("{cell} stopped"),
                 CellEvent::ClaimedElsewhere { cell } => format!("{cell} elsewhere"),
+                CellEvent::Pruned { cell, at, .. } => format!("{cell} pruned at {at}"),
                 _ => return None,
             })
         })
@@ -103,7 +104,8 @@ fn summary_rows(dir: &Path) -> Vec<csv::StringRecord> {
             "pair_accuracy_tuned_on_test",
             "knn_accuracy",
             "points",
-            "wall_seconds"
+            "wall_seconds",
+            "status"
         ]
     );
     reader.records().map(Result::unwrap).collect()
@@ -122,7 +124,7 @@ fn summary_column(name: &str) -> usize {
     header.len()
         + siamese_report::metrics::EmbeddingMetrics::KEYS
             .iter()
-            .chain(&["points", "wall_seconds"])
+            .chain(&["points", "wall_seconds", "status"])
             .position(|k| *k == name)
             .unwrap_or_else(|| panic!("no column {name}"))
 }
@@ -438,4 +440,182 @@ fn a_claimed_cell_is_left_to_its_runner() {
     drop(held);
     let second = run(dir.path(), &trainer, false);
     assert_eq!((second.report.finished, second.report.skipped), (1, 1));
+}
+
+/// 12 iterations tested every 2, ranked by test loss; the scripted loss grows with the margin,
+/// so margin 1 is the best cell and 4 the worst.
+fn scheduled(schedule: &str) -> String {
+    format!(
+        "name = \"tiny\"\niterations = 12\ntest_interval = 2\nmetric = \"test_loss\"\n\
+         [schedule]\n{schedule}[grid]\nmargin = [2, 1, 3, 4]\n"
+    )
+}
+
+/// ASHA at rungs 2, 4 and 8 (eta 2), one runner, cells in grid order: margin 2 arrives first
+/// and goes on; margin 1 is the best of two; margins 3 and 4 are outside the top half.
+#[test]
+fn asha_prunes_cells_outside_the_top_of_a_rung_and_reruns_keep_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = scheduled("kind = \"asha\"\nmin_iterations = 2\neta = 2\n");
+    let trainer = ScriptedTrainer::default();
+    let first = run_experiment(dir.path(), &body, &trainer, false);
+    let ends: Vec<String> = outline(&first.events)
+        .into_iter()
+        .filter(|l| l.contains("finished") || l.contains("pruned"))
+        .collect();
+    assert_eq!(
+        ends,
+        ["0 finished", "1 finished", "2 pruned at 2", "3 pruned at 2"]
+    );
+    assert_eq!((first.report.finished, first.report.pruned), (2, 2));
+    let trains = first
+        .events
+        .iter()
+        .filter(|e| matches!(e, CellEvent::Train { .. }))
+        .count();
+    assert_eq!(trains, 12 + 12 + 2 + 2, "pruned cells stop at their rung");
+    let grid = dir.path().join("runs/tiny");
+    let done = read(grid.join("002-margin_3/done.toml"));
+    assert!(
+        done.contains("state = \"pruned\"") && done.contains("iterations = 2"),
+        "{done}"
+    );
+    assert!(
+        done.contains("ranks 3 of 3 at rung 2, the top 1 go on"),
+        "{done}"
+    );
+    let rows = summary_rows(dir.path());
+    let status: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (&r[3], &r[summary_column("status")]))
+        .collect();
+    assert_eq!(
+        status,
+        [
+            ("12", "finished"),
+            ("12", "finished"),
+            ("2", "pruned"),
+            ("2", "pruned")
+        ]
+    );
+    assert_eq!(&rows[2][summary_column("map_at_r")], "", "not measured");
+    let second = run_experiment(dir.path(), &body, &trainer, false);
+    assert_eq!(
+        outline(&second.events),
+        ["0 skipped", "1 skipped", "2 pruned at 2", "3 pruned at 2"]
+    );
+    assert_eq!(trainer.calls().len(), 4, "nothing is trained again");
+    let fresh = run_experiment(dir.path(), &body, &trainer, true);
+    assert_eq!((fresh.report.finished, fresh.report.pruned), (2, 2));
+    assert_eq!(trainer.calls().len(), 8, "--fresh forgets the decisions");
+}
+
+/// A cell resumed from before its rung (killed after the decision, before done.toml) gets
+/// the decision recorded for it, not a new one.
+#[test]
+fn a_decision_is_kept_when_the_cell_reaches_its_rung_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = scheduled("kind = \"asha\"\nmin_iterations = 2\neta = 2\n");
+    let trainer = ScriptedTrainer::default();
+    run_experiment(dir.path(), &body, &trainer, false);
+    let cell = dir.path().join("runs/tiny/002-margin_3");
+    fs::remove_file(cell.join("done.toml")).unwrap();
+    for f in fs::read_dir(&cell).unwrap() {
+        let path = f.unwrap().path();
+        if path.extension().is_some_and(|e| e == "solverstate") {
+            fs::remove_file(path).unwrap();
+        }
+    }
+    let again = run_experiment(dir.path(), &body, &trainer, false);
+    assert!(outline(&again.events).contains(&"2 pruned at 2".to_string()));
+    let records =
+        siamese_grid::schedule::read_records(&dir.path().join("runs/tiny/schedule.csv")).unwrap();
+    let of_cell = records.iter().filter(|r| r.cell == "002-margin_3").count();
+    assert_eq!(of_cell, 1, "one decision per cell and rung");
+}
+
+/// The median rule from iteration 2: margin 2 has no one to compare with, margin 1 beats
+/// it, margins 3 and 4 are worse than the median of those before them.
+#[test]
+fn the_median_rule_prunes_cells_worse_than_the_median() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = scheduled("kind = \"median\"\ngrace_iterations = 2\n");
+    let trainer = ScriptedTrainer::default();
+    let run = run_experiment(dir.path(), &body, &trainer, false);
+    let ends: Vec<String> = outline(&run.events)
+        .into_iter()
+        .filter(|l| l.contains("finished") || l.contains("pruned"))
+        .collect();
+    assert_eq!(
+        ends,
+        ["0 finished", "1 finished", "2 pruned at 2", "3 pruned at 2"]
+    );
+}
+
+/// Two runners on one folder decide at once: each decision in schedule.csv is the one the
+/// rule gives from the records before it (decisions are made one at a time, from disk),
+/// every cell ends finished or pruned once, and the best cell is never pruned.
+#[test]
+fn two_runners_deciding_at_once_follow_the_records_on_disk() {
+    use siamese_grid::ranking::RankMetric;
+    use siamese_grid::schedule::{Schedule, decide, read_records};
+    let dir = tempfile::tempdir().unwrap();
+    let body = scheduled("kind = \"asha\"\nmin_iterations = 2\neta = 2\n").replace(
+        "margin = [2, 1, 3, 4]",
+        "margin = [2, 1, 3, 4, 5, 6, 0.5, 7]",
+    );
+    let trainer = ScriptedTrainer {
+        pause: std::time::Duration::from_millis(3),
+        ..Default::default()
+    };
+    let runs: Vec<Run> = std::thread::scope(|scope| {
+        let runners: Vec<_> = (0..2)
+            .map(|_| scope.spawn(|| run_experiment(dir.path(), &body, &trainer, false)))
+            .collect();
+        runners.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let ended: usize = runs
+        .iter()
+        .map(|r| r.report.finished + r.report.pruned)
+        .sum();
+    let both_pruned: usize = runs.iter().map(|r| r.report.pruned).sum();
+    assert!(
+        ended >= 8,
+        "{:?}",
+        runs.iter().map(|r| &r.report).collect::<Vec<_>>()
+    );
+    assert!(both_pruned > 0);
+    let mut trained: Vec<String> = trainer.calls().into_iter().map(|(id, _)| id).collect();
+    trained.sort();
+    trained.dedup();
+    assert_eq!(trained.len(), 8);
+    assert_eq!(trainer.calls().len(), 8, "each cell trained once");
+    let records = read_records(&dir.path().join("runs/tiny/schedule.csv")).unwrap();
+    let asha = Schedule::Asha {
+        min_iterations: 2,
+        eta: 2,
+    };
+    let loss = RankMetric::named("test_loss").unwrap();
+    for (i, r) in records.iter().enumerate() {
+        let earlier: Vec<(&str, f64)> = records[..i]
+            .iter()
+            .filter(|e| e.iteration == r.iteration)
+            .map(|e| (e.cell.as_str(), e.value))
+            .collect();
+        assert!(!earlier.iter().any(|(c, _)| *c == r.cell), "decided twice");
+        let replayed = decide(&asha, &loss, &earlier, &r.cell, r.value, r.iteration);
+        assert_eq!(replayed.decision, r.decision, "record {i}: {r:?}");
+    }
+    let rows = summary_rows(dir.path());
+    assert_eq!(rows.len(), 8, "summary.csv lists every cell");
+    let best = rows.iter().find(|r| &r[1] == "0.5").unwrap();
+    assert_eq!(&best[summary_column("status")], "finished");
+    for row in &rows {
+        let pruned = &row[summary_column("status")] == "pruned";
+        let cell = dir.path().join("runs/tiny").join(&row[0]);
+        let tested = log_rows(&cell).iter().filter(|(_, _, t)| *t).count();
+        let at: usize = row[3].parse().unwrap();
+        assert_eq!(tested, at / 2, "{} stopped after its decision", &row[0]);
+        assert!(pruned || at == 12);
+    }
 }
