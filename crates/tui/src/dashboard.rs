@@ -440,6 +440,34 @@ mod tests {
     }
 
     #[test]
+    fn a_pruned_cell_stays_at_its_rung_and_is_counted() {
+        let mut d = board(2);
+        let now = Instant::now();
+        let started = |cell| CellEvent::Started {
+            cell,
+            total_iters: 100,
+            resumed_from: None,
+        };
+        d.apply(started(0), now);
+        d.apply(started(1), now);
+        let reason = "asha: test_loss 2 ranks 3 of 3 at rung 30, the top 1 go on".to_string();
+        d.apply(
+            CellEvent::Pruned {
+                cell: 1,
+                at: 30,
+                reason,
+            },
+            now,
+        );
+        assert_eq!(
+            (d.views[1].status.clone(), d.views[1].iter),
+            (Status::Pruned, 30)
+        );
+        let c = d.counts();
+        assert_eq!((c.running, c.pruned, c.waiting, c.done), (1, 1, 0, 0));
+    }
+
+    #[test]
     fn selection_stays_inside_the_grid() {
         let mut d = board(3);
         d.on_key(key(KeyCode::Up));

@@ -160,3 +160,45 @@ fn a_run_cell_task_names_its_cell_host_and_folder() {
         "{text}"
     );
 }
+
+/// A scheduled grid: the pruned cell's line gives its iteration and the reason, and the
+/// closing line counts it.
+#[test]
+fn pruned_cells_have_their_line_and_are_counted_at_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = "name = \"tiny\"\niterations = 12\ntest_interval = 2\nmetric = \"test_loss\"\n\
+                [schedule]\nkind = \"asha\"\nmin_iterations = 2\neta = 2\n[grid]\nmargin = [1, 3, 2]\n";
+    let experiment = Experiment::load(&support::experiment_file(dir.path(), "tiny", body)).unwrap();
+    let cells = Cell::expand(&experiment);
+    let options = RunOptions {
+        out: dir.path().join("runs"),
+        workers: 1,
+        threads: 1,
+        fresh: false,
+    };
+    let mut out = Vec::new();
+    let trainer = ScriptedTrainer::default();
+    run_headless(
+        &experiment,
+        &cells,
+        &options,
+        &trainer,
+        &Control::new(),
+        &mut out,
+    )
+    .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("[001-margin_3] pruned at iteration 2 (asha: test_loss 1.1"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.ends_with("ranks 2 of 2 at rung 2, the top 1 go on)"),
+        "{line}"
+    );
+    assert!(
+        text.contains("[002-margin_2] pruned at iteration 2"),
+        "{text}"
+    );
+    assert!(text.contains(", 2 pruned; summary in "), "{text}");
+}
