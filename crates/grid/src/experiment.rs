@@ -450,7 +450,7 @@ impl Checker<'_> {
         if let Some(rung) = schedule
             .rungs(iterations)
             .into_iter()
-            .find(|r| r % test_interval != 0)
+            .find(|r| !r.is_multiple_of(test_interval))
         {
             let msg = format!(
                 "[schedule] rung {rung} (min_iterations · eta^k) is not a test iteration: make min_iterations and eta give multiples of test_interval ({test_interval})"

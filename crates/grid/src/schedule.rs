@@ -84,7 +84,7 @@ impl Schedule {
         match *self {
             Schedule::Asha { .. } => self.rungs(iterations).contains(&iter),
             Schedule::Median { grace_iterations } => {
-                iter >= grace_iterations && iter % test_interval == 0
+                iter >= grace_iterations && iter.is_multiple_of(test_interval)
             }
         }
     }
