@@ -367,6 +367,37 @@ mod tests {
 
     const HEADER: &str = "iter,lr,train_loss,test_loss,elapsed_s\n";
 
+    #[test]
+    fn a_pruned_cell_is_seen_pruned_and_ends_with_its_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = CellFolder::new(dir.path().to_path_buf());
+        let pruned = crate::cell_folder::PrunedCell {
+            state: crate::cell_folder::PRUNED.to_string(),
+            iterations: 300,
+            metric: "test_loss".into(),
+            value: 0.5,
+            reason: "asha: out of the top third".into(),
+            wall_seconds: 1.0,
+        };
+        folder.write_pruned(&pruned).unwrap();
+        assert!(folder.done().is_none(), "a pruned cell is not finished");
+        let seen = state_of(dir.path(), 1000, 0).unwrap();
+        assert_eq!(seen, Seen::Pruned(300, "asha: out of the top third".into()));
+        let now = Instant::now();
+        let events = ended(0, dir.path(), &seen, 1000, now);
+        assert_eq!(
+            events,
+            [(
+                CellEvent::Pruned {
+                    cell: 0,
+                    at: 300,
+                    reason: "asha: out of the top third".into()
+                },
+                now
+            )]
+        );
+    }
+
     fn row(iter: i32, train: Option<f32>, test: Option<f32>, s: f64) -> LogRow {
         LogRow {
             iter,
