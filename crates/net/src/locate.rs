@@ -184,7 +184,7 @@ mod tests {
     #[test]
     fn finds_fields_of_named_layers_in_both_syntaxes() {
         let at = |l, f| layer_field(NET, l, f).map(|p| (p.line, p.col));
-        assert_eq!(at("conv1", "convolution_param.stride"), Some((5, 40)));
+        assert_eq!(at("conv1", "convolution_param.stride"), Some((5, 38)));
         assert_eq!(at("conv1", "convolution_param.num_output"), Some((5, 23)));
         assert_eq!(at("loss", "contrastive_loss_param.margin"), Some((10, 5)));
         // A field left at its default: the layer's name.
