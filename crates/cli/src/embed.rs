@@ -114,7 +114,7 @@ enum Rows {
 pub fn load_deploy_net(model: &Path, weights: &Path, device: Device) -> Result<Net> {
     let mut param = load_net(model)?;
     cap_input_batch(&mut param, MAX_BATCH);
-    let spec = NetSpec::build(&param, Phase::Test, model.parent())?;
+    let spec = NetSpec::build(&param, Phase::Test, model.parent()).map_err(|e| e.in_file(model))?;
     let mut net =
         Net::on_device(&spec, 0, device).with_context(|| format!("{}", model.display()))?;
     net.load_caffemodel(weights)?;

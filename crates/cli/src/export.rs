@@ -30,7 +30,8 @@ pub fn run(args: &ExportArgs) -> Result<()> {
     let mut param = load_net(&args.model)?;
     // The batch is dynamic in the model; the net is built for one image to check shapes.
     cap_input_batch(&mut param, 1);
-    let spec = NetSpec::build(&param, Phase::Test, args.model.parent())?;
+    let spec = NetSpec::build(&param, Phase::Test, args.model.parent())
+        .map_err(|e| e.in_file(&args.model))?;
     siamese_onnx::check_supported(&spec).with_context(|| format!("{}", args.model.display()))?;
     let mut net = Net::new(&spec, 0).with_context(|| format!("{}", args.model.display()))?;
     net.load_caffemodel(&args.weights)?;

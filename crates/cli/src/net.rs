@@ -37,8 +37,13 @@ impl From<PhaseArg> for Phase {
 /// Loads `model` and builds it for `phase`, printing warnings (unreadable data sources) to stderr.
 pub fn load(model: &Path, phase: PhaseArg) -> Result<NetSpec> {
     let param = siamese_net::load_net(model)?;
-    let net = NetSpec::build(&param, phase.into(), model.parent())
-        .map_err(|e| anyhow::Error::new(e).context(model.display().to_string()))?;
+    let net = NetSpec::build(&param, phase.into(), model.parent()).map_err(|e| {
+        match e.in_file(model) {
+            // Already says `file:line:col`.
+            e @ siamese_net::NetError::At { .. } => anyhow::Error::new(e),
+            e => anyhow::Error::new(e).context(model.display().to_string()),
+        }
+    })?;
     for w in &net.warnings {
         eprintln!("warning: {w}");
     }

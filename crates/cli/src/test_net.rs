@@ -38,7 +38,8 @@ fn test_net(args: &TestArgs) -> Result<()> {
         bail!("--iterations 0: expected at least 1 batch");
     }
     let param = siamese_net::load_net(&args.model)?;
-    let spec = NetSpec::build(&param, Phase::Test, args.model.parent())?;
+    let spec = NetSpec::build(&param, Phase::Test, args.model.parent())
+        .map_err(|e| e.in_file(&args.model))?;
     let mut net = Net::on_device(&spec, 0, device)?;
     net.load_caffemodel(&args.weights)
         .with_context(|| format!("{}: cannot load weights", args.weights.display()))?;

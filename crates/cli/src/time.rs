@@ -47,7 +47,8 @@ fn time_net(args: &TimeArgs, threads: usize) -> Result<()> {
     }
     let about = crate::device::describe(args.device)?;
     let param = siamese_net::load_net(&args.model)?;
-    let spec = NetSpec::build(&param, Phase::Train, args.model.parent())?;
+    let spec = NetSpec::build(&param, Phase::Train, args.model.parent())
+        .map_err(|e| e.in_file(&args.model))?;
     let mut net = Net::on_device(&spec, 0, args.device)?;
     match args.device {
         Device::Cpu => println!(

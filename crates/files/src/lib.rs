@@ -9,10 +9,12 @@
 
 mod atomic;
 mod error;
+mod kind;
 mod sweep;
 mod temp_name;
 
 pub use atomic::{AtomicDir, AtomicFile, write_atomic, write_atomic_with};
 pub use error::FileError;
+pub use kind::{not_a_file, not_a_folder};
 pub use sweep::{process_may_be_running, remove_stale_temp_files};
 pub use temp_name::{TempName, is_temp_name};

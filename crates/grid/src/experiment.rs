@@ -598,7 +598,10 @@ impl Checker<'_> {
             } else {
                 format!("{key} = \"...\"` to use another)")
             };
-            let msg = format!("{key} file {} not found{how}{tail}", path.display());
+            let what = siamese_files::not_a_file(&path).map_or("not found".to_string(), |found| {
+                format!("{found}, expected a file")
+            });
+            let msg = format!("{key} file {} {what}{how}{tail}", path.display());
             return Err(self.error(span, msg));
         }
         Ok(path)

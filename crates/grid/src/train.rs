@@ -434,7 +434,7 @@ fn deploy_net(
         error,
     })?;
     cap_input_batch(&mut param, EMBED_BATCH);
-    let spec = NetSpec::build(&param, Phase::Test, path.parent())?;
+    let spec = NetSpec::build(&param, Phase::Test, path.parent()).map_err(|e| e.in_file(path))?;
     Net::on_device(&spec, seed, device).map_err(|error| TrainError::DeployNet {
         path: path.to_path_buf(),
         error: Box::new(error),

@@ -121,7 +121,7 @@ fn layer_benches(c: &mut Criterion) {
         ("ip1", ip("ip1", 500), vec![IMAGES, 50, 4, 4]),
         (
             "relu1",
-            Box::new(ReLU::new(&ReluConfig::parse(&named("relu1")))),
+            Box::new(ReLU::new(&ReluConfig::parse(&named("relu1")).unwrap())),
             vec![IMAGES, 500],
         ),
         ("ip2", ip("ip2", 10), vec![IMAGES, 500]),

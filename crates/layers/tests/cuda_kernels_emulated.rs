@@ -875,7 +875,7 @@ fn contrastive_loss_matches_the_layer_in_both_modes() {
             }),
             ..Default::default()
         };
-        let mut layer = ContrastiveLoss::new("loss", &ContrastiveLossConfig::parse(&p));
+        let mut layer = ContrastiveLoss::new("loss", &ContrastiveLossConfig::parse(&p).unwrap());
         let sim: Vec<f32> = (0..num).map(|_| rng.random_range(0..2) as f32).collect();
         let mut bottom = [
             Blob::from_data(&[num, dim], random(num * dim, &mut rng)),

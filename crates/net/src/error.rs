@@ -71,6 +71,30 @@ pub enum NetError {
         kind: String,
         message: String,
     },
+    /// A layer setting out of the range Caffe gives it meaning; `field` is its path inside the
+    /// layer (`convolution_param.stride`), so [`NetError::in_file`] can say where it is.
+    #[error("layer '{layer}' ({kind}): {message}")]
+    LayerField {
+        layer: String,
+        kind: String,
+        field: &'static str,
+        message: String,
+    },
+    /// An error placed in its file: `file:line:col: error`.
+    #[error("{origin}:{line}:{col}: {error}")]
+    At {
+        origin: String,
+        line: usize,
+        col: usize,
+        error: Box<NetError>,
+    },
+    /// A path that exists but is not what was asked for (a folder where a file is expected).
+    #[error("{}: {found}, expected {expected}", path.display())]
+    WrongKind {
+        path: PathBuf,
+        found: &'static str,
+        expected: &'static str,
+    },
     /// A net-level rule broken (e.g. both `layer` and `layers`).
     #[error("{0}")]
     Invalid(String),
@@ -82,6 +106,23 @@ impl NetError {
         match self {
             NetError::Syntax { excerpt, .. } => Some(excerpt),
             _ => None,
+        }
+    }
+
+    /// Places a [`NetError::LayerField`] at its line in `path`, the net file the layer was read
+    /// from (left as it is when the file does not write that layer).
+    pub fn in_file(self, path: &std::path::Path) -> NetError {
+        let NetError::LayerField { layer, field, .. } = &self else {
+            return self;
+        };
+        match crate::locate::in_file(path, |text| crate::locate::layer_field(text, layer, field)) {
+            Some(at) => NetError::At {
+                origin: path.display().to_string(),
+                line: at.line,
+                col: at.col,
+                error: Box::new(self),
+            },
+            None => self,
         }
     }
 

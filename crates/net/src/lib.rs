@@ -14,6 +14,7 @@ mod data_probe;
 pub mod dot;
 mod error;
 pub mod layer;
+pub mod locate;
 pub mod parse;
 mod paths;
 pub mod shape;
@@ -43,6 +44,13 @@ pub fn load_solver(path: &Path) -> Result<SolverParameter, NetError> {
 }
 
 fn read(path: &Path) -> Result<String, NetError> {
+    if let Some(found) = siamese_files::not_a_file(path) {
+        return Err(NetError::WrongKind {
+            path: path.to_path_buf(),
+            found,
+            expected: "a prototxt file",
+        });
+    }
     std::fs::read_to_string(path).map_err(|source| NetError::Io {
         path: path.to_path_buf(),
         error: source,

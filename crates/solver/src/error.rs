@@ -9,6 +9,21 @@ pub enum SolverError {
     /// A solver setting Caffe would reject.
     #[error("{message}")]
     Setting { message: String },
+    /// A setting out of the range Caffe gives it meaning: the `index`-th `field` of the file.
+    #[error("{message}")]
+    Field {
+        field: &'static str,
+        index: usize,
+        message: String,
+    },
+    /// A setting error placed in its file: `file:line:col: message`.
+    #[error("{}:{line}:{col}: {message}", path.display())]
+    At {
+        path: PathBuf,
+        line: usize,
+        col: usize,
+        message: String,
+    },
     /// A file that could not be read or written.
     /// (The cause is part of the one-line message, not a separate `source()`, so a binary
     /// printing the error chain does not repeat it.)
@@ -42,9 +57,26 @@ pub enum SolverError {
 }
 
 impl SolverError {
-    /// Names the file a setting error came from.
+    /// Names the file a setting error came from, and for a field its line there.
     pub fn in_file(self, path: &std::path::Path) -> SolverError {
+        use siamese_net::locate;
         match self {
+            SolverError::Field {
+                field,
+                index,
+                message,
+            } => match locate::in_file(path, |t| locate::top_level_field(t, field, index)) {
+                Some(at) => SolverError::At {
+                    path: path.to_path_buf(),
+                    line: at.line,
+                    col: at.col,
+                    message,
+                },
+                None => SolverError::Format {
+                    path: path.to_path_buf(),
+                    message,
+                },
+            },
             SolverError::Setting { message } => SolverError::Format {
                 path: path.to_path_buf(),
                 message,

@@ -5,6 +5,7 @@ pub mod control;
 pub mod device;
 mod error;
 pub mod lr_policy;
+mod ranges;
 pub mod smoothing;
 pub mod snapshot;
 pub mod solver;

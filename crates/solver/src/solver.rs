@@ -131,10 +131,11 @@ impl Solver {
             s if s >= 0 => (s as u64, false),
             _ => (clock_seed(), true),
         };
-        let (train_param, train_dir, test_params) =
+        crate::ranges::check(&param).map_err(in_file)?;
+        let ((train_param, train_dir, train_file), test_params) =
             net_params(&param, solver_file).map_err(in_file)?;
-        let spec =
-            NetSpec::build(&train_param, Phase::Train, train_dir.as_deref()).map_err(net_error)?;
+        let spec = NetSpec::build(&train_param, Phase::Train, train_dir.as_deref())
+            .map_err(|e| net_error(located(e, train_file.as_deref())))?;
         let mut net = Net::on_device(&spec, seed, device).map_err(layer_error)?;
         if param.test_iter.len() != test_params.len() {
             return Err(in_file(SolverError::Setting {
@@ -146,8 +147,9 @@ impl Solver {
             }));
         }
         let mut test_nets = Vec::new();
-        for ((p, dir), &iters) in test_params.iter().zip(&param.test_iter) {
-            let spec = NetSpec::build(p, Phase::Test, dir.as_deref()).map_err(net_error)?;
+        for ((p, dir, file), &iters) in test_params.iter().zip(&param.test_iter) {
+            let spec = NetSpec::build(p, Phase::Test, dir.as_deref())
+                .map_err(|e| net_error(located(e, file.as_deref())))?;
             let net = Net::on_device(&spec, seed, device).map_err(layer_error)?;
             test_nets.push(TestNet { net, spec, iters });
         }
@@ -582,7 +584,9 @@ fn outputs_of(net: &Net) -> Vec<NetOutput> {
         .collect()
 }
 
-type NetSource = (NetParameter, Option<PathBuf>);
+/// A net, the folder its relative paths are resolved in, and the file it was read from (None
+/// for a net written inside the solver file).
+type NetSource = (NetParameter, Option<PathBuf>, Option<PathBuf>);
 
 /// The train net and test nets a solver names, as Caffe's `InitTrainNet`/`InitTestNets`:
 /// exactly one of `train_net_param`, `train_net`, `net_param`, `net` for training; test nets
@@ -590,7 +594,7 @@ type NetSource = (NetParameter, Option<PathBuf>);
 fn net_params(
     param: &SolverParameter,
     solver_file: Option<&Path>,
-) -> Result<(NetParameter, Option<PathBuf>, Vec<NetSource>), SolverError> {
+) -> Result<(NetSource, Vec<NetSource>), SolverError> {
     let solver_dir = solver_file.and_then(Path::parent).map(Path::to_path_buf);
     let load = |name: &str| -> Result<NetSource, SolverError> {
         let path = match solver_file {
@@ -598,7 +602,7 @@ fn net_params(
             None => PathBuf::from(name),
         };
         let p = siamese_net::load_net(&path).map_err(net_error)?;
-        Ok((p, path.parent().map(Path::to_path_buf)))
+        Ok((p, path.parent().map(Path::to_path_buf), Some(path)))
     };
     let given = [
         param.train_net_param.is_some(),
@@ -617,12 +621,12 @@ fn net_params(
         });
     }
     let generic: Option<NetSource> = match (&param.net_param, &param.net) {
-        (Some(p), _) => Some((p.clone(), solver_dir.clone())),
+        (Some(p), _) => Some((p.clone(), solver_dir.clone(), None)),
         (None, Some(name)) => Some(load(name)?),
         _ => None,
     };
-    let (train, train_dir) = match (&param.train_net_param, &param.train_net, &generic) {
-        (Some(p), _, _) => (p.clone(), solver_dir.clone()),
+    let train = match (&param.train_net_param, &param.train_net, &generic) {
+        (Some(p), _, _) => (p.clone(), solver_dir.clone(), None),
         (None, Some(name), _) => load(name)?,
         (None, None, Some(g)) => g.clone(),
         _ => unreachable!("exactly one train net source was checked above"),
@@ -630,7 +634,7 @@ fn net_params(
     let mut tests: Vec<NetSource> = param
         .test_net_param
         .iter()
-        .map(|p| (p.clone(), solver_dir.clone()))
+        .map(|p| (p.clone(), solver_dir.clone(), None))
         .collect();
     for name in &param.test_net {
         tests.push(load(name)?);
@@ -640,7 +644,7 @@ fn net_params(
             tests.push(g.clone());
         }
     }
-    Ok((train, train_dir, tests))
+    Ok((train, tests))
 }
 
 /// Caffe 1.0's `UpgradeSnapshotPrefixProperty`: no prefix means the solver file's path without
@@ -678,6 +682,14 @@ fn clock_seed() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     now.as_secs().wrapping_mul(1_000_000_007) ^ u64::from(now.subsec_nanos())
+}
+
+/// A net error placed at its line in the net file it came from, when there is one.
+fn located(e: siamese_net::NetError, file: Option<&Path>) -> siamese_net::NetError {
+    match file {
+        Some(f) => e.in_file(f),
+        None => e,
+    }
 }
 
 fn net_error(e: siamese_net::NetError) -> SolverError {

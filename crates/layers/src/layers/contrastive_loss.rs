@@ -165,7 +165,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        ContrastiveLoss::new("loss", &ContrastiveLossConfig::parse(&p))
+        ContrastiveLoss::new("loss", &ContrastiveLossConfig::parse(&p).unwrap())
     }
 
     /// Three hand-made pairs (b is the origin each time): similar at distance 0.5

@@ -81,7 +81,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        ReLU::new(&ReluConfig::parse(&p))
+        ReLU::new(&ReluConfig::parse(&p).unwrap())
     }
 
     #[test]

@@ -14,10 +14,15 @@ pub struct ReluConfig {
 
 impl ReluConfig {
     /// Reads the settings of `layer`, with Caffe's checks of them.
-    pub fn parse(layer: &LayerParameter) -> Self {
-        ReluConfig {
-            negative_slope: layer.relu_param.unwrap_or_default().negative_slope(),
+    pub fn parse(layer: &LayerParameter) -> Result<Self, NetError> {
+        let negative_slope = layer.relu_param.unwrap_or_default().negative_slope();
+        if !negative_slope.is_finite() {
+            return Err(Rule::new(layer.name(), LayerKind::ReLU).field_err(
+                "relu_param.negative_slope",
+                format!("negative_slope {negative_slope} must be a finite number"),
+            ));
         }
+        Ok(ReluConfig { negative_slope })
     }
 }
 
@@ -33,8 +38,10 @@ impl DropoutConfig {
     pub fn parse(layer: &LayerParameter) -> Result<Self, NetError> {
         let ratio = layer.dropout_param.unwrap_or_default().dropout_ratio();
         if !(0.0..1.0).contains(&ratio) {
-            return Err(Rule::new(layer.name(), LayerKind::Dropout)
-                .err(format!("dropout_ratio {ratio} must be in [0, 1)")));
+            return Err(Rule::new(layer.name(), LayerKind::Dropout).field_err(
+                "dropout_param.dropout_ratio",
+                format!("dropout_ratio {ratio} must be in [0, 1)"),
+            ));
         }
         Ok(DropoutConfig { ratio })
     }

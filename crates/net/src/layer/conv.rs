@@ -108,9 +108,15 @@ impl ConvConfig {
         let num_output = p.num_output() as usize;
         let group = p.group() as usize;
         if num_output == 0 || group == 0 || !num_output.is_multiple_of(group) {
-            return Err(r.err(format!(
-                "num_output {num_output} must be positive and divisible by group {group}"
-            )));
+            let field = if group == 0 {
+                "convolution_param.group"
+            } else {
+                "convolution_param.num_output"
+            };
+            return Err(r.field_err(
+                field,
+                format!("num_output {num_output} must be positive and divisible by group {group}"),
+            ));
         }
         Ok(ConvConfig {
             num_output,
@@ -142,11 +148,21 @@ impl ConvConfig {
             pad: self.pad.dims(r, "pad", n)?,
             dilation: self.dilation.dims(r, "dilation", n)?,
         };
-        if w.kernel.contains(&0) || w.stride.contains(&0) || w.dilation.contains(&0) {
-            return Err(r.err(format!(
-                "kernel {:?}, stride {:?} and dilation {:?} must be positive",
-                w.kernel, w.stride, w.dilation
-            )));
+        let zero = [
+            (&w.kernel, "convolution_param.kernel_size"),
+            (&w.stride, "convolution_param.stride"),
+            (&w.dilation, "convolution_param.dilation"),
+        ]
+        .into_iter()
+        .find(|(v, _)| v.contains(&0));
+        if let Some((_, field)) = zero {
+            return Err(r.field_err(
+                field,
+                format!(
+                    "kernel {:?}, stride {:?} and dilation {:?} must be positive",
+                    w.kernel, w.stride, w.dilation
+                ),
+            ));
         }
         Ok(w)
     }

@@ -37,9 +37,21 @@ impl DataConfig {
     pub fn parse(layer: &LayerParameter) -> Result<Self, NetError> {
         let dp = layer.data_param.clone().unwrap_or_default();
         let tp = layer.transform_param.clone().unwrap_or_default();
+        let r = Rule::new(layer.name(), LayerKind::Data);
         if dp.batch_size() == 0 {
-            return Err(Rule::new(layer.name(), LayerKind::Data)
-                .err("data_param.batch_size must be positive"));
+            return Err(r.field_err(
+                "data_param.batch_size",
+                "data_param.batch_size must be positive",
+            ));
+        }
+        if !tp.scale().is_finite() {
+            return Err(r.field_err(
+                "transform_param.scale",
+                format!(
+                    "transform_param.scale {} must be a finite number",
+                    tp.scale()
+                ),
+            ));
         }
         Ok(DataConfig {
             batch_size: dp.batch_size() as usize,

@@ -31,9 +31,10 @@ impl InnerProductConfig {
     pub fn parse(layer: &LayerParameter) -> Result<Self, NetError> {
         let p = layer.inner_product_param.clone().unwrap_or_default();
         if p.num_output() == 0 {
-            return Err(
-                Rule::new(layer.name(), LayerKind::InnerProduct).err("num_output must be positive")
-            );
+            return Err(Rule::new(layer.name(), LayerKind::InnerProduct).field_err(
+                "inner_product_param.num_output",
+                "num_output must be positive",
+            ));
         }
         Ok(InnerProductConfig {
             num_output: p.num_output() as usize,

@@ -17,12 +17,23 @@ pub struct ContrastiveLossConfig {
 
 impl ContrastiveLossConfig {
     /// Reads the settings of `layer`, with Caffe's checks of them.
-    pub fn parse(layer: &LayerParameter) -> Self {
+    /// A negative margin would make every dissimilar pair's term zero (the loss
+    /// `max(margin − d, 0)²` needs `margin ≥ 0` to mean a distance), so it is refused.
+    pub fn parse(layer: &LayerParameter) -> Result<Self, NetError> {
         let p = layer.contrastive_loss_param.unwrap_or_default();
-        ContrastiveLossConfig {
-            margin: p.margin(),
-            legacy_version: p.legacy_version(),
+        let margin = p.margin();
+        if !(margin >= 0.0 && margin.is_finite()) {
+            return Err(
+                Rule::new(layer.name(), LayerKind::ContrastiveLoss).field_err(
+                    "contrastive_loss_param.margin",
+                    format!("margin {margin} must be a finite number of at least 0"),
+                ),
+            );
         }
+        Ok(ContrastiveLossConfig {
+            margin,
+            legacy_version: p.legacy_version(),
+        })
     }
 
     /// Caffe's checks of the features `a`, `b` (both N × C (× 1 × 1)) and the similarity `sim`

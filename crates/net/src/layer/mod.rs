@@ -145,7 +145,7 @@ impl LayerConfig {
         Ok(match kind {
             LayerKind::Accuracy => Self::Accuracy(AccuracyConfig::parse(layer)),
             LayerKind::ContrastiveLoss => {
-                Self::ContrastiveLoss(ContrastiveLossConfig::parse(layer))
+                Self::ContrastiveLoss(ContrastiveLossConfig::parse(layer)?)
             }
             LayerKind::Convolution => Self::Convolution(ConvConfig::parse(layer)?),
             LayerKind::Data => Self::Data(DataConfig::parse(layer)?),
@@ -154,7 +154,7 @@ impl LayerConfig {
             LayerKind::InnerProduct => Self::InnerProduct(InnerProductConfig::parse(layer)?),
             LayerKind::Input => Self::Input(InputConfig::parse(layer)?),
             LayerKind::Pooling => Self::Pooling(PoolConfig::parse(layer)?),
-            LayerKind::ReLU => Self::ReLU(ReluConfig::parse(layer)),
+            LayerKind::ReLU => Self::ReLU(ReluConfig::parse(layer)?),
             LayerKind::Slice => Self::Slice(SliceConfig::parse(layer)),
             LayerKind::Softmax => Self::Softmax(SoftmaxConfig::parse(layer)),
             LayerKind::SoftmaxWithLoss => Self::SoftmaxWithLoss(SoftmaxLossConfig::parse(layer)),
@@ -247,6 +247,17 @@ impl<'a> Rule<'a> {
 
     pub(crate) fn err(&self, message: impl Into<String>) -> NetError {
         NetError::layer(self.layer, self.kind.name(), message)
+    }
+
+    /// An error in the setting `field` (its path inside the layer, e.g.
+    /// `convolution_param.stride`), which names its line once the file is known.
+    pub(crate) fn field_err(&self, field: &'static str, message: impl Into<String>) -> NetError {
+        NetError::LayerField {
+            layer: self.layer.to_string(),
+            kind: self.kind.name().to_string(),
+            field,
+            message: message.into(),
+        }
     }
 
     fn counts(

@@ -74,7 +74,7 @@ impl PoolConfig {
         let stride = pick(&r, "stride", (p.stride, p.stride_h, p.stride_w), Some(1))?;
         let pad = pick(&r, "pad", (p.pad, p.pad_h, p.pad_w), Some(0))?;
         if stride.contains(&0) {
-            return Err(r.err("stride must be positive"));
+            return Err(r.field_err("pooling_param.stride", "stride must be positive"));
         }
         let kernel_fields = (p.kernel_size, p.kernel_h, p.kernel_w);
         let global = p.global_pooling();
@@ -89,7 +89,9 @@ impl PoolConfig {
         } else {
             let kernel = pick(&r, "kernel", kernel_fields, None)?;
             if kernel.contains(&0) {
-                return Err(r.err("kernel size must be positive"));
+                return Err(
+                    r.field_err("pooling_param.kernel_size", "kernel size must be positive")
+                );
             }
             if pad[0] >= kernel[0] || pad[1] >= kernel[1] {
                 return Err(r.err(format!(
