@@ -4,7 +4,7 @@
 Hand-encoded protobuf (no protobuf package needed): small but well-formed Datums and
 .caffemodel/.solverstate files for the deploy net's smallest layers, IDX files, and the
 project's own prototxt and experiment files."""
-import gzip, os, struct, shutil, glob
+import gzip, os, struct, shutil, glob, zlib
 
 FUZZ = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(FUZZ)
@@ -88,5 +88,28 @@ def main():
     for path in glob.glob(os.path.join(REPO, "experiments/*.toml")):
         with open(path, "rb") as f:
             write("experiment_toml", os.path.basename(path), f.read())
+    # onnx_export: the deploy nets (an Input layer, no data files).
+    for path in refs:
+        with open(path, "rb") as f:
+            text = f.read()
+        if b'"Input"' in text or b"input_dim" in text:
+            write("onnx_export", "_".join(path.split("/")[-2:]), text)
+    # leveldb: file pick byte, mode 1 (patch) with no edits = the intact database; a few cuts.
+    for pick in range(6):
+        write("leveldb", f"intact_{pick}", bytes([pick, 1]))
+        write("leveldb", f"cut_{pick}", bytes([pick, 1]) + struct.pack("<H", 100))
+    # lmdb: mode 1 with no edits = the intact database; one cut inside the first pages.
+    write("lmdb", "intact", bytes([1]))
+    write("lmdb", "cut", bytes([1]) + struct.pack("<H", 300))
+    # The run record's CSVs, as siamese writes them.
+    write("training_log", "log", b"iter,lr,train_loss,test_loss,elapsed_s\n0,0.01,0.5,,0.1\n100,0.01,0.2,0.25,1.5\n")
+    write("features_csv", "features", b"index,label,f0,f1\n0,7,0.5,-1.25\n1,2,1e-3,3\n")
+    write("file_features_csv", "features", b"file,f0,f1\ndigits/a.png,0.5,-1.25\n\"b,c.jpg\",1,2\n")
+    # image: a 2x2 8-bit grey PNG (hand-made chunks) and a list file naming it.
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 0, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(b"\x00\x10\x80\x00\xff\x40")) + chunk(b"IEND", b""))
+    write("image", "grey_2x2.png", png)
 
 main()
