@@ -16,6 +16,7 @@ fn good_files() -> &'static [(String, Vec<u8>)] {
     FILES.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("siamese-fuzz-ldb-{}", std::process::id()));
         let path = dir.join("db");
+        std::fs::create_dir_all(&dir).expect("makes the seed folder");
         let records = (0..200).map(|i| {
             let bytes = 20 + (i % 9) * 30;
             let datum = Datum {

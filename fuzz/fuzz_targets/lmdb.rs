@@ -15,6 +15,7 @@ fn good_file() -> &'static [u8] {
     FILE.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("siamese-fuzz-lmdb-{}", std::process::id()));
         let path = dir.join("db");
+        std::fs::create_dir_all(&dir).expect("makes the seed folder");
         let records = (0..200).map(|i| {
             let bytes = 300 + (i % 9) * 700;
             let datum = Datum {
