@@ -4,32 +4,20 @@
 //! offset and 1-byte value groups, the last two bytes a cut point), like the `lmdb` target.
 #![no_main]
 
+#[path = "seed_db.rs"]
+mod seed_db;
+
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use siamese_data::{Backend, Datum, DatumDb, record_key, write_datums_as};
+use siamese_data::{Backend, DatumDb};
 
 /// The seed database's files, by name.
 fn good_files() -> &'static [(String, Vec<u8>)] {
     static FILES: OnceLock<Vec<(String, Vec<u8>)>> = OnceLock::new();
     FILES.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("siamese-fuzz-ldb-{}", std::process::id()));
-        let path = dir.join("db");
-        std::fs::create_dir_all(&dir).expect("makes the seed folder");
-        let records = (0..200).map(|i| {
-            let bytes = 20 + (i % 9) * 30;
-            let datum = Datum {
-                channels: Some(1),
-                height: Some(1),
-                width: Some(bytes as i32),
-                data: Some(vec![i as u8; bytes]),
-                label: Some(i as i32),
-                ..Default::default()
-            };
-            (record_key(i), datum)
-        });
-        write_datums_as(&path, Backend::LevelDb, records, true).expect("writes the seed database");
+        let (dir, path) = seed_db::write_seed_db(Backend::LevelDb, |i| 20 + (i % 9) * 30);
         let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&path)
             .expect("lists it")
             .map(|e| {
@@ -48,24 +36,9 @@ fn good_files() -> &'static [(String, Vec<u8>)] {
 /// A folder of this process where each input's database is laid out.
 fn scratch() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| std::env::temp_dir().join(format!("siamese-fuzz-ldb-in-{}", std::process::id())))
-}
-
-fn patched(good: &[u8], edits: &[u8]) -> Vec<u8> {
-    let mut file = good.to_vec();
-    let (groups, cut) = edits.split_at(edits.len() - edits.len() % 5);
-    for group in groups.chunks_exact(5) {
-        let at = u32::from_le_bytes(group[..4].try_into().expect("4 bytes")) as usize;
-        if !file.is_empty() {
-            let len = file.len();
-            file[at % len] = group[4];
-        }
-    }
-    if let &[a, b] = &cut[..cut.len().min(2)] {
-        let at = u16::from_le_bytes([a, b]) as usize;
-        file.truncate(at.min(file.len()));
-    }
-    file
+    DIR.get_or_init(|| {
+        std::env::temp_dir().join(format!("siamese-fuzz-ldb-in-{}", std::process::id()))
+    })
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -81,7 +54,7 @@ fuzz_target!(|data: &[u8]| {
         let bytes = match (i == target, mode % 2) {
             (false, _) => good.clone(),
             (true, 0) => rest.to_vec(),
-            (true, _) => patched(good, rest),
+            (true, _) => seed_db::patched(good, rest, 1),
         };
         std::fs::write(dir.join(name), bytes).expect("writes a file");
     }

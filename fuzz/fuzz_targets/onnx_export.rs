@@ -34,7 +34,11 @@ fuzz_target!(|data: &[u8]| {
     let Some(sizes) = sizes else {
         return;
     };
-    if sizes.iter().try_fold(0usize, |n, &s| n.checked_add(s)).is_none_or(|n| n > MAX_WEIGHTS) {
+    if sizes
+        .iter()
+        .try_fold(0usize, |n, &s| n.checked_add(s))
+        .is_none_or(|n| n > MAX_WEIGHTS)
+    {
         return;
     }
     let values: Vec<Vec<f32>> = sizes
