@@ -515,7 +515,11 @@ impl Builder<'_> {
         spec: &ParamSpec,
         shape: Option<Shape>,
     ) -> Result<(), NetError> {
-        let owner_layer = self.spec.layers[self.spec.params[id].owner.0].name.clone();
+        // The owner may be this very layer (two of its slots share a name); it is not pushed yet.
+        let owner_layer = match self.spec.layers.get(self.spec.params[id].owner.0) {
+            Some(owner) => owner.name.clone(),
+            None => layer.name().to_string(),
+        };
         let p = &mut self.spec.params[id];
         let name = p.display_name.clone();
         if let Some(shape) = shape {

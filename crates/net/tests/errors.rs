@@ -56,6 +56,14 @@ fn shared_param_with_other_shape_names_layers_and_shapes() {
     );
 }
 
+/// Found by the onnx_export fuzz target: this used to index past the built layers and panic.
+#[test]
+fn a_layer_sharing_a_param_with_itself_names_it() {
+    let text = "layer { name: \"ip\" type: \"InnerProduct\" bottom: \"x\" top: \"y\" \
+                param { name: \"w\" } param { name: \"w\" } inner_product_param { num_output: 3 } }\n";
+    check(text, &["shared parameter 'w'", "'ip'", "[3, 64]", "[3]"]);
+}
+
 #[test]
 fn shared_param_with_other_lr_mult_is_an_error() {
     let text = "layer { name: \"a\" type: \"InnerProduct\" bottom: \"x\" top: \"a\" param { name: \"w\" lr_mult: 1 } inner_product_param { num_output: 2 } }\n\
