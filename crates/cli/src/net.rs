@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
+use siamese_layers::MemoryPlan;
+use siamese_layers::memory::{PROCESS_OVERHEAD_BYTES, format_bytes};
 use siamese_net::NetSpec;
 use siamese_proto::Phase;
 
@@ -53,5 +55,20 @@ pub fn load(model: &Path, phase: PhaseArg) -> Result<NetSpec> {
 pub fn run(args: NetArgs) -> Result<()> {
     let net = load(&args.model, args.phase)?;
     print!("{}", siamese_net::table::render(&net));
+    print!("{}", memory_lines(&MemoryPlan::of_net(&net)));
     Ok(())
+}
+
+/// The net's memory plan as `siamese net` prints it: the total, then the biggest items.
+fn memory_lines(plan: &MemoryPlan) -> String {
+    let mut text = format!(
+        "memory: {} for this net (values and gradients of every parameter and top, scratch, \
+         data records, {} of process overhead); a solver adds its history\n",
+        format_bytes(plan.total()),
+        format_bytes(PROCESS_OVERHEAD_BYTES)
+    );
+    for item in plan.biggest(5) {
+        text.push_str(&format!("  {item}\n"));
+    }
+    text
 }

@@ -321,6 +321,7 @@ fn summary_json(
         "images_per_s": per_s(images),
         "gflops_per_s": per_s(flops / 1e9),
         "peak_rss_mb": crate::net_stats::peak_rss_mb(),
+        "memory_estimate_mb": solver.memory_plan().total() as f64 / (1024.0 * 1024.0),
         "final_train_loss": record.final_train_loss,
         "final_test_loss": record.final_test_loss,
     })

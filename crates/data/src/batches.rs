@@ -40,8 +40,20 @@ impl BatchReader {
         })?;
         let shape = datum_shape(path, first_key, first)?;
         let size = shape.iter().product::<usize>();
-        let mut bytes = Vec::with_capacity(db.len() * size);
-        let mut labels = Vec::with_capacity(db.len());
+        let out_of_memory = |bytes: usize| DataError::OutOfMemory {
+            path: path.to_path_buf(),
+            records: db.len(),
+            bytes,
+        };
+        let total = db.len().saturating_mul(size);
+        let mut bytes = Vec::new();
+        bytes
+            .try_reserve_exact(total)
+            .map_err(|_| out_of_memory(total))?;
+        let mut labels = Vec::new();
+        labels
+            .try_reserve_exact(db.len())
+            .map_err(|_| out_of_memory(db.len().saturating_mul(4)))?;
         for (key, datum) in db.iter() {
             let this = datum_shape(path, key, datum)?;
             if this != shape {

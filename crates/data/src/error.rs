@@ -78,6 +78,13 @@ pub enum DataError {
     /// An image file (or a folder or list of them) that cannot be used as a net's input.
     #[error("{}: {problem}", path.display())]
     Image { path: PathBuf, problem: String },
+    /// Memory for a database's records that the allocator refused.
+    #[error("{}: out of memory: cannot allocate {bytes} bytes for {records} records", path.display())]
+    OutOfMemory {
+        path: PathBuf,
+        records: usize,
+        bytes: usize,
+    },
     /// Buffers handed to `BatchReader::next_batch` that do not fit the batch.
     #[error("batch buffers: {problem}, expected {expected}")]
     Buffers { problem: String, expected: String },

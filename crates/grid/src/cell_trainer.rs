@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use serde::{Deserialize, Serialize};
+pub use siamese_layers::MemoryPlan;
 use siamese_report::LabelledFeatures;
 use siamese_report::metrics::EmbeddingMetrics;
 
@@ -29,6 +30,13 @@ pub trait CellTrainer: Send + Sync {
         events: &(dyn Fn(CellEvent) + Sync),
         control: &Control,
     ) -> Result<CellOutcome, CellError>;
+
+    /// What training `job` will hold in memory, reckoned before anything is allocated
+    /// (`None`: this trainer cannot tell). The runner checks every queued cell with it
+    /// before the first one starts.
+    fn memory_plan(&self, _job: &CellJob) -> Result<Option<MemoryPlan>, CellError> {
+        Ok(None)
+    }
 }
 
 /// Everything a trainer needs to run one cell.

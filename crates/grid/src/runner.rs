@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::time::Instant;
 
+use siamese_layers::MemoryError;
+use siamese_layers::memory::{Available, format_bytes};
 use siamese_report::ReportError;
 use siamese_report::metrics::{self, EmbeddingMetrics, MetricOptions, Points};
 
@@ -94,6 +96,23 @@ pub enum RunError {
         claim::CLAIM_FILE
     )]
     ClaimedElsewhere { cell: PathBuf },
+    /// A cell would need more memory than this process may use (checked before any trains).
+    #[error("{0}")]
+    Memory(MemoryError),
+    /// The cells `workers` would train side by side do not fit together.
+    #[error(
+        "{workers} workers training side by side need {} ({}), {} available ({}); use fewer --workers",
+        format_bytes(*needed),
+        cells.iter().map(|(id, b)| format!("cell {id} {}", format_bytes(*b))).collect::<Vec<_>>().join(", "),
+        format_bytes(available.bytes),
+        available.source
+    )]
+    MemoryTogether {
+        workers: usize,
+        needed: u64,
+        cells: Vec<(String, u64)>,
+        available: Available,
+    },
 }
 
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> RunError + '_ {
@@ -145,6 +164,7 @@ pub fn run_cells(
         grid_dir,
     };
     let queue = shared.unfinished(selected, &events);
+    shared.check_memory(&queue, options.workers)?;
     shared.write_summary()?;
     run_workers(&shared, &queue, options.workers, &events)?;
     drop(events);
@@ -457,17 +477,10 @@ impl<'a> Shared<'a> {
         })
     }
 
-    /// Runs the trainer on the prepared cell, logging its events (a panic is the cell's
-    /// failure). Returns its result, the log and the cell's training time.
-    fn train(
-        &self,
-        cell: &Cell,
-        folder: &CellFolder,
-        prepared: PreparedCell,
-        events: &Sender<CellEvent>,
-    ) -> TrainRun {
+    /// The trainer's job for `cell` in `folder`.
+    fn job(&self, cell: &Cell, folder: &CellFolder, resume: Option<Resume>) -> CellJob {
         let exp = self.experiment;
-        let job = CellJob {
+        CellJob {
             cell: cell.clone(),
             dir: folder.dir.clone(),
             solver: exp.solver.clone(),
@@ -478,9 +491,50 @@ impl<'a> Shared<'a> {
             iterations: exp.iterations,
             test_interval: exp.test_interval,
             snapshot_interval: exp.snapshot_interval,
-            resume: prepared.resume,
+            resume,
             threads: self.threads,
-        };
+        }
+    }
+
+    /// Checks, before any cell trains, that each queued cell fits in the memory this process
+    /// may use, and that the `workers` largest fit side by side. Cells whose plan cannot be
+    /// made are left to fail on their own when they run.
+    fn check_memory(&self, queue: &[(&Cell, CellFolder)], workers: usize) -> Result<(), RunError> {
+        let available = Available::now();
+        let mut needs = Vec::new();
+        for (cell, folder) in queue {
+            let Ok(Some(plan)) = self.trainer.memory_plan(&self.job(cell, folder, None)) else {
+                continue;
+            };
+            plan.check(&format!("cell {}", cell.id), available)
+                .map_err(RunError::Memory)?;
+            needs.push((cell.id.clone(), plan.total()));
+        }
+        needs.sort_by(|a, b| b.1.cmp(&a.1));
+        needs.truncate(workers.max(1));
+        let together = needs.iter().fold(0u64, |n, (_, b)| n.saturating_add(*b));
+        match available {
+            Some(a) if needs.len() > 1 && together > a.bytes => Err(RunError::MemoryTogether {
+                workers: needs.len(),
+                needed: together,
+                cells: needs,
+                available: a,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Runs the trainer on the prepared cell, logging its events (a panic is the cell's
+    /// failure). Returns its result, the log and the cell's training time.
+    fn train(
+        &self,
+        cell: &Cell,
+        folder: &CellFolder,
+        prepared: PreparedCell,
+        events: &Sender<CellEvent>,
+    ) -> TrainRun {
+        let exp = self.experiment;
+        let job = self.job(cell, folder, prepared.resume);
         let seconds_before = prepared.seconds_before;
         let log = Mutex::new(prepared.log);
         let control = self.control.for_cell();

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use siamese_data::{DataError, Dataset};
 use siamese_layers::embed::{ImageFeatures, cap_input_batch, embed_images};
-use siamese_layers::{Device, DeviceError, LayerError, Net};
+use siamese_layers::{Device, DeviceError, LayerError, MemoryPlan, Net};
 use siamese_net::{NetError, NetSpec};
-use siamese_proto::{NetParameter, Phase};
+use siamese_proto::{NetParameter, Phase, SolverParameter};
 use siamese_report::LabelledFeatures;
 use siamese_solver::{DeviceChoice, NetOutput, Solver, SolverError, SolverEvent};
 
@@ -118,6 +118,22 @@ impl SolverTrainer {
 }
 
 impl CellTrainer for SolverTrainer {
+    /// The solver's plan (train and test nets, history) and the deploy net's; makes the
+    /// cell's pair DBs first when they do not exist yet (their records are part of it).
+    fn memory_plan(&self, job: &CellJob) -> Result<Option<MemoryPlan>, CellError> {
+        let cell = CellSolver::new(&self.pairs, job)?;
+        let (mut plan, _) =
+            Solver::plan_memory(&cell.param, Some(&job.solver)).map_err(|error| {
+                TrainError::SolverSetup {
+                    path: job.solver.clone(),
+                    error,
+                }
+            })?;
+        let deploy = deploy_spec(&deploy_net_path(&job.net), &job.cell.params)?;
+        plan.append(MemoryPlan::of_net(&deploy).prefixed("deploy net: "));
+        Ok(Some(plan))
+    }
+
     fn run(
         &self,
         job: &CellJob,
@@ -233,8 +249,17 @@ struct CellRun {
     prefix: PathBuf,
 }
 
-impl CellRun {
-    fn prepare(pairs: &PairMaker, job: &CellJob) -> Result<CellRun, TrainError> {
+/// A cell's solver settings: the base files with the cell's overrides, on its pair DBs.
+struct CellSolver {
+    param: SolverParameter,
+    files: IdxFiles,
+    scale: f32,
+    prefix: PathBuf,
+}
+
+impl CellSolver {
+    /// Makes the cell's pair DBs when they do not exist yet, and its solver settings.
+    fn new(pairs: &PairMaker, job: &CellJob) -> Result<CellSolver, TrainError> {
         let params = &job.cell.params;
         let files = IdxFiles::find(&job.data)?;
         let pairs_dir = absolute(&job.pairs_dir)?;
@@ -245,7 +270,6 @@ impl CellRun {
             params.seed,
             job.train_classes.as_deref(),
         )?;
-
         let base_net = siamese_net::load_net(&job.net)?;
         let net =
             overrides::train_net(base_net, params, &dbs.train, &dbs.test).map_err(|error| {
@@ -267,6 +291,24 @@ impl CellRun {
         };
         let base_solver = siamese_net::load_solver(&job.solver)?;
         let param = overrides::solver_param(base_solver, params, net, &setup);
+        Ok(CellSolver {
+            param,
+            files,
+            scale,
+            prefix,
+        })
+    }
+}
+
+impl CellRun {
+    fn prepare(pairs: &PairMaker, job: &CellJob) -> Result<CellRun, TrainError> {
+        let params = &job.cell.params;
+        let CellSolver {
+            param,
+            files,
+            scale,
+            prefix,
+        } = CellSolver::new(pairs, job)?;
         let mut solver = Solver::with_device(param, Some(&job.solver), device_choice(params)?)
             .map_err(|error| TrainError::SolverSetup {
                 path: job.solver.clone(),
@@ -276,8 +318,14 @@ impl CellRun {
             solver.restore(&resume.solverstate)?;
         }
 
-        let deploy_path = deploy_net_path(&job.net);
-        let deploy = deploy_net(&deploy_path, params, params.seed, solver.device())?;
+        let deploy_spec = deploy_spec(&deploy_net_path(&job.net), params)?;
+        let deploy =
+            Net::on_device(&deploy_spec, params.seed, solver.device()).map_err(|error| {
+                TrainError::DeployNet {
+                    path: deploy_net_path(&job.net),
+                    error: Box::new(error),
+                }
+            })?;
         let test_digits = Digits::load(&files.test_images, &files.test_labels, TEST_EMBED_CAP)?;
         Ok(CellRun {
             solver,
@@ -420,25 +468,16 @@ fn device_choice(params: &CellParams) -> Result<DeviceChoice, TrainError> {
     })
 }
 
-/// The deploy net (one tower, Input layer) with the cell's feature size, batch capped, on the
-/// train net's device (so copying the weights stays on that device).
-fn deploy_net(
-    path: &Path,
-    params: &CellParams,
-    seed: u64,
-    device: Device,
-) -> Result<Net, TrainError> {
+/// The deploy net (one tower, Input layer) with the cell's feature size, batch capped (built
+/// on the train net's device, so copying the weights stays on that device).
+fn deploy_spec(path: &Path, params: &CellParams) -> Result<NetSpec, TrainError> {
     let param = siamese_net::load_net(path)?;
     let mut param = overrides::deploy_net(param, params).map_err(|error| TrainError::Override {
         path: path.to_path_buf(),
         error,
     })?;
     cap_input_batch(&mut param, EMBED_BATCH);
-    let spec = NetSpec::build(&param, Phase::Test, path.parent()).map_err(|e| e.in_file(path))?;
-    Net::on_device(&spec, seed, device).map_err(|error| TrainError::DeployNet {
-        path: path.to_path_buf(),
-        error: Box::new(error),
-    })
+    Ok(NetSpec::build(&param, Phase::Test, path.parent()).map_err(|e| e.in_file(path))?)
 }
 
 /// `path` made absolute (the solver writes snapshots from other working folders' view).

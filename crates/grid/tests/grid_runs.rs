@@ -619,3 +619,65 @@ fn two_runners_deciding_at_once_follow_the_records_on_disk() {
         assert!(pruned || at == 12);
     }
 }
+
+#[test]
+fn a_cell_too_big_for_memory_stops_the_grid_before_any_cell_trains() {
+    let dir = tempfile::tempdir().unwrap();
+    let trainer = ScriptedTrainer {
+        memory_bytes: vec![1 << 20, u64::MAX / 2],
+        ..Default::default()
+    };
+    let Err(RunError::Memory(e)) = try_run(dir.path(), TINY, &trainer, false) else {
+        panic!("expected a memory error");
+    };
+    assert_eq!(e.what, "cell 001-margin_2");
+    let text = e.to_string();
+    assert!(text.contains("(scripted weights = "), "{text}");
+    assert!(
+        trainer.calls().is_empty(),
+        "a cell trained before the check"
+    );
+}
+
+#[test]
+fn cells_that_fit_alone_but_not_side_by_side_are_an_error_with_two_workers() {
+    let Some(available) = siamese_layers::memory::Available::now() else {
+        return; // no memory figures on this system: nothing is checked
+    };
+    let each = available.bytes / 10 * 7;
+    let run_with = |workers: usize| {
+        let dir = tempfile::tempdir().unwrap();
+        let trainer = ScriptedTrainer {
+            memory_bytes: vec![each, each],
+            ..Default::default()
+        };
+        let file = support::experiment_file(dir.path(), "tiny", TINY);
+        let experiment = Experiment::load(&file).unwrap();
+        let cells = Cell::expand(&experiment);
+        let options = RunOptions {
+            out: dir.path().join("runs"),
+            workers,
+            threads: 1,
+            fresh: false,
+        };
+        let (tx, _rx) = mpsc::channel();
+        let result = run_grid(&experiment, &cells, &options, &trainer, &Control::new(), tx);
+        (result, trainer.calls().len())
+    };
+    match run_with(2) {
+        (Err(e @ RunError::MemoryTogether { .. }), 0) => {
+            let text = e.to_string();
+            assert!(
+                text.starts_with("2 workers training side by side need "),
+                "{text}"
+            );
+            assert!(text.contains("cell 000-margin_1") && text.contains("use fewer --workers"));
+        }
+        (other, calls) => {
+            panic!("expected MemoryTogether before any call, got {other:?} after {calls} calls")
+        }
+    }
+    let (result, calls) = run_with(1);
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(calls, 2);
+}

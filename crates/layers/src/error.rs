@@ -33,6 +33,15 @@ pub enum LayerError {
     /// A GPU cannot be used or a device call failed (its own message says GPU).
     #[error("GPU: {0}")]
     Device(#[from] DeviceError),
+    /// A buffer of a layer that the allocator refused (the net's memory plan let it through).
+    #[error("layer \"{layer}\": out of memory: {error}")]
+    Alloc {
+        layer: String,
+        error: crate::blob::AllocError,
+    },
+    /// The net would need more memory than this process may use (checked before allocating).
+    #[error(transparent)]
+    Memory(#[from] crate::memory::MemoryError),
     /// A layer's device code failed, or the layer has none.
     #[error("GPU: layer \"{layer}\": {error}")]
     LayerDevice { layer: String, error: DeviceError },
@@ -71,7 +80,28 @@ pub enum DeviceError {
     Failed(String),
 }
 
+/// A layer's refused buffer; the net names the layer (see [`LayerError::in_layer_named`]).
+impl From<crate::blob::AllocError> for LayerError {
+    fn from(error: crate::blob::AllocError) -> Self {
+        Self::Alloc {
+            layer: String::new(),
+            error,
+        }
+    }
+}
+
 impl LayerError {
+    /// Names `layer` in an allocation error that does not name one yet.
+    pub(crate) fn in_layer_named(self, layer: &str) -> Self {
+        match self {
+            Self::Alloc { layer: l, error } if l.is_empty() => Self::Alloc {
+                layer: layer.to_string(),
+                error,
+            },
+            other => other,
+        }
+    }
+
     pub(crate) fn config(layer: &str, message: impl Into<String>) -> Self {
         Self::Config {
             layer: layer.to_string(),

@@ -11,6 +11,7 @@ pub mod embed;
 mod error;
 pub mod filler;
 pub mod layers;
+pub mod memory;
 mod net;
 
 #[cfg(test)]
@@ -23,9 +24,10 @@ use blas_src as _;
 use openblas_src as _;
 
 pub use backend::{Backend, CpuBackend};
-pub use blob::Blob;
+pub use blob::{AllocError, Blob};
 pub use caffemodel::{blob_to_proto, copy_proto_into, proto_fits, proto_shape};
 pub use device::{Device, probe_gpu};
 pub use error::{DeviceError, LayerError};
 pub use layers::Layer;
+pub use memory::{MemoryError, MemoryPlan};
 pub use net::{FusedSgd, LearnableParam, Net};

@@ -13,6 +13,7 @@ use siamese_proto::{NetParameter, Phase};
 use crate::caffemodel::{blob_to_proto, copy_proto_into, read_net_parameter, write_atomic};
 use crate::filler::fill;
 use crate::layers::DynLayer;
+use crate::memory::MemoryPlan;
 use crate::{Backend, Blob, CpuBackend, LayerError};
 
 mod device_ops;
@@ -95,12 +96,14 @@ impl Net {
         Self::with_backend(spec, seed, Box::new(CpuBackend::new()))
     }
 
-    /// Like [`Net::new`] on the given backend.
+    /// Like [`Net::new`] on the given backend. Fails before allocating anything when the net's
+    /// [`MemoryPlan`] does not fit in what this process may use.
     pub fn with_backend(
         spec: &NetSpec,
         seed: u64,
         backend: Box<dyn Backend>,
     ) -> Result<Net, LayerError> {
+        MemoryPlan::of_net(spec).check_now(&format!("net \"{}\"", spec.name))?;
         let mut net = Net {
             name: spec.name.clone(),
             phase: spec.phase,
@@ -216,7 +219,10 @@ impl Net {
             let info = &spec.params[pid];
             let param = &mut self.params[pid].blob;
             if !shaped[pid] {
-                *param = Blob::new(shape);
+                *param = Blob::default();
+                param
+                    .reshape(shape)
+                    .map_err(|e| LayerError::from(e).in_layer_named(&l.name))?;
                 shaped[pid] = true;
             } else if param.shape != *shape && param.count() != shape.iter().product::<usize>() {
                 return Err(LayerError::shape(
@@ -312,7 +318,9 @@ impl Net {
 
     fn reshape_layer(&mut self, index: usize) -> Result<(), LayerError> {
         self.with_lent(index, |l, _| {
-            l.layer.reshape(&l.lent_bottoms, &mut l.lent_tops)
+            l.layer
+                .reshape(&l.lent_bottoms, &mut l.lent_tops)
+                .map_err(|e| e.in_layer_named(&l.name))
         })
     }
 
@@ -327,7 +335,9 @@ impl Net {
 
     fn host_forward_layer(&mut self, index: usize) -> Result<f32, LayerError> {
         self.with_lent(index, |l, backend| {
-            l.layer.reshape(&l.lent_bottoms, &mut l.lent_tops)?;
+            l.layer
+                .reshape(&l.lent_bottoms, &mut l.lent_tops)
+                .map_err(|e| e.in_layer_named(&l.name))?;
             l.layer
                 .forward(backend, &l.lent_bottoms, &l.lent_params, &mut l.lent_tops)?;
             Ok(l.lent_tops

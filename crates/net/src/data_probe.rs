@@ -1,5 +1,5 @@
 //! The shape of a Data layer's records, read from the first record of its LevelDB or LMDB
-//! source, as Caffe's DataLayer does at set-up.
+//! source, as Caffe's DataLayer does at set-up, and how many records it holds.
 //!
 //! Reading goes through siamese-data's `DatumDb`, which never modifies the user's database
 //! (a private copy for LevelDB, a plain read of data.mdb for LMDB); corruption is an error.
@@ -8,9 +8,18 @@ use std::path::Path;
 
 use siamese_data::{Backend, DatumDb};
 
-/// `[channels, height, width]` of the first Datum in the database at `path`, read as
+/// What a Data layer's set-up needs to know of its source before reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataProbe {
+    /// `[channels, height, width]` of the first Datum.
+    pub shape: [usize; 3],
+    /// Number of records (the Data layer holds them all in memory).
+    pub records: usize,
+}
+
+/// The first Datum's shape and the record count of the database at `path`, read as
 /// `backend` (the layer's `data_param.backend`).
-pub fn probe_datum_shape(path: &Path, backend: Backend) -> Result<[usize; 3], String> {
+pub fn probe_data_source(path: &Path, backend: Backend) -> Result<DataProbe, String> {
     if !path.is_dir() {
         return Err(if path.exists() {
             format!("not a {backend} folder")
@@ -18,9 +27,8 @@ pub fn probe_datum_shape(path: &Path, backend: Backend) -> Result<[usize; 3], St
             "not found".to_string()
         });
     }
-    let datum = DatumDb::open_as(path, backend)
-        .and_then(|db| db.first())
-        .map_err(|e| e.to_string())?;
+    let db = DatumDb::open_as(path, backend).map_err(|e| e.to_string())?;
+    let datum = db.first().map_err(|e| e.to_string())?;
     if datum.encoded() {
         return Err("first record is an encoded image (not supported)".into());
     }
@@ -30,11 +38,15 @@ pub fn probe_datum_shape(path: &Path, backend: Backend) -> Result<[usize; 3], St
             .filter(|&d| d > 0)
             .ok_or(format!("first record has {what} {v}"))
     };
-    Ok([
+    let shape = [
         dim(datum.channels(), "channels")?,
         dim(datum.height(), "height")?,
         dim(datum.width(), "width")?,
-    ])
+    ];
+    Ok(DataProbe {
+        shape,
+        records: db.len(),
+    })
 }
 
 #[cfg(test)]
@@ -66,7 +78,13 @@ mod tests {
         for backend in [Backend::LevelDb, Backend::Lmdb] {
             let db = db.with_extension(backend.suffix());
             write_db(&db, vec![datum.clone()], backend);
-            assert_eq!(probe_datum_shape(&db, backend), Ok([2, 3, 4]));
+            assert_eq!(
+                probe_data_source(&db, backend),
+                Ok(DataProbe {
+                    shape: [2, 3, 4],
+                    records: 1
+                })
+            );
         }
     }
 
@@ -74,18 +92,18 @@ mod tests {
     fn missing_and_empty_sources_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(
-            probe_datum_shape(&dir.path().join("nope"), Backend::Lmdb),
+            probe_data_source(&dir.path().join("nope"), Backend::Lmdb),
             Err("not found".into())
         );
         for backend in [Backend::LevelDb, Backend::Lmdb] {
             let db = dir.path().join(format!("empty_{}", backend.suffix()));
             write_db(&db, vec![], backend);
-            let err = probe_datum_shape(&db, backend).unwrap_err();
+            let err = probe_data_source(&db, backend).unwrap_err();
             assert!(err.contains("no records"), "{err}");
         }
         // An LMDB named as a LevelDB (caffe.proto's default backend) says which setting reads it.
         let lmdb = dir.path().join("empty_lmdb");
-        let err = probe_datum_shape(&lmdb, Backend::LevelDb).unwrap_err();
+        let err = probe_data_source(&lmdb, Backend::LevelDb).unwrap_err();
         assert!(err.ends_with("(backend: LMDB reads it)"), "{err}");
     }
 }

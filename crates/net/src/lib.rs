@@ -26,7 +26,7 @@ use std::path::Path;
 
 use siamese_proto::{NetParameter, SolverParameter};
 
-pub use data_probe::probe_datum_shape;
+pub use data_probe::{DataProbe, probe_data_source};
 pub use error::NetError;
 pub use layer::{LayerConfig, LayerKind};
 pub use paths::{SolverPaths, resolve_in, resolve_path, resolve_solver_paths};

@@ -10,7 +10,7 @@ use siamese_proto::{
 };
 
 use crate::NetError;
-use crate::data_probe::probe_datum_shape;
+use crate::data_probe::{DataProbe, probe_data_source};
 use crate::layer::{DataConfig, LayerConfig, LayerKind};
 use crate::paths::resolve_in;
 use crate::shape::{Shape, count, fmt_shape};
@@ -47,6 +47,8 @@ pub struct LayerSpec {
     pub loss_weights: Vec<f32>,
     /// The resolved `data_param.source` of Data layers.
     pub data_source: Option<PathBuf>,
+    /// What the probe of `data_source` found (`None` when it could not be read).
+    pub data_probe: Option<DataProbe>,
 }
 
 /// A blob (activation) of the net.
@@ -316,10 +318,11 @@ impl Builder<'_> {
         }
         let bottoms = self.take_bottoms(&layer)?;
         let config = LayerConfig::parse(&layer)?;
-        let (data_source, data_shape) = match &config {
+        let (data_source, data_probe) = match &config {
             LayerConfig::Data(data) => self.data_source(layer.name(), data),
             _ => (None, None),
         };
+        let data_shape = data_probe.map(|p| p.shape);
         let bottom_shapes: Vec<Option<Shape>> = bottoms
             .iter()
             .map(|&b| self.spec.blobs[b].shape.clone())
@@ -337,6 +340,7 @@ impl Builder<'_> {
             params,
             loss_weights,
             data_source,
+            data_probe,
         });
         Ok(())
     }
@@ -423,7 +427,7 @@ impl Builder<'_> {
         &mut self,
         layer: &str,
         data: &DataConfig,
-    ) -> (Option<PathBuf>, Option<[usize; 3]>) {
+    ) -> (Option<PathBuf>, Option<DataProbe>) {
         let Some(source) = data.source.as_deref() else {
             self.spec.warnings.push(format!(
                 "layer '{layer}': no data_param.source; shapes that depend on it are unknown"
@@ -431,9 +435,8 @@ impl Builder<'_> {
             return (None, None);
         };
         let path = resolve_in(source, self.base_dir);
-        let probed = probe_datum_shape(&path, data.backend());
-        match probed {
-            Ok(shape) => (Some(path), Some(shape)),
+        match probe_data_source(&path, data.backend()) {
+            Ok(probe) => (Some(path), Some(probe)),
             Err(why) => {
                 let resolved = if path == Path::new(source) {
                     String::new()

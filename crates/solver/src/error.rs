@@ -51,6 +51,13 @@ pub enum SolverError {
     /// The GPU asked for cannot be used (the reason says why).
     #[error("GPU: {0}")]
     Device(#[from] siamese_layers::DeviceError),
+    /// Training would need more memory than this process may use (checked before building
+    /// the nets); `path` is the net file, or the solver file when the net is inline.
+    #[error("{}{error}", path.as_ref().map_or(String::new(), |p| format!("{}: ", p.display())))]
+    Memory {
+        path: Option<PathBuf>,
+        error: siamese_layers::MemoryError,
+    },
     /// A net that fails while running or loading weights.
     #[error(transparent)]
     Layer(Box<siamese_layers::LayerError>),

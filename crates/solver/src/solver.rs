@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use siamese_layers::{Device, LearnableParam, Net};
+use siamese_layers::{Device, LearnableParam, MemoryPlan, Net};
 use siamese_net::{LayerConfig, NetSpec};
 use siamese_proto::{Message, NetParameter, Phase, SolverParameter, SolverState};
 
@@ -84,6 +84,8 @@ pub struct Solver {
     lr: LearningRate,
     /// Element counts of the update history blobs (the history itself lives with the net).
     history_counts: Vec<usize>,
+    /// What the nets and history were reckoned to need before they were built.
+    memory_plan: MemoryPlan,
     /// Reported through [`SolverEvent::Notice`] by the next call that takes events.
     notice: Option<String>,
     iter: i32,
@@ -132,24 +134,21 @@ impl Solver {
             _ => (clock_seed(), true),
         };
         crate::ranges::check(&param).map_err(in_file)?;
-        let ((train_param, train_dir, train_file), test_params) =
-            net_params(&param, solver_file).map_err(in_file)?;
-        let spec = NetSpec::build(&train_param, Phase::Train, train_dir.as_deref())
-            .map_err(|e| net_error(located(e, train_file.as_deref())))?;
+        let TrainingSpecs {
+            train: spec,
+            tests: test_specs,
+            memory_plan,
+            net_file,
+        } = training_specs(&param, solver_file, &rule)?;
+        memory_plan
+            .check_now("training (train and test nets, solver history)")
+            .map_err(|error| SolverError::Memory {
+                path: net_file,
+                error,
+            })?;
         let mut net = Net::on_device(&spec, seed, device).map_err(layer_error)?;
-        if param.test_iter.len() != test_params.len() {
-            return Err(in_file(SolverError::Setting {
-                message: format!(
-                    "{} test_iter value(s) for {} test net(s); give one test_iter per test net",
-                    param.test_iter.len(),
-                    test_params.len()
-                ),
-            }));
-        }
         let mut test_nets = Vec::new();
-        for ((p, dir, file), &iters) in test_params.iter().zip(&param.test_iter) {
-            let spec = NetSpec::build(p, Phase::Test, dir.as_deref())
-                .map_err(|e| net_error(located(e, file.as_deref())))?;
+        for (spec, &iters) in test_specs.into_iter().zip(&param.test_iter) {
             let net = Net::on_device(&spec, seed, device).map_err(layer_error)?;
             test_nets.push(TestNet { net, spec, iters });
         }
@@ -171,6 +170,7 @@ impl Solver {
             rule,
             lr,
             history_counts,
+            memory_plan,
             notice: decision.notice,
             iter: 0,
             current_step: 0,
@@ -226,6 +226,27 @@ impl Solver {
     /// Where the nets run.
     pub fn device(&self) -> Device {
         self.net.device()
+    }
+
+    /// What training with `param` would hold, reckoned without allocating (the nets are
+    /// checked as [`Solver::new`] does), and the net file to name when it does not fit.
+    pub fn plan_memory(
+        param: &SolverParameter,
+        solver_file: Option<&Path>,
+    ) -> Result<(MemoryPlan, Option<PathBuf>), SolverError> {
+        let in_file = |e: SolverError| match solver_file {
+            Some(f) => e.in_file(f),
+            None => e,
+        };
+        let rule = UpdateRule::from_param(param).map_err(in_file)?;
+        let specs = training_specs(param, solver_file, &rule)?;
+        Ok((specs.memory_plan, specs.net_file))
+    }
+
+    /// What the train and test nets and the update history were reckoned to need (checked
+    /// against the memory this process could use before anything was allocated).
+    pub fn memory_plan(&self) -> &MemoryPlan {
+        &self.memory_plan
     }
 
     /// The update history in Caffe's order (see [`UpdateRule::new_history`]).
@@ -694,6 +715,72 @@ fn located(e: siamese_net::NetError, file: Option<&Path>) -> siamese_net::NetErr
 
 fn net_error(e: siamese_net::NetError) -> SolverError {
     SolverError::from(e)
+}
+
+/// The nets a solver file trains and tests, checked, with what training them will hold.
+struct TrainingSpecs {
+    train: NetSpec,
+    tests: Vec<NetSpec>,
+    memory_plan: MemoryPlan,
+    /// The train net's file (the solver file when the net is inline).
+    net_file: Option<PathBuf>,
+}
+
+fn training_specs(
+    param: &SolverParameter,
+    solver_file: Option<&Path>,
+    rule: &UpdateRule,
+) -> Result<TrainingSpecs, SolverError> {
+    let in_file = |e: SolverError| match solver_file {
+        Some(f) => e.in_file(f),
+        None => e,
+    };
+    let ((train_param, train_dir, train_file), test_params) =
+        net_params(param, solver_file).map_err(in_file)?;
+    let train = NetSpec::build(&train_param, Phase::Train, train_dir.as_deref())
+        .map_err(|e| net_error(located(e, train_file.as_deref())))?;
+    if param.test_iter.len() != test_params.len() {
+        return Err(in_file(SolverError::Setting {
+            message: format!(
+                "{} test_iter value(s) for {} test net(s); give one test_iter per test net",
+                param.test_iter.len(),
+                test_params.len()
+            ),
+        }));
+    }
+    let tests = test_params
+        .iter()
+        .map(|(p, dir, file)| {
+            NetSpec::build(p, Phase::Test, dir.as_deref())
+                .map_err(|e| net_error(located(e, file.as_deref())))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(TrainingSpecs {
+        memory_plan: memory_plan(&train, &tests, rule.kind.history_slots()),
+        train,
+        tests,
+        net_file: train_file.or(solver_file.map(Path::to_path_buf)),
+    })
+}
+
+/// What training holds: the train net, the update history, and every test net.
+fn memory_plan(train: &NetSpec, tests: &[NetSpec], history_slots: usize) -> MemoryPlan {
+    let mut plan = MemoryPlan::of_net(train);
+    let values = train
+        .params
+        .iter()
+        .filter_map(|p| p.count())
+        .fold(0u64, |n, c| n.saturating_add(c as u64));
+    let slots = history_slots as u64;
+    plan.push(
+        "solver history".to_string(),
+        format!("{slots} × {values} values"),
+        values.saturating_mul(4 * slots),
+    );
+    for test in tests {
+        plan.append(MemoryPlan::of_net(test).prefixed("test net: "));
+    }
+    plan
 }
 
 fn layer_error(e: siamese_layers::LayerError) -> SolverError {

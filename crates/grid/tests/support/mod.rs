@@ -28,6 +28,8 @@ pub struct ScriptedTrainer {
     pub calls: Mutex<Vec<(String, Option<u32>)>>,
     /// A pause after each iteration, so that runs overlap in time.
     pub pause: std::time::Duration,
+    /// The bytes cell `i`'s memory plan asks for (no plan when empty).
+    pub memory_bytes: Vec<u64>,
 }
 
 pub const TEST_POINTS: usize = 40;
@@ -78,6 +80,17 @@ fn snapshot(
 }
 
 impl CellTrainer for ScriptedTrainer {
+    fn memory_plan(
+        &self,
+        job: &CellJob,
+    ) -> Result<Option<siamese_grid::cell_trainer::MemoryPlan>, CellError> {
+        Ok(self.memory_bytes.get(job.cell.index).map(|&bytes| {
+            let mut plan = siamese_grid::cell_trainer::MemoryPlan::default();
+            plan.push("scripted weights".into(), String::new(), bytes);
+            plan
+        }))
+    }
+
     fn run(
         &self,
         job: &CellJob,

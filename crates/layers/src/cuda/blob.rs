@@ -76,7 +76,8 @@ impl GpuBlob {
         host: &mut Blob,
         with_diff: bool,
     ) -> Result<(), DeviceError> {
-        host.reshape(&self.shape);
+        host.reshape(&self.shape)
+            .map_err(|e| DeviceError::Failed(format!("host copy: {e}")))?;
         let n = self.count();
         if n == 0 {
             return Ok(());

@@ -45,7 +45,7 @@ impl Layer for Accuracy {
             self.config
                 .dims(&self.name, &bottom[0].shape, &bottom[1].shape)?;
         self.dims = (outer, classes, inner);
-        reshape_loss_top(top);
+        reshape_loss_top(top)?;
         Ok(())
     }
 

@@ -5,6 +5,7 @@ use siamese_net::LayerKind;
 use siamese_net::layer::ContrastiveLossConfig;
 
 use super::{Layer, reshape_loss_top};
+use crate::blob::try_resize;
 use crate::{Backend, Blob, LayerError};
 
 /// Caffe's `ContrastiveLoss` over bottoms `(a, b, sim)`, `d² = ‖a − b‖²` per pair:
@@ -58,9 +59,9 @@ impl Layer for ContrastiveLoss {
         let num = a.num();
         self.num = num;
         self.channels = a.count().checked_div(num).unwrap_or(0);
-        self.diff.resize(a.count(), 0.0);
-        self.dist_sq.resize(num, 0.0);
-        reshape_loss_top(top);
+        try_resize(&mut self.diff, a.count(), 0.0, "loss scratch")?;
+        try_resize(&mut self.dist_sq, num, 0.0, "loss scratch")?;
+        reshape_loss_top(top)?;
         Ok(())
     }
 

@@ -8,6 +8,7 @@ use siamese_net::layer::ConvConfig;
 use super::Layer;
 use crate::backend::as_task;
 use crate::backend::{ConvGeometry, Gemm};
+use crate::blob::try_resize;
 use crate::{Backend, Blob, LayerError};
 
 /// Caffe's `Convolution` (groups of 1, 2-D).
@@ -118,6 +119,38 @@ fn images_per_task(batch: usize) -> usize {
     IMAGES_PER_TASK.min(batch.max(1))
 }
 
+/// Lengths of `cols` and `partials` for `batch` images of geometry `g` (saturating).
+fn scratch_lens(batch: usize, g: &ConvGeometry, outputs: usize, spatial: usize) -> (usize, usize) {
+    let tasks = batch.div_ceil(images_per_task(batch));
+    let pitch = weight_grad_pitch(g);
+    let partial = outputs.saturating_mul(pitch + 1);
+    (
+        tasks.saturating_mul(pitch).saturating_mul(spatial),
+        tasks.saturating_mul(partial),
+    )
+}
+
+/// The bytes of the scratch a convolution of `config` keeps for a bottom of `shape` (for the
+/// memory plan; settings this implementation refuses keep none).
+pub(crate) fn scratch_bytes(
+    name: &str,
+    config: &ConvConfig,
+    shape: &[usize],
+) -> Vec<(&'static str, u64)> {
+    let Ok(layer) = Convolution::new(name, config) else {
+        return Vec::new();
+    };
+    let Ok((g, top)) = layer.geometry_for(shape) else {
+        return Vec::new();
+    };
+    let (cols, partials) = scratch_lens(shape[0], &g, layer.num_output, top[2] * top[3]);
+    let bytes = |n: usize| (n as u64).saturating_mul(4);
+    vec![
+        ("im2col columns", bytes(cols)),
+        ("weight-gradient partials", bytes(partials)),
+    ]
+}
+
 impl Convolution {
     /// Fails for the settings this implementation does not cover: groups, another channel
     /// axis than 1.
@@ -152,18 +185,18 @@ impl Convolution {
         })
     }
 
-    /// The geometry and the top shape for `bottom` (the net's shape rule).
-    fn geometry_for(&self, bottom: &Blob) -> Result<(ConvGeometry, Vec<usize>), LayerError> {
-        let &[_, channels, height, width] = bottom.shape.as_slice() else {
+    /// The geometry and the top shape for a bottom of `shape` (the net's shape rule).
+    fn geometry_for(&self, shape: &[usize]) -> Result<(ConvGeometry, Vec<usize>), LayerError> {
+        let &[_, channels, height, width] = shape else {
             return Err(LayerError::shape(
                 &self.name,
                 format!(
                     "Convolution needs a 4-axis bottom (N, C, H, W), got {}",
-                    bottom.shape_string()
+                    crate::blob::shape_string(shape)
                 ),
             ));
         };
-        let top = self.config.output_shape(&self.name, &bottom.shape)?;
+        let top = self.config.output_shape(&self.name, shape)?;
         let g = ConvGeometry {
             channels,
             height,
@@ -184,7 +217,7 @@ impl Layer for Convolution {
 
     fn setup(&mut self, bottom: &[Blob], num_tops: usize) -> Result<Vec<Vec<usize>>, LayerError> {
         super::check_tops(&self.name, self.kind(), num_tops, 1)?;
-        let (g, _) = self.geometry_for(&bottom[0])?;
+        let (g, _) = self.geometry_for(&bottom[0].shape)?;
         let mut shapes = vec![vec![
             self.num_output,
             g.channels,
@@ -198,7 +231,7 @@ impl Layer for Convolution {
     }
 
     fn reshape(&mut self, bottom: &[Blob], top: &mut [Blob]) -> Result<(), LayerError> {
-        let (g, shape) = self.geometry_for(&bottom[0])?;
+        let (g, shape) = self.geometry_for(&bottom[0].shape)?;
         if let Some(old) = self.geometry
             && old.channels != g.channels
         {
@@ -213,12 +246,15 @@ impl Layer for Convolution {
         let (out_h, out_w) = (shape[2], shape[3]);
         self.batch = bottom[0].num();
         self.geometry = Some(g);
-        top[0].reshape(&shape);
-        let tasks = self.batch.div_ceil(images_per_task(self.batch));
-        let pitch = weight_grad_pitch(&g);
-        let partial = self.num_output * (pitch + 1);
-        self.cols.resize(tasks * pitch * out_h * out_w, 0.0);
-        self.partials.resize(tasks * partial, 0.0);
+        top[0].reshape(&shape)?;
+        let (cols, partials) = scratch_lens(self.batch, &g, self.num_output, out_h * out_w);
+        try_resize(&mut self.cols, cols, 0.0, "im2col columns")?;
+        try_resize(
+            &mut self.partials,
+            partials,
+            0.0,
+            "weight-gradient partials",
+        )?;
         Ok(())
     }
 

@@ -8,6 +8,7 @@ use siamese_net::LayerKind;
 use siamese_net::layer::DataConfig;
 
 use super::Layer;
+use crate::blob::try_resize;
 use crate::{Backend, Blob, LayerError};
 
 /// Caffe's `Data` layer (`backend: LEVELDB` or `LMDB`, key order, wrapping around at the end).
@@ -76,10 +77,10 @@ impl Layer for DataLayer {
 
     fn reshape(&mut self, _bottom: &[Blob], top: &mut [Blob]) -> Result<(), LayerError> {
         let [c, h, w] = self.reader.datum_shape();
-        top[0].reshape(&[self.batch, c, h, w]);
+        top[0].reshape(&[self.batch, c, h, w])?;
         match top.get_mut(1) {
-            Some(labels) => labels.reshape(&[self.batch]),
-            None => self.unused_labels.resize(self.batch, 0.0),
+            Some(labels) => labels.reshape(&[self.batch])?,
+            None => try_resize(&mut self.unused_labels, self.batch, 0.0, "labels")?,
         }
         Ok(())
     }

@@ -8,6 +8,7 @@ use siamese_net::layer::DropoutConfig;
 use siamese_proto::Phase;
 
 use super::Layer;
+use crate::blob::try_resize;
 use crate::{Backend, Blob, LayerError};
 
 /// Caffe's `Dropout`.
@@ -44,8 +45,8 @@ impl Layer for Dropout {
     }
 
     fn reshape(&mut self, bottom: &[Blob], top: &mut [Blob]) -> Result<(), LayerError> {
-        top[0].reshape(&bottom[0].shape);
-        self.mask.resize(bottom[0].count(), true);
+        top[0].reshape(&bottom[0].shape)?;
+        try_resize(&mut self.mask, bottom[0].count(), true, "dropout mask")?;
         Ok(())
     }
 

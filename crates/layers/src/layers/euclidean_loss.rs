@@ -4,6 +4,7 @@ use siamese_net::LayerKind;
 use siamese_net::layer::check_euclidean_shapes;
 
 use super::{Layer, reshape_loss_top};
+use crate::blob::try_resize;
 use crate::{Backend, Blob, LayerError};
 
 /// Caffe's `EuclideanLoss`.
@@ -36,8 +37,8 @@ impl Layer for EuclideanLoss {
     fn reshape(&mut self, bottom: &[Blob], top: &mut [Blob]) -> Result<(), LayerError> {
         check_euclidean_shapes(&self.name, &bottom[0].shape, &bottom[1].shape)?;
         self.num = bottom[0].num();
-        self.diff.resize(bottom[0].count(), 0.0);
-        reshape_loss_top(top);
+        try_resize(&mut self.diff, bottom[0].count(), 0.0, "loss scratch")?;
+        reshape_loss_top(top)?;
         Ok(())
     }
 

@@ -65,7 +65,7 @@ impl Layer for InnerProduct {
             ));
         }
         self.rows = rows;
-        top[0].reshape(&self.config.top_shape(&bottom[0].shape, &split));
+        top[0].reshape(&self.config.top_shape(&bottom[0].shape, &split))?;
         Ok(())
     }
 

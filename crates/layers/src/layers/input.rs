@@ -40,7 +40,7 @@ impl Layer for Input {
 
     fn reshape(&mut self, _bottom: &[Blob], top: &mut [Blob]) -> Result<(), LayerError> {
         for (i, t) in top.iter_mut().enumerate() {
-            t.reshape(&self.shapes[i]);
+            t.reshape(&self.shapes[i])?;
         }
         Ok(())
     }

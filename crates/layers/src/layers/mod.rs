@@ -69,6 +69,37 @@ pub(crate) fn build(
     })
 }
 
+/// The buffers a layer of `config` keeps besides its tops, for bottoms and tops of these
+/// shapes: what each is for and its bytes (each layer's rule sits beside its reshape).
+pub(crate) fn scratch_bytes(
+    name: &str,
+    config: &LayerConfig,
+    bottoms: &[&[usize]],
+    tops: &[&[usize]],
+) -> Vec<(&'static str, u64)> {
+    let count = |s: &[usize]| s.iter().fold(1u64, |n, &d| n.saturating_mul(d as u64));
+    let bottom = bottoms.first().map_or(0, |s| count(s));
+    let floats = |n: u64| n.saturating_mul(4);
+    match config {
+        LayerConfig::Convolution(c) => convolution::scratch_bytes(name, c, bottoms[0]),
+        LayerConfig::Pooling(c) if c.method == siamese_net::layer::PoolMethod::Max => {
+            vec![("argmax", floats(tops.first().map_or(0, |s| count(s))))]
+        }
+        LayerConfig::ContrastiveLoss(_) => {
+            let num = bottoms
+                .first()
+                .and_then(|s| s.first())
+                .copied()
+                .unwrap_or(0);
+            vec![("loss scratch", floats(bottom.saturating_add(num as u64)))]
+        }
+        LayerConfig::EuclideanLoss => vec![("loss scratch", floats(bottom))],
+        LayerConfig::SoftmaxWithLoss(_) => vec![("probabilities", floats(bottom))],
+        LayerConfig::Dropout(_) => vec![("mask", bottom)],
+        _ => Vec::new(),
+    }
+}
+
 /// Fails when the layer has more tops than this implementation fills (Caffe's optional extra
 /// tops siamese does not compute).
 pub(crate) fn check_tops(
@@ -154,6 +185,6 @@ pub trait Layer: Send {
 }
 
 /// Caffe's loss top: a scalar (shape `[]`).
-pub(crate) fn reshape_loss_top(top: &mut [Blob]) {
-    top[0].reshape(&[]);
+pub(crate) fn reshape_loss_top(top: &mut [Blob]) -> Result<(), LayerError> {
+    Ok(top[0].reshape(&[])?)
 }

@@ -6,6 +6,7 @@ use siamese_net::layer::{PoolConfig, PoolMethod};
 
 use super::{Layer, check_tops};
 use crate::backend::PoolGeometry;
+use crate::blob::try_resize;
 use crate::{Backend, Blob, LayerError};
 
 /// Caffe's `Pooling` (MAX and AVE).
@@ -60,9 +61,9 @@ impl Layer for Pooling {
         let (g, shape) = self.geometry_for(&bottom[0])?;
         self.planes = shape[0] * shape[1];
         self.geometry = Some(g);
-        top[0].reshape(&shape);
+        top[0].reshape(&shape)?;
         if self.config.method == PoolMethod::Max {
-            self.argmax.resize(top[0].count(), 0);
+            try_resize(&mut self.argmax, top[0].count(), 0, "pooling argmax")?;
         }
         Ok(())
     }

@@ -31,7 +31,7 @@ impl Layer for ReLU {
     }
 
     fn reshape(&mut self, bottom: &[Blob], top: &mut [Blob]) -> Result<(), LayerError> {
-        top[0].reshape(&bottom[0].shape);
+        top[0].reshape(&bottom[0].shape)?;
         Ok(())
     }
 

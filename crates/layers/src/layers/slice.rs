@@ -52,7 +52,7 @@ impl Layer for Slice {
         let mut shape = b.shape.clone();
         for (t, &size) in top.iter_mut().zip(&self.sizes) {
             shape[axis] = size;
-            t.reshape(&shape);
+            t.reshape(&shape)?;
         }
         Ok(())
     }

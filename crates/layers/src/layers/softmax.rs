@@ -6,6 +6,7 @@ use siamese_net::layer::{SoftmaxConfig, SoftmaxLossConfig};
 use siamese_proto::loss_parameter::NormalizationMode;
 
 use super::{Layer, reshape_loss_top};
+use crate::blob::try_resize;
 use crate::{Backend, Blob, LayerError};
 
 /// Numerically stable softmax of `input` into `output` (max subtracted), over `classes`
@@ -62,7 +63,7 @@ impl Layer for Softmax {
     fn reshape(&mut self, bottom: &[Blob], top: &mut [Blob]) -> Result<(), LayerError> {
         let [outer, classes, inner] = self.config.dims(&self.name, &bottom[0].shape)?;
         self.dims = (outer, classes, inner);
-        top[0].reshape(&bottom[0].shape);
+        top[0].reshape(&bottom[0].shape)?;
         Ok(())
     }
 
@@ -160,10 +161,15 @@ impl Layer for SoftmaxWithLoss {
             self.config
                 .dims(&self.name, &bottom[0].shape, &bottom[1].shape)?;
         self.dims = (outer, classes, inner);
-        self.prob.resize(bottom[0].count(), 0.0);
-        reshape_loss_top(top);
+        try_resize(
+            &mut self.prob,
+            bottom[0].count(),
+            0.0,
+            "softmax probabilities",
+        )?;
+        reshape_loss_top(top)?;
         if let Some(prob) = top.get_mut(1) {
-            prob.reshape(&bottom[0].shape);
+            prob.reshape(&bottom[0].shape)?;
         }
         Ok(())
     }

@@ -21,7 +21,7 @@ impl Layer for Split {
 
     fn reshape(&mut self, bottom: &[Blob], top: &mut [Blob]) -> Result<(), LayerError> {
         for t in top {
-            t.reshape(&bottom[0].shape);
+            t.reshape(&bottom[0].shape)?;
         }
         Ok(())
     }

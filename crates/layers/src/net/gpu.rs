@@ -237,7 +237,9 @@ impl Net {
     pub(super) fn gpu_forward_layer(&mut self, index: usize) -> Result<f32, LayerError> {
         self.ready_state()?;
         let on_host = self.with_lent(index, |l, backend| {
-            l.layer.reshape(&l.lent_bottoms, &mut l.lent_tops)?;
+            l.layer
+                .reshape(&l.lent_bottoms, &mut l.lent_tops)
+                .map_err(|e| e.in_layer_named(&l.name))?;
             let on_host = l.layer.cuda_support() == CudaSupport::Host;
             if on_host {
                 l.layer
