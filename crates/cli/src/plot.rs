@@ -2,16 +2,14 @@
 //! and test loss curves of a training CSV log, as PNG.
 
 use std::path::{Path, PathBuf};
-use std::sync::Once;
 
-use anyhow::{Context, Result, bail};
-use plotters::prelude::*;
-use plotters::style::FontStyle;
+use anyhow::{Result, bail};
+use siamese_charts::{Frame, Series, lines_png, scatter_png};
 
 use siamese_report::metrics::Points;
 use siamese_report::metrics::projection::pca_2d;
 use siamese_report::metrics::tsne::{TsneOptions, tsne_2d};
-use siamese_report::{read_features, read_training_log};
+use siamese_report::{LogRow, read_features, read_training_log};
 
 /// Arguments of `siamese plot`.
 #[derive(Debug, clap::Args)]
@@ -37,32 +35,7 @@ pub struct PlotArgs {
     pub seed: u64,
 }
 
-/// The colours of Caffe's siamese notebook, digit 0 to 9.
-const DIGIT_COLOURS: [RGBColor; 10] = [
-    RGBColor(0xff, 0x00, 0x00),
-    RGBColor(0xff, 0xff, 0x00),
-    RGBColor(0x00, 0xff, 0x00),
-    RGBColor(0x00, 0xff, 0xff),
-    RGBColor(0x00, 0x00, 0xff),
-    RGBColor(0xff, 0x00, 0xff),
-    RGBColor(0x99, 0x00, 0x00),
-    RGBColor(0x99, 0x99, 0x00),
-    RGBColor(0x00, 0x99, 0x00),
-    RGBColor(0x00, 0x99, 0x99),
-];
-
-/// The font every chart uses: Noto Sans Regular from the `ttf-noto-sans` crate (Apache-2.0),
-/// embedded so no system font libraries are needed.
-fn register_font() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        plotters::style::register_font("sans-serif", FontStyle::Normal, ttf_noto_sans::REGULAR)
-            .unwrap_or_else(|_| panic!("the embedded Noto Sans font is a valid TTF"));
-    });
-}
-
 pub fn run(args: &PlotArgs) -> Result<()> {
-    register_font();
     match (&args.features, &args.log) {
         (Some(features), None) => scatter(features, args),
         (None, Some(log)) => loss_curves(log, &args.out, args.size),
@@ -70,38 +43,6 @@ pub fn run(args: &PlotArgs) -> Result<()> {
     }?;
     println!("wrote {}", args.out.display());
     Ok(())
-}
-
-/// Draws into a temporary PNG beside `out` (siamese-files), then renames it, so a failure
-/// leaves no half image.
-fn draw_png(
-    out: &Path,
-    size: u32,
-    draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> Result<()>,
-) -> Result<()> {
-    let file = siamese_files::AtomicFile::new(out)?;
-    {
-        let root = BitMapBackend::new(file.temp_path(), (size, size)).into_drawing_area();
-        root.fill(&WHITE)?;
-        draw(&root)?;
-        root.present()
-            .with_context(|| format!("{}: cannot write the PNG", out.display()))?;
-    }
-    Ok(file.commit()?)
-}
-
-/// Axis range of `values` with a 5 % margin (a unit range around a single value).
-fn padded_range(values: impl Iterator<Item = f32>) -> std::ops::Range<f32> {
-    let (lo, hi) = values
-        .filter(|v| v.is_finite())
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), v| {
-            (lo.min(v), hi.max(v))
-        });
-    if lo > hi {
-        return 0.0..1.0;
-    }
-    let pad = if hi > lo { (hi - lo) * 0.05 } else { 0.5 };
-    (lo - pad)..(hi + pad)
 }
 
 /// What a scatter draws: `(x, y)` and digit per point, the title, the two axis names.
@@ -147,99 +88,41 @@ fn layout(features: &Path, args: &PlotArgs) -> Result<Layout> {
 
 fn scatter(features: &Path, args: &PlotArgs) -> Result<()> {
     let (points, title, [x_desc, y_desc]) = layout(features, args)?;
-    let (out, size) = (&args.out, args.size);
-    let xs = padded_range(points.iter().map(|p| p.0[0]));
-    let ys = padded_range(points.iter().map(|p| p.0[1]));
-    draw_png(out, size, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(&title, ("sans-serif", 24))
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(48)
-            .build_cartesian_2d(xs, ys)?;
-        chart
-            .configure_mesh()
-            .disable_mesh()
-            .label_style(("sans-serif", 14))
-            .x_desc(x_desc.as_str())
-            .y_desc(y_desc.as_str())
-            .draw()?;
-        for digit in 0u8..10 {
-            let colour = DIGIT_COLOURS[digit as usize];
-            let series = points
-                .iter()
-                .filter(|p| p.1 == digit)
-                .map(|p| Circle::new((p.0[0], p.0[1]), 2, colour.filled()));
-            chart
-                .draw_series(series)?
-                .label(digit.to_string())
-                .legend(move |(x, y)| Circle::new((x + 8, y), 4, colour.filled()));
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font(("sans-serif", 16))
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
-        Ok(())
-    })
+    let frame = Frame {
+        size: (args.size, args.size),
+        title: &title,
+        x_desc: &x_desc,
+        y_desc: &y_desc,
+    };
+    Ok(scatter_png(&args.out, frame, &points)?)
 }
 
 fn loss_curves(log: &Path, out: &Path, size: u32) -> Result<()> {
     let rows = read_training_log(log)?;
-    let train: Vec<(f32, f32)> = rows
-        .iter()
-        .filter_map(|r| Some((r.iter as f32, r.train_loss?)))
-        .collect();
-    let test: Vec<(f32, f32)> = rows
-        .iter()
-        .filter_map(|r| Some((r.iter as f32, r.test_loss?)))
-        .collect();
-    if train.is_empty() && test.is_empty() {
+    let series = |name: &str, loss: fn(&LogRow) -> Option<f32>| Series {
+        name: name.to_string(),
+        points: rows
+            .iter()
+            .filter_map(|r| Some((r.iter as f32, loss(r)?)))
+            .collect(),
+    };
+    let curves = [
+        series("train", |r| r.train_loss),
+        series("test", |r| r.test_loss),
+    ];
+    if curves.iter().all(|c| c.points.is_empty()) {
         bail!(
             "{}: no train_loss or test_loss values to plot",
             log.display()
         );
     }
-    let xs = padded_range(train.iter().chain(&test).map(|p| p.0));
-    let ys = padded_range(train.iter().chain(&test).map(|p| p.1));
-    let ys = ys.start.max(0.0)..ys.end;
-    draw_png(out, size, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption("loss", ("sans-serif", 24))
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(56)
-            .build_cartesian_2d(xs, ys)?;
-        chart
-            .configure_mesh()
-            .label_style(("sans-serif", 14))
-            .x_desc("iteration")
-            .y_desc("loss")
-            .draw()?;
-        for (name, points, colour) in [("train", &train, BLUE), ("test", &test, RED)] {
-            if points.is_empty() {
-                continue;
-            }
-            chart
-                .draw_series(LineSeries::new(
-                    points.iter().copied(),
-                    colour.stroke_width(2),
-                ))?
-                .label(name)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
-                });
-        }
-        chart
-            .configure_series_labels()
-            .label_font(("sans-serif", 16))
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
-        Ok(())
-    })
+    let frame = Frame {
+        size: (size, size),
+        title: "loss",
+        x_desc: "iteration",
+        y_desc: "loss",
+    };
+    Ok(lines_png(out, frame, &curves)?)
 }
 
 #[cfg(test)]
