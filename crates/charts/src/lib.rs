@@ -69,7 +69,11 @@ type Root<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 type DrawResult = Result<(), Box<dyn std::error::Error + 'static>>;
 
 /// Draws into a temporary PNG beside `out`, then renames it.
-fn draw_png(out: &Path, size: (u32, u32), draw: impl FnOnce(&Root<'_>) -> DrawResult) -> Result<(), ChartError> {
+fn draw_png(
+    out: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(&Root<'_>) -> DrawResult,
+) -> Result<(), ChartError> {
     register_font();
     let failed = |e: &dyn std::fmt::Display| ChartError::Draw {
         path: out.to_path_buf(),
@@ -101,7 +105,11 @@ fn padded_range(values: impl Iterator<Item = f32>) -> Option<std::ops::Range<f32
 }
 
 /// A scatter of 2-D points coloured by digit (0–9), with a legend.
-pub fn scatter_png(out: &Path, frame: Frame<'_>, points: &[([f32; 2], u8)]) -> Result<(), ChartError> {
+pub fn scatter_png(
+    out: &Path,
+    frame: Frame<'_>,
+    points: &[([f32; 2], u8)],
+) -> Result<(), ChartError> {
     let empty = || ChartError::Empty {
         path: out.to_path_buf(),
         what: "embedding points".into(),
@@ -168,13 +176,21 @@ pub fn lines_png(out: &Path, frame: Frame<'_>, series: &[Series]) -> Result<(), 
             .x_desc(frame.x_desc)
             .y_desc(frame.y_desc)
             .draw()?;
-        for (i, s) in series.iter().enumerate().filter(|(_, s)| !s.points.is_empty()) {
+        for (i, s) in series
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.points.is_empty())
+        {
             let colour = match i {
                 0 => BLUE.to_rgba(),
                 1 => RED.to_rgba(),
                 i => Palette99::pick(i).to_rgba(),
             };
-            let finite = s.points.iter().copied().filter(|p| p.0.is_finite() && p.1.is_finite());
+            let finite = s
+                .points
+                .iter()
+                .copied()
+                .filter(|p| p.0.is_finite() && p.1.is_finite());
             chart
                 .draw_series(LineSeries::new(finite, colour.stroke_width(2)))?
                 .label(s.name.as_str())
@@ -194,15 +210,22 @@ pub fn lines_png(out: &Path, frame: Frame<'_>, series: &[Series]) -> Result<(), 
 
 /// Whether values span a decade or more, all positive: such an axis reads best in log scale.
 pub fn spans_a_decade(values: &[f64]) -> bool {
-    let (lo, hi) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
-        (lo.min(v), hi.max(v))
-    });
+    let (lo, hi) = values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
     lo > 0.0 && hi / lo >= 10.0
 }
 
 /// Points of a metric (y) against a parameter (x), the x axis in log scale when `log_x`
 /// (drawn at log10 x, labelled with x itself).
-pub fn points_png(out: &Path, frame: Frame<'_>, points: &[(f64, f64)], log_x: bool) -> Result<(), ChartError> {
+pub fn points_png(
+    out: &Path,
+    frame: Frame<'_>,
+    points: &[(f64, f64)],
+    log_x: bool,
+) -> Result<(), ChartError> {
     let x_of = |x: f64| if log_x { x.log10() as f32 } else { x as f32 };
     let shown: Vec<(f32, f32)> = points
         .iter()
@@ -269,15 +292,32 @@ mod tests {
     fn every_chart_is_a_png_of_its_size() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path();
-        let points: Vec<([f32; 2], u8)> = (0..30).map(|i| ([i as f32, (i % 7) as f32], (i % 10) as u8)).collect();
+        let points: Vec<([f32; 2], u8)> = (0..30)
+            .map(|i| ([i as f32, (i % 7) as f32], (i % 10) as u8))
+            .collect();
         scatter_png(&p.join("s.png"), frame(200), &points).unwrap();
         let series = vec![
-            Series { name: "a".into(), points: vec![(0.0, 1.0), (10.0, 0.5)] },
-            Series { name: "b".into(), points: vec![(0.0, 0.8), (10.0, f32::NAN), (20.0, 0.2)] },
-            Series { name: "c".into(), points: vec![(5.0, 0.3)] },
+            Series {
+                name: "a".into(),
+                points: vec![(0.0, 1.0), (10.0, 0.5)],
+            },
+            Series {
+                name: "b".into(),
+                points: vec![(0.0, 0.8), (10.0, f32::NAN), (20.0, 0.2)],
+            },
+            Series {
+                name: "c".into(),
+                points: vec![(5.0, 0.3)],
+            },
         ];
         lines_png(&p.join("l.png"), frame(240), &series).unwrap();
-        points_png(&p.join("m.png"), frame(260), &[(0.001, 0.2), (0.01, 0.4), (0.1, 0.3)], true).unwrap();
+        points_png(
+            &p.join("m.png"),
+            frame(260),
+            &[(0.001, 0.2), (0.01, 0.4), (0.1, 0.3)],
+            true,
+        )
+        .unwrap();
         assert_eq!(png_size(&p.join("s.png")), (200, 200));
         assert_eq!(png_size(&p.join("l.png")), (240, 240));
         assert_eq!(png_size(&p.join("m.png")), (260, 260));
@@ -288,7 +328,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("m.png");
         let e = points_png(&out, frame(100), &[(1.0, f64::NAN)], false).unwrap_err();
-        assert!(e.to_string().ends_with("m.png: no finite values to plot (metric values)"), "{e}");
+        assert!(
+            e.to_string()
+                .ends_with("m.png: no finite values to plot (metric values)"),
+            "{e}"
+        );
         assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
     }
 

@@ -14,6 +14,7 @@ pub mod manifest;
 pub mod overrides;
 pub mod pair_dbs;
 pub mod ranking;
+pub mod report;
 pub mod run_cell;
 pub mod runner;
 pub mod schedule;

@@ -681,3 +681,53 @@ fn cells_that_fit_alone_but_not_side_by_side_are_an_error_with_two_workers() {
     assert!(result.is_ok(), "{result:?}");
     assert_eq!(calls, 2);
 }
+
+#[test]
+fn the_report_ranks_the_cells_and_charts_each_metric_against_each_parameter() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = "name = \"tiny\"\niterations = 12\ntest_interval = 4\nsnapshot_interval = 5\n\
+                [grid]\nmargin = [1, 2]\nbase_lr = [0.001, 0.1]\n";
+    run_experiment(dir.path(), body, &ScriptedTrainer::default(), false);
+    let grid_dir = dir.path().join("runs/tiny");
+    let files = siamese_grid::report::write_report(&grid_dir).unwrap();
+    assert_eq!((files.finished, files.cells), (4, 4));
+    let page = read(&files.page);
+    assert!(page.starts_with("# tiny: report\n\n4 of 4 cells finished (12 iterations each), ranked by MAP@R (higher is better)."), "{page}");
+    // The scripted losses grow with the margin, so by test loss the margin-1 cells lead; the
+    // table lists every cell once, with its parameters.
+    for id in ["000-margin_1-base_lr_0.001", "003-margin_2-base_lr_0.1"] {
+        assert_eq!(page.matches(&format!("| {id} |")).count(), 1, "{page}");
+    }
+    for chart in [
+        "map_at_r-vs-margin.png",
+        "test_loss-vs-base_lr.png",
+        "best-test-loss.png",
+        "best-embedding.png",
+    ] {
+        assert!(
+            page.contains(&format!("(report/{chart})")),
+            "{chart} not in\n{page}"
+        );
+        let bytes = fs::read(grid_dir.join("report").join(chart)).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{chart} is not a PNG");
+    }
+    assert!(files.charts.len() >= 4);
+}
+
+#[test]
+fn a_report_of_a_grid_with_nothing_finished_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let trainer = ScriptedTrainer {
+        fail_cell: Some(0),
+        memory_bytes: Vec::new(),
+        ..Default::default()
+    };
+    let body = "name = \"tiny\"\niterations = 12\ntest_interval = 4\nsnapshot_interval = 5\n[grid]\nmargin = [1]\n";
+    run_experiment(dir.path(), body, &trainer, false);
+    let e = siamese_grid::report::write_report(&dir.path().join("runs/tiny")).unwrap_err();
+    assert!(
+        e.to_string()
+            .ends_with("runs/tiny: no finished cell yet, expected at least one with a done.toml"),
+        "{e}"
+    );
+}

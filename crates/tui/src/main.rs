@@ -61,6 +61,15 @@ enum Command {
     RunCell(RunCellArgs),
     /// Write an sbatch script with one job-array task per unfinished cell (and submit it).
     Slurm(SlurmArgs),
+    /// Write GRID_DIR/report.md with PNG charts: the cells ranked by the experiment's metric,
+    /// each metric against each varied parameter, the best cells' test loss, the best embedding.
+    Report(ReportArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ReportArgs {
+    /// A grid's folder: runs/<experiment> (it holds grid.toml).
+    grid_dir: PathBuf,
 }
 
 #[derive(clap::Args, Debug)]
@@ -125,6 +134,17 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Some(Command::RunCell(a)) => return run_one_cell(a),
         Some(Command::Slurm(a)) => return write_array_job(a),
+        Some(Command::Report(a)) => {
+            let files = siamese_grid::report::write_report(&a.grid_dir)?;
+            println!(
+                "wrote {} and {} charts ({} of {} cells finished)",
+                files.page.display(),
+                files.charts.len(),
+                files.finished,
+                files.cells
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
         None => {}
     }
     if let Some(grid_dir) = &args.watch {
