@@ -116,6 +116,9 @@ pub struct Dashboard {
     pub sort: Option<RankMetric>,
     /// `a`: one row per parameter combination (the cells that differ only by seed).
     pub aggregated: bool,
+    /// `c`: the comparison view, every cell ranked by the metric with its parameters and
+    /// every metric, in place of the panes.
+    pub comparing: bool,
 }
 
 impl Dashboard {
@@ -150,6 +153,7 @@ impl Dashboard {
             metric: RankMetric::named(DEFAULT_METRIC).expect("the default metric exists"),
             sort: None,
             aggregated: false,
+            comparing: false,
         }
     }
 
@@ -160,6 +164,15 @@ impl Dashboard {
             .enumerate()
             .filter_map(|(i, v)| v.summary.clone().map(|s| (i, s)))
             .collect()
+    }
+
+    /// The comparison view's order: by the sort metric (else the experiment's), best first.
+    pub fn ranked_cells(&self) -> Vec<usize> {
+        sorted_cells(
+            &self.cells,
+            &self.summaries(),
+            &self.sort.unwrap_or(self.metric),
+        )
     }
 
     /// The cells in the order the grid table shows them.
@@ -207,12 +220,15 @@ impl Dashboard {
 
     /// Moves the selection `step` rows down (negative: up) in the table as shown.
     fn move_selection(&mut self, step: isize) {
-        let rows: Vec<usize> = if self.aggregated {
+        let grouped = self.aggregated && !self.comparing;
+        let rows: Vec<usize> = if self.comparing {
+            self.ranked_cells()
+        } else if grouped {
             self.group_order().iter().map(|g| g.cells[0]).collect()
         } else {
             self.cell_order()
         };
-        let at = if self.aggregated {
+        let at = if grouped {
             let groups = self.group_order();
             groups
                 .iter()
@@ -355,6 +371,7 @@ impl Dashboard {
             KeyCode::End | KeyCode::Char('G') => self.move_selection(self.cells.len() as isize),
             KeyCode::Char('s') => self.sort = self.next_sort(),
             KeyCode::Char('a') => self.aggregated = !self.aggregated,
+            KeyCode::Char('c') => self.comparing = !self.comparing,
             KeyCode::Tab => self.focus = next_pane(self.focus, 1),
             KeyCode::BackTab => self.focus = next_pane(self.focus, 2),
             KeyCode::Enter | KeyCode::Char('z') => self.zoom = !self.zoom,

@@ -49,6 +49,7 @@ const HELP: &[(&str, &str)] = &[
         "a",
         "one row per parameter combination (mean ± std over seeds)",
     ),
+    ("c", "compare: every cell ranked, with every metric"),
     ("p", "pause / resume training"),
     ("?", "this help"),
     ("q", "quit (asks; the run stays resumable)"),
@@ -73,7 +74,9 @@ pub fn draw(frame: &mut Frame, dash: &Dashboard) {
     ])
     .areas(area);
     draw_title(frame, title, dash);
-    if dash.zoom {
+    if dash.comparing {
+        draw_comparison(frame, body, dash);
+    } else if dash.zoom {
         draw_pane(frame, body, dash, dash.focus);
     } else {
         let table_height = (dash.cells.len() as u16 + 3)
@@ -261,6 +264,68 @@ fn draw_table(frame: &mut Frame, area: Rect, dash: &Dashboard, block: Block) {
             .iter()
             .map(|m| Constraint::Length(m.label.len().max(5) as u16)),
     );
+    let selected = order.iter().position(|&c| c == dash.selected);
+    render_table(
+        frame,
+        area,
+        Table::new(rows, widths).header(Row::new(header).bold()),
+        block,
+        selected,
+    );
+}
+
+/// `c`: every cell ranked by the sort metric (else the experiment's), with its parameters and
+/// every metric that has a value; unfinished cells last.
+fn draw_comparison(frame: &mut Frame, area: Rect, dash: &Dashboard) {
+    let metric = dash.sort.unwrap_or(dash.metric);
+    let summaries = dash.summaries();
+    let metrics: Vec<RankMetric> = std::iter::once(metric)
+        .chain(RankMetric::all().into_iter().filter(|m| *m != metric))
+        .filter(|m| summaries.values().any(|s| m.value(s).is_some()))
+        .collect();
+    let keys: Vec<&str> = dash
+        .cells
+        .first()
+        .map(|c| c.values.iter().map(|(k, _)| *k).collect())
+        .unwrap_or_default();
+    let mut header: Vec<String> = vec!["rank".into(), "#".into()];
+    header.extend(keys.iter().map(|k| k.to_string()));
+    header.extend(metrics.iter().map(|m| m.label.to_string()));
+    let order = dash.ranked_cells();
+    let rows = order.iter().enumerate().map(|(rank, &index)| {
+        let summary = summaries.get(&index);
+        let mut cells: Vec<Span> = vec![
+            Span::from(summary.map_or("–".into(), |_| (rank + 1).to_string())),
+            Span::from(format!("{index:03}")),
+        ];
+        cells.extend(
+            dash.cells[index]
+                .values
+                .iter()
+                .map(|(_, v)| Span::from(v.clone())),
+        );
+        for m in &metrics {
+            let value = summary.and_then(|s| m.value(s));
+            cells.push(Span::from(value.map_or("–".into(), |v| format!("{v:.4}"))));
+        }
+        Row::new(cells)
+    });
+    let mut widths: Vec<Constraint> = vec![Constraint::Length(4), Constraint::Length(3)];
+    widths.extend(
+        keys.iter()
+            .map(|k| Constraint::Length(k.len().max(6) as u16)),
+    );
+    widths.extend(
+        metrics
+            .iter()
+            .map(|m| Constraint::Length(m.label.len().max(6) as u16)),
+    );
+    let block = Block::bordered().title(format!(
+        " compare · ranked by {} · {} of {} finished · c back ",
+        metric.label,
+        summaries.len(),
+        dash.cells.len()
+    ));
     let selected = order.iter().position(|&c| c == dash.selected);
     render_table(
         frame,

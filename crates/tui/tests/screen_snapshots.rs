@@ -218,6 +218,18 @@ fn sorted_by_the_experiment_metric() {
 }
 
 #[test]
+fn the_comparison_view_ranks_every_cell_with_its_parameters_and_metrics() {
+    let mut dash = repeated_grid();
+    press(&mut dash, KeyCode::Char('c'));
+    // Down moves in the ranked order: from 000 (best) to 005.
+    press(&mut dash, KeyCode::Down);
+    assert_eq!(dash.selected, 5);
+    insta::assert_snapshot!(render(&dash, 120, 16));
+    press(&mut dash, KeyCode::Char('c'));
+    assert!(!dash.comparing);
+}
+
+#[test]
 fn seeds_aggregated_by_parameters() {
     let mut dash = repeated_grid();
     press(&mut dash, KeyCode::Char('a'));
