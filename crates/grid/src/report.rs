@@ -194,8 +194,11 @@ fn axis_value(cell: &Cell, key: &str) -> Option<f64> {
     v.parse().ok()
 }
 
+/// 2-D points, each with its digit.
+type DigitPoints = Vec<([f32; 2], u8)>;
+
 /// The cell's test embedding as 2-D points and what they are (`2-D`, `PCA of 8-D`).
-fn embedding_points(folder: &CellFolder) -> Option<(Vec<([f32; 2], u8)>, String)> {
+fn embedding_points(folder: &CellFolder) -> Option<(DigitPoints, String)> {
     let features = folder.read_features()?;
     let points = Points::from_rows(&features)?;
     let (xy, what) = match points.dim {

@@ -98,7 +98,7 @@ pub enum RunError {
     ClaimedElsewhere { cell: PathBuf },
     /// A cell would need more memory than this process may use (checked before any trains).
     #[error("{0}")]
-    Memory(MemoryError),
+    Memory(Box<MemoryError>),
     /// The cells `workers` would train side by side do not fit together.
     #[error(
         "{workers} workers training side by side need {} ({}), {} available ({}); use fewer --workers",
@@ -507,10 +507,10 @@ impl<'a> Shared<'a> {
                 continue;
             };
             plan.check(&format!("cell {}", cell.id), available)
-                .map_err(RunError::Memory)?;
+                .map_err(|e| RunError::Memory(Box::new(e)))?;
             needs.push((cell.id.clone(), plan.total()));
         }
-        needs.sort_by(|a, b| b.1.cmp(&a.1));
+        needs.sort_by_key(|n| std::cmp::Reverse(n.1));
         needs.truncate(workers.max(1));
         let together = needs.iter().fold(0u64, |n, (_, b)| n.saturating_add(*b));
         match available {

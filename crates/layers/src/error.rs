@@ -41,7 +41,7 @@ pub enum LayerError {
     },
     /// The net would need more memory than this process may use (checked before allocating).
     #[error(transparent)]
-    Memory(#[from] crate::memory::MemoryError),
+    Memory(Box<crate::memory::MemoryError>),
     /// A layer's device code failed, or the layer has none.
     #[error("GPU: layer \"{layer}\": {error}")]
     LayerDevice { layer: String, error: DeviceError },
@@ -87,6 +87,12 @@ impl From<crate::blob::AllocError> for LayerError {
             layer: String::new(),
             error,
         }
+    }
+}
+
+impl From<crate::memory::MemoryError> for LayerError {
+    fn from(error: crate::memory::MemoryError) -> Self {
+        Self::Memory(Box::new(error))
     }
 }
 

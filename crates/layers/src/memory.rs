@@ -139,7 +139,7 @@ impl MemoryPlan {
     /// The `n` largest items, largest first.
     pub fn biggest(&self, n: usize) -> Vec<MemoryItem> {
         let mut items = self.items.clone();
-        items.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+        items.sort_by_key(|i| std::cmp::Reverse(i.bytes));
         items.truncate(n);
         items
     }

@@ -56,7 +56,7 @@ pub enum SolverError {
     #[error("{}{error}", path.as_ref().map_or(String::new(), |p| format!("{}: ", p.display())))]
     Memory {
         path: Option<PathBuf>,
-        error: siamese_layers::MemoryError,
+        error: Box<siamese_layers::MemoryError>,
     },
     /// A net that fails while running or loading weights.
     #[error(transparent)]

@@ -144,7 +144,7 @@ impl Solver {
             .check_now("training (train and test nets, solver history)")
             .map_err(|error| SolverError::Memory {
                 path: net_file,
-                error,
+                error: Box::new(error),
             })?;
         let mut net = Net::on_device(&spec, seed, device).map_err(layer_error)?;
         let mut test_nets = Vec::new();
