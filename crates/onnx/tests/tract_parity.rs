@@ -196,3 +196,17 @@ fn what_onnx_cannot_express_is_an_error_naming_the_layer() {
         "{e}"
     );
 }
+
+/// Found by the onnx_export fuzz target: a net name with a newline (prototxt's `\n`) made the
+/// error two lines.
+#[test]
+fn names_with_newlines_stay_on_one_line_in_errors() {
+    let param = parse_net_text("name: \"two\\nlines\"\n", "s.prototxt").unwrap();
+    let spec = NetSpec::build(&param, siamese_proto::Phase::Test, None).unwrap();
+    let message = siamese_onnx::export(&spec, &[]).unwrap_err().to_string();
+    assert_eq!(
+        message,
+        "net \"two\\nlines\": no Input layer (export takes a deploy net, e.g. mnist_siamese.prototxt)"
+    );
+    assert!(!message.contains('\n'), "{message}");
+}
