@@ -168,11 +168,15 @@ pub fn sample_data() -> PathBuf {
 /// Writes solver and net files into `dir` and an experiment file with `prelude` lines
 /// pointing at them, then `body`. Returns the experiment file's path.
 pub fn experiment_file(dir: &Path, name: &str, body: &str) -> PathBuf {
-    fs::write(dir.join("solver.prototxt"), "base_lr: 0.01\n").unwrap();
-    fs::write(dir.join("net.prototxt"), "name: \"siamese\"\n").unwrap();
-    let text = format!("{}{body}", prelude(dir));
+    // Atomic: tests with two runners write the same files at once, and a runner reading a
+    // file the other is rewriting (truncated) failed with "missing field `iterations`".
+    let write = |path: &Path, text: &str| {
+        siamese_grid::cell_folder::write_atomic(path, text.as_bytes()).unwrap();
+    };
+    write(&dir.join("solver.prototxt"), "base_lr: 0.01\n");
+    write(&dir.join("net.prototxt"), "name: \"siamese\"\n");
     let path = dir.join(format!("{name}.toml"));
-    fs::write(&path, text).unwrap();
+    write(&path, &format!("{}{body}", prelude(dir)));
     path
 }
 
