@@ -47,9 +47,13 @@ pub struct EmbedArgs {
     out: PathBuf,
     #[arg(long, value_parser = crate::device::parse, default_value = "cpu", value_name = "DEVICE", help = crate::device::HELP)]
     device: Device,
+    /// Worker threads for the arithmetic (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 pub fn run(args: EmbedArgs) -> Result<()> {
+    crate::threads::configure(args.threads)?;
     let device = crate::device::check(args.device)?;
     let source = ImageSource::detect(&args.images)?;
     let mut net = load_deploy_net(&args.model, &args.weights, device)?;
@@ -87,7 +91,9 @@ pub fn run(args: EmbedArgs) -> Result<()> {
     };
     let count = args.limit.unwrap_or(images.count).min(images.count);
     let start = Instant::now();
-    let features = embed(&mut net, &args.model, &images, count, args.scale)?;
+    // On a pool thread, as `siamese train` runs: each layer's parallel work starts there.
+    let features =
+        crate::threads::on_pool(|| embed(&mut net, &args.model, &images, count, args.scale))?;
     let seconds = start.elapsed().as_secs_f64();
     let bytes = match csv {
         Rows::Digits(labels) => digits_csv(&features, labels.as_deref()),
