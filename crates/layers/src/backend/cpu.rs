@@ -224,7 +224,7 @@ fn gemm_product(g: Gemm, a: &[f32], b: &[f32], c: &mut [f32]) {
 /// must be an `#[inline(always)]` closure calling `#[inline(always)]` functions for the
 /// features to reach its body. (The `gemm` crate detects its own kernels at run time.)
 #[inline(always)]
-pub(super) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
+fn vectorized<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     {
         #[target_feature(enable = "avx2,fma")]

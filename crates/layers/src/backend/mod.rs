@@ -2,7 +2,6 @@
 //! pooling, ReLU). Device code does not go through it: a layer's CUDA code is its `CudaLayer`.
 
 mod cpu;
-pub(crate) mod direct_conv;
 
 use siamese_net::layer::{conv_output_len, pooled_len};
 

@@ -7,7 +7,6 @@ use siamese_net::layer::ConvConfig;
 
 use super::Layer;
 use crate::backend::as_task;
-use crate::backend::direct_conv;
 use crate::backend::{ConvGeometry, Gemm};
 use crate::blob::try_resize;
 use crate::{Backend, Blob, LayerError};
@@ -116,19 +115,6 @@ fn im2col_transposed(g: &ConvGeometry, pitch: usize, image: &[f32], cols: &mut [
     }
 }
 
-/// Length of one task's partial sums: the weight gradient `[outputs, pitch]`, the bias
-/// gradient `[outputs]`, then, for the direct path, its lane sums.
-fn partial_len(g: &ConvGeometry, outputs: usize) -> usize {
-    let lanes = if direct_conv::fits(g) {
-        direct_conv::lanes_len(g, outputs)
-    } else {
-        0
-    };
-    outputs
-        .saturating_mul(weight_grad_pitch(g) + 1)
-        .saturating_add(lanes)
-}
-
 fn images_per_task(batch: usize) -> usize {
     IMAGES_PER_TASK.min(batch.max(1))
 }
@@ -137,7 +123,7 @@ fn images_per_task(batch: usize) -> usize {
 fn scratch_lens(batch: usize, g: &ConvGeometry, outputs: usize, spatial: usize) -> (usize, usize) {
     let tasks = batch.div_ceil(images_per_task(batch));
     let pitch = weight_grad_pitch(g);
-    let partial = partial_len(g, outputs);
+    let partial = outputs.saturating_mul(pitch + 1);
     (
         tasks.saturating_mul(pitch).saturating_mul(spatial),
         tasks.saturating_mul(partial),
@@ -290,7 +276,6 @@ impl Layer for Convolution {
         let bias = self.bias.then(|| params[1].data.as_slice());
         let images = bottom[0].data.as_slice();
         let product = Gemm::new(false, false, outputs, spatial, k);
-        let direct = direct_conv::fits(&g);
         top[0].data[..self.batch * image_out]
             .par_chunks_mut(per_task * image_out)
             .zip(self.cols.par_chunks_mut(k * spatial))
@@ -299,14 +284,8 @@ impl Layer for Convolution {
                 as_task(|| {
                     for (i, out) in out.chunks_exact_mut(image_out).enumerate() {
                         let n = t * per_task + i;
-                        let image = &images[n * image_in..][..image_in];
-                        if direct {
-                            direct_conv::forward(&g, weights, bias, image, out);
-                            continue;
-                        }
-                        backend.im2col(&g, 1, image, col);
-                        // The image's [num_output, spatial] product is its top, in Caffe's
-                        // layout.
+                        backend.im2col(&g, 1, &images[n * image_in..][..image_in], col);
+                        // The image's [num_output, spatial] product is its top, in Caffe's layout.
                         backend.gemm(product, weights, col, out);
                         if let Some(bias) = bias {
                             for (row, b) in out.chunks_exact_mut(spatial).zip(bias) {
@@ -336,8 +315,7 @@ impl Layer for Convolution {
         let per_task = images_per_task(self.batch);
         let tasks = self.batch.div_ceil(per_task);
         let (pitch, transposed) = (weight_grad_pitch(&g), is_plain(&g));
-        let direct = direct_conv::fits(&g);
-        let partial = partial_len(&g, outputs);
+        let partial = outputs * (pitch + 1);
         let (top_diff, weights) = (top[0].diff.as_slice(), params[0].data.as_slice());
         let Blob { data, diff, .. } = &mut bottom[0];
         let images = data.as_slice();
@@ -354,23 +332,19 @@ impl Layer for Convolution {
         let task = |t: usize, col: &mut [f32], partial: &mut [f32], diff: Option<&mut [f32]>| {
             as_task(|| {
                 partial.fill(0.0);
-                let (weight_part, rest) = partial.split_at_mut(outputs * pitch);
-                let (bias_part, lanes) = rest.split_at_mut(outputs);
+                let (weight_part, bias_part) = partial.split_at_mut(outputs * pitch);
                 let count = per_task.min(self.batch - t * per_task);
                 let mut diff = diff;
                 for i in 0..count {
                     let n = t * per_task + i;
                     let dy = &top_diff[n * image_out..][..image_out];
                     let image = &images[n * image_in..][..image_in];
-                    if direct {
-                        direct_conv::accumulate_weight_grad(&g, outputs, dy, image, lanes);
-                    } else if transposed {
+                    if transposed {
                         im2col_transposed(&g, pitch, image, col);
-                        backend.gemm(weight_grad, dy, col, weight_part);
                     } else {
                         backend.im2col(&g, 1, image, col);
-                        backend.gemm(weight_grad, dy, col, weight_part);
                     }
+                    backend.gemm(weight_grad, dy, col, weight_part);
                     for (b, row) in bias_part.iter_mut().zip(dy.chunks_exact(spatial)) {
                         *b += sum_in_lanes(row);
                     }
@@ -379,9 +353,6 @@ impl Layer for Convolution {
                         backend.gemm(col_grad, weights, dy, col);
                         backend.col2im(&g, 1, col, &mut diff[i * image_in..][..image_in]);
                     }
-                }
-                if direct {
-                    direct_conv::add_lane_sums(lanes, k, pitch, weight_part);
                 }
             })
         };
@@ -534,13 +505,7 @@ mod tests {
             let mut layer = conv(3, kernel, stride, pad, bias);
             let bottom = vec![random_blob(&[2, 2, 5, 6], 1)];
             GradientCheck::new().check(&mut layer, bottom, 2);
-        } // Rows of 8 outputs, 50 inputs each: the direct path (`direct_conv::fits`).
-        let mut layer = conv(3, 5, 1, 0, true);
-        let bottom = vec![random_blob(&[2, 2, 10, 12], 3)];
-        assert!(direct_conv::fits(
-            &layer.geometry_for(&bottom[0].shape).unwrap().0
-        ));
-        GradientCheck::new().check(&mut layer, bottom, 2);
+        }
     }
 
     #[test]
