@@ -111,3 +111,43 @@ fn label_column_is_empty_without_labels_and_errors_leave_no_file() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(!out.exists());
 }
+
+#[test]
+fn the_features_are_the_same_bits_on_one_and_two_threads() {
+    let Some(model) = deploy_model() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("w.caffemodel");
+    random_weights(&model, &weights);
+    let images = repo().join("data/mnist-sample/t10k-images-idx3-ubyte.gz");
+    let s = |p: &Path| p.display().to_string();
+    let embed = |threads: &str| {
+        let out = dir.path().join(format!("feats-{threads}.csv"));
+        let run = siamese(&[
+            "embed",
+            "--model",
+            &s(&model),
+            "--weights",
+            &s(&weights),
+            "--images",
+            &s(&images),
+            "--limit",
+            "300",
+            "--threads",
+            threads,
+            "--out",
+            &s(&out),
+        ]);
+        (run, out)
+    };
+    let (one, one_out) = embed("1");
+    let (two, two_out) = embed("2");
+    assert!(one.status.success() && two.status.success());
+    assert_eq!(
+        std::fs::read(&one_out).unwrap(),
+        std::fs::read(&two_out).unwrap()
+    );
+    let (zero, zero_out) = embed("0");
+    assert!(!zero.status.success());
+    assert!(String::from_utf8_lossy(&zero.stderr).contains("--threads 0: expected at least 1"));
+    assert!(!zero_out.exists());
+}
