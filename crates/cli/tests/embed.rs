@@ -7,7 +7,7 @@ use std::path::Path;
 
 use siamese_layers::embed::embed_images;
 use siamese_testkit::repo;
-use support::{deploy_model, random_weights, siamese};
+use support::{arg, deploy_model, one_line_error, random_weights, siamese, success};
 
 #[test]
 fn writes_features_with_labels() {
@@ -119,35 +119,35 @@ fn the_features_are_the_same_bits_on_one_and_two_threads() {
     let weights = dir.path().join("w.caffemodel");
     random_weights(&model, &weights);
     let images = repo().join("data/mnist-sample/t10k-images-idx3-ubyte.gz");
-    let s = |p: &Path| p.display().to_string();
+    let (model, weights, images) = (arg(&model), arg(&weights), arg(&images));
     let embed = |threads: &str| {
         let out = dir.path().join(format!("feats-{threads}.csv"));
         let run = siamese(&[
             "embed",
             "--model",
-            &s(&model),
+            &model,
             "--weights",
-            &s(&weights),
+            &weights,
             "--images",
-            &s(&images),
+            &images,
             "--limit",
             "300",
             "--threads",
             threads,
             "--out",
-            &s(&out),
+            &arg(&out),
         ]);
         (run, out)
     };
     let (one, one_out) = embed("1");
     let (two, two_out) = embed("2");
-    assert!(one.status.success() && two.status.success());
+    success(&one);
+    success(&two);
     assert_eq!(
         std::fs::read(&one_out).unwrap(),
         std::fs::read(&two_out).unwrap()
     );
     let (zero, zero_out) = embed("0");
-    assert!(!zero.status.success());
-    assert!(String::from_utf8_lossy(&zero.stderr).contains("--threads 0: expected at least 1"));
+    assert!(one_line_error(&zero).contains("--threads 0: expected at least 1"));
     assert!(!zero_out.exists());
 }
