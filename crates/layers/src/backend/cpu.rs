@@ -224,7 +224,7 @@ fn gemm_product(g: Gemm, a: &[f32], b: &[f32], c: &mut [f32]) {
 /// must be an `#[inline(always)]` closure calling `#[inline(always)]` functions for the
 /// features to reach its body. (The `gemm` crate detects its own kernels at run time.)
 #[inline(always)]
-fn vectorized<R>(f: impl FnOnce() -> R) -> R {
+pub(crate) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     {
         #[target_feature(enable = "avx2,fma")]
@@ -283,6 +283,34 @@ fn copy_window(dst: &mut [f32], src: &[f32], width: usize, pitch: usize) {
         _ => {
             for (oh, d) in dst.chunks_exact_mut(width).enumerate() {
                 d.copy_from_slice(&src[oh * pitch..][..width]);
+            }
+        }
+    }
+}
+
+/// im2col of one image for unpadded unit-stride geometry with `KW`-wide kernels and `OW`-wide
+/// outputs: rows in (channel, ki, kj) order, as [`Backend::im2col`] writes them.
+#[inline(always)]
+fn im2col_image<const KW: usize, const OW: usize>(
+    g: &ConvGeometry,
+    image: &[f32],
+    col: &mut [f32],
+) {
+    let (width, plane_len) = (g.width, g.height * g.width);
+    let out_h = g.height + 1 - g.kernel[0];
+    let mut rows = col.chunks_exact_mut(out_h * OW);
+    for c in 0..g.channels {
+        let plane = &image[c * plane_len..][..plane_len];
+        for ki in 0..g.kernel[0] {
+            for kj in 0..KW {
+                let Some(row) = rows.next() else { return };
+                for (oh, dst) in row.chunks_exact_mut(OW).enumerate() {
+                    let src: &[f32; OW] = plane[(oh + ki) * width + kj..][..OW]
+                        .try_into()
+                        .expect("a row of OW");
+                    let dst: &mut [f32; OW] = dst.try_into().expect("a row of OW");
+                    *dst = *src;
+                }
             }
         }
     }
@@ -425,6 +453,25 @@ impl Backend for CpuBackend {
             return;
         }
         let plain = g.pad == [0, 0] && g.stride == [1, 1] && g.dilation == [1, 1];
+        if plain && batch == 1 && !splits_across_pool() {
+            // One image, as a convolution's tasks ask: LeNet's shapes with their widths known
+            // at compile time (rows of 8 or 24 are then whole vector moves, not dispatched).
+            match (kw, out_w) {
+                (5, 8) => {
+                    return vectorized(
+                        #[inline(always)]
+                        || im2col_image::<5, 8>(g, images, col),
+                    );
+                }
+                (5, 24) => {
+                    return vectorized(
+                        #[inline(always)]
+                        || im2col_image::<5, 24>(g, images, col),
+                    );
+                }
+                _ => {}
+            }
+        }
         if plain && !splits_across_pool() {
             // The common case (LeNet's), on this thread: rows in (channel, ki, kj) order
             // without the per-row index arithmetic of the general loop below.

@@ -5,6 +5,7 @@ mod cpu;
 
 use siamese_net::layer::{conv_output_len, pooled_len};
 
+pub(crate) use cpu::vectorized;
 pub use cpu::{CpuBackend, as_task};
 
 /// Row-major matrix product arguments: `c = alpha * op(a) * op(b) + beta * c`, where `op(a)` is

@@ -6,8 +6,8 @@ use siamese_net::LayerKind;
 use siamese_net::layer::ConvConfig;
 
 use super::Layer;
-use crate::backend::as_task;
 use crate::backend::{ConvGeometry, Gemm};
+use crate::backend::{as_task, vectorized};
 use crate::blob::try_resize;
 use crate::{Backend, Blob, LayerError};
 
@@ -34,6 +34,7 @@ pub struct Convolution {
 
 /// The sum of `values` over 8 interleaved partial sums (vectorised; a plain `sum` is one long
 /// chain of dependent adds), combined in a fixed order.
+#[inline(always)]
 fn sum_in_lanes(values: &[f32]) -> f32 {
     let mut lanes = [0.0f32; 8];
     let chunks = values.chunks_exact(8);
@@ -71,45 +72,54 @@ fn weight_grad_pitch(g: &ConvGeometry) -> usize {
 /// `s`'s `channels·kh·kw` inputs in Caffe's column order, then zeros up to `pitch`. For
 /// [`is_plain`] geometry only. Written here rather than as a `Backend` operation: it exists
 /// to suit the CPU GEMM's operand layout.
+#[inline(always)]
 fn im2col_transposed(g: &ConvGeometry, pitch: usize, image: &[f32], cols: &mut [f32]) {
+    /// Each row: the `KW`-wide windows at `offsets` from the output position's pixel.
     #[inline(always)]
-    fn gather<const KW: usize>(g: &ConvGeometry, pitch: usize, image: &[f32], cols: &mut [f32]) {
-        let ([out_h, out_w], plane) = (g.output_size().unwrap_or([0, 0]), g.height * g.width);
-        for (s, row) in cols.chunks_exact_mut(pitch).take(out_h * out_w).enumerate() {
-            let (oh, ow) = (s / out_w, s % out_w);
-            let (inputs, padding) = row.split_at_mut(g.col_rows());
-            let mut windows = inputs.chunks_exact_mut(KW);
-            for c in 0..g.channels {
-                let plane = &image[c * plane..][..plane];
-                for ki in 0..g.kernel[0] {
-                    let src: &[f32; KW] = plane[(oh + ki) * g.width + ow..][..KW]
-                        .try_into()
-                        .expect("KW inputs");
-                    let dst: &mut [f32; KW] = windows
-                        .next()
-                        .and_then(|w| w.try_into().ok())
-                        .expect("KW columns");
+    fn gather<const KW: usize>(
+        g: &ConvGeometry,
+        offsets: &[usize],
+        pitch: usize,
+        image: &[f32],
+        cols: &mut [f32],
+    ) {
+        let [out_h, out_w] = g.output_size().unwrap_or([0, 0]);
+        let mut rows = cols.chunks_exact_mut(pitch);
+        for oh in 0..out_h {
+            for ow in 0..out_w {
+                let Some(row) = rows.next() else { return };
+                let base = oh * g.width + ow;
+                let (inputs, padding) = row.split_at_mut(offsets.len() * KW);
+                for (dst, &offset) in inputs.chunks_exact_mut(KW).zip(offsets) {
+                    let src: &[f32; KW] =
+                        image[base + offset..][..KW].try_into().expect("KW inputs");
+                    let dst: &mut [f32; KW] = dst.try_into().expect("KW columns");
                     *dst = *src;
                 }
+                padding.fill(0.0);
             }
-            padding.fill(0.0);
         }
     }
+    // Offset of window (c, ki) from the top-left pixel of an output position's field.
+    let offsets: Vec<usize> = (0..g.channels)
+        .flat_map(|c| (0..g.kernel[0]).map(move |ki| c * g.height * g.width + ki * g.width))
+        .collect();
     match g.kernel[1] {
-        5 => gather::<5>(g, pitch, image, cols),
-        3 => gather::<3>(g, pitch, image, cols),
-        _ => {
-            let ([out_h, out_w], plane) = (g.output_size().unwrap_or([0, 0]), g.height * g.width);
-            let kw = g.kernel[1];
-            for (s, row) in cols.chunks_exact_mut(pitch).take(out_h * out_w).enumerate() {
-                let (oh, ow) = (s / out_w, s % out_w);
-                let (inputs, padding) = row.split_at_mut(g.col_rows());
-                for (r, window) in inputs.chunks_exact_mut(kw).enumerate() {
-                    let (c, ki) = (r / g.kernel[0], r % g.kernel[0]);
-                    let src = &image[c * plane + (oh + ki) * g.width + ow..][..kw];
-                    window.copy_from_slice(src);
+        5 => gather::<5>(g, &offsets, pitch, image, cols),
+        3 => gather::<3>(g, &offsets, pitch, image, cols),
+        kw => {
+            let [out_h, out_w] = g.output_size().unwrap_or([0, 0]);
+            let mut rows = cols.chunks_exact_mut(pitch);
+            for oh in 0..out_h {
+                for ow in 0..out_w {
+                    let Some(row) = rows.next() else { return };
+                    let base = oh * g.width + ow;
+                    let (inputs, padding) = row.split_at_mut(offsets.len() * kw);
+                    for (dst, &offset) in inputs.chunks_exact_mut(kw).zip(&offsets) {
+                        dst.copy_from_slice(&image[base + offset..][..kw]);
+                    }
+                    padding.fill(0.0);
                 }
-                padding.fill(0.0);
             }
         }
     }
@@ -340,14 +350,22 @@ impl Layer for Convolution {
                     let dy = &top_diff[n * image_out..][..image_out];
                     let image = &images[n * image_in..][..image_in];
                     if transposed {
-                        im2col_transposed(&g, pitch, image, col);
+                        vectorized(
+                            #[inline(always)]
+                            || im2col_transposed(&g, pitch, image, col),
+                        );
                     } else {
                         backend.im2col(&g, 1, image, col);
                     }
                     backend.gemm(weight_grad, dy, col, weight_part);
-                    for (b, row) in bias_part.iter_mut().zip(dy.chunks_exact(spatial)) {
-                        *b += sum_in_lanes(row);
-                    }
+                    vectorized(
+                        #[inline(always)]
+                        || {
+                            for (b, row) in bias_part.iter_mut().zip(dy.chunks_exact(spatial)) {
+                                *b += sum_in_lanes(row);
+                            }
+                        },
+                    );
                     if let Some(diff) = diff.as_deref_mut() {
                         // The column buffer is free now: reuse it for the columns' gradient.
                         backend.gemm(col_grad, weights, dy, col);
@@ -497,6 +515,92 @@ mod tests {
         let one = conv2_on(1);
         assert_eq!(one, conv2_on(3));
         assert!(one[1].iter().any(|&g| g != 0.0), "a weight gradient");
+    }
+
+    /// A 5×5 unpadded unit-stride convolution (`[n, c, h, w]` bottom) and its gradients, in
+    /// f64 by the definition: top, weight, bias and bottom gradients.
+    fn direct_5x5(bottom: &Blob, weights: &Blob, bias: &Blob, top_diff: &[f32]) -> [Vec<f64>; 4] {
+        let &[n, c, h, w] = bottom.shape.as_slice() else {
+            unreachable!()
+        };
+        let (o, oh, ow) = (weights.shape[0], h - 4, w - 4);
+        let x = |i: usize, ch: usize, y: usize, xx: usize| {
+            bottom.data[((i * c + ch) * h + y) * w + xx] as f64
+        };
+        let wt = |f: usize, ch: usize, ky: usize, kx: usize| {
+            weights.data[((f * c + ch) * 5 + ky) * 5 + kx] as f64
+        };
+        let (mut top, mut dw, mut db) = (
+            vec![0.0; n * o * oh * ow],
+            vec![0.0; o * c * 25],
+            vec![0.0; o],
+        );
+        let mut dx = vec![0.0; n * c * h * w];
+        for i in 0..n {
+            for f in 0..o {
+                for y in 0..oh {
+                    for xx in 0..ow {
+                        let at = ((i * o + f) * oh + y) * ow + xx;
+                        let dy = top_diff[at] as f64;
+                        top[at] = bias.data[f] as f64;
+                        db[f] += dy;
+                        for ch in 0..c {
+                            for ky in 0..5 {
+                                for kx in 0..5 {
+                                    top[at] += wt(f, ch, ky, kx) * x(i, ch, y + ky, xx + kx);
+                                    dw[((f * c + ch) * 5 + ky) * 5 + kx] +=
+                                        dy * x(i, ch, y + ky, xx + kx);
+                                    dx[((i * c + ch) * h + y + ky) * w + xx + kx] +=
+                                        dy * wt(f, ch, ky, kx);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        [top, dw, db, dx]
+    }
+
+    /// LeNet's conv1 (28×28, one channel) and conv2 (12×12) geometry, which take the CPU
+    /// backend's fixed-width paths, against the definition.
+    #[test]
+    fn lenet_shapes_match_the_definition() {
+        for (channels, size, outputs) in [(1, 28, 4), (3, 12, 5)] {
+            let mut layer = conv(outputs as u32, 5, 1, 0, true);
+            let mut bottom = [random_blob(&[3, channels, size, size], 7)];
+            let mut params = [
+                random_blob(&[outputs, channels, 5, 5], 8),
+                random_blob(&[outputs], 9),
+            ];
+            let mut top = [Blob::default()];
+            layer.setup(&bottom, 1).unwrap();
+            layer.reshape(&bottom, &mut top).unwrap();
+            layer
+                .forward(&CpuBackend, &bottom, &params, &mut top)
+                .unwrap();
+            top[0].diff = random_blob(&top[0].shape, 10).data;
+            layer.backward(&CpuBackend, &top, &mut params, &[true], &mut bottom);
+            let want = direct_5x5(&bottom[0], &params[0], &params[1], &top[0].diff);
+            let got = [
+                &top[0].data,
+                &params[0].diff,
+                &params[1].diff,
+                &bottom[0].diff,
+            ];
+            for (name, (got, want)) in ["top", "weights", "bias", "bottom"]
+                .iter()
+                .zip(got.iter().zip(&want))
+            {
+                assert_eq!(got.len(), want.len(), "{name}");
+                for (g, w) in got.iter().zip(want) {
+                    assert!(
+                        (*g as f64 - w).abs() < 1e-4 * (1.0 + w.abs()),
+                        "{channels}×{size} {name}: {g} vs {w}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
