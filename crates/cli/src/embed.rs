@@ -14,8 +14,9 @@ use siamese_net::{NetSpec, load_net};
 use siamese_proto::Phase;
 
 /// Images per forward pass at most (the Input is reshaped to this, or to what it declares
-/// when that is smaller).
-const MAX_BATCH: usize = 256;
+/// when that is smaller). On the CPU 128 beats 256 on one core (the blobs of a batch stay in
+/// cache) and ties on two; smaller batches lose more in per-batch work (docs/performance.md).
+const MAX_BATCH: usize = 128;
 
 #[derive(Args)]
 pub struct EmbedArgs {

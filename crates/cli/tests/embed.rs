@@ -45,7 +45,7 @@ fn writes_features_with_labels() {
     let text = std::fs::read_to_string(&out).unwrap();
     let rows: Vec<&str> = text.lines().collect();
     assert_eq!(rows[0], "index,label,f0,f1");
-    assert_eq!(rows.len(), 301, "300 images in batches of 256 + 44");
+    assert_eq!(rows.len(), 301, "300 images in batches of 128, 128 and 44");
     let digits = siamese_data::idx::read_labels(&labels).unwrap().labels;
     let want = embed_images(
         &mut net,
