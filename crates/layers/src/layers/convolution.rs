@@ -73,7 +73,13 @@ fn weight_grad_pitch(g: &ConvGeometry) -> usize {
 /// [`is_plain`] geometry only. Written here rather than as a `Backend` operation: it exists
 /// to suit the CPU GEMM's operand layout.
 #[inline(always)]
-fn im2col_transposed(g: &ConvGeometry, pitch: usize, image: &[f32], cols: &mut [f32]) {
+fn im2col_transposed(
+    g: &ConvGeometry,
+    offsets: &[usize],
+    pitch: usize,
+    image: &[f32],
+    cols: &mut [f32],
+) {
     /// Each row: the `KW`-wide windows at `offsets` from the output position's pixel.
     #[inline(always)]
     fn gather<const KW: usize>(
@@ -100,13 +106,9 @@ fn im2col_transposed(g: &ConvGeometry, pitch: usize, image: &[f32], cols: &mut [
             }
         }
     }
-    // Offset of window (c, ki) from the top-left pixel of an output position's field.
-    let offsets: Vec<usize> = (0..g.channels)
-        .flat_map(|c| (0..g.kernel[0]).map(move |ki| c * g.height * g.width + ki * g.width))
-        .collect();
     match g.kernel[1] {
-        5 => gather::<5>(g, &offsets, pitch, image, cols),
-        3 => gather::<3>(g, &offsets, pitch, image, cols),
+        5 => gather::<5>(g, offsets, pitch, image, cols),
+        3 => gather::<3>(g, offsets, pitch, image, cols),
         kw => {
             let [out_h, out_w] = g.output_size().unwrap_or([0, 0]);
             let mut rows = cols.chunks_exact_mut(pitch);
@@ -115,7 +117,7 @@ fn im2col_transposed(g: &ConvGeometry, pitch: usize, image: &[f32], cols: &mut [
                     let Some(row) = rows.next() else { return };
                     let base = oh * g.width + ow;
                     let (inputs, padding) = row.split_at_mut(offsets.len() * kw);
-                    for (dst, &offset) in inputs.chunks_exact_mut(kw).zip(&offsets) {
+                    for (dst, &offset) in inputs.chunks_exact_mut(kw).zip(offsets) {
                         dst.copy_from_slice(&image[base + offset..][..kw]);
                     }
                     padding.fill(0.0);
@@ -123,6 +125,15 @@ fn im2col_transposed(g: &ConvGeometry, pitch: usize, image: &[f32], cols: &mut [
             }
         }
     }
+}
+
+/// For [`im2col_transposed`]: the offset of each window (channel, kernel row) from the
+/// top-left pixel of an output position's field, in Caffe's column order. Built once per
+/// backward, outside the tasks, so that they allocate nothing.
+fn window_offsets(g: &ConvGeometry) -> Vec<usize> {
+    (0..g.channels)
+        .flat_map(|c| (0..g.kernel[0]).map(move |ki| c * g.height * g.width + ki * g.width))
+        .collect()
 }
 
 fn images_per_task(batch: usize) -> usize {
@@ -338,6 +349,11 @@ impl Layer for Convolution {
             Gemm::new(false, true, outputs, k, spatial).accumulate()
         };
         let col_grad = Gemm::new(true, false, k, spatial, outputs);
+        let offsets = if transposed {
+            window_offsets(&g)
+        } else {
+            Vec::new()
+        };
         // Task t: images t·per_task.. into its own partial sums (and its images' diffs).
         let task = |t: usize, col: &mut [f32], partial: &mut [f32], diff: Option<&mut [f32]>| {
             as_task(|| {
@@ -352,7 +368,7 @@ impl Layer for Convolution {
                     if transposed {
                         vectorized(
                             #[inline(always)]
-                            || im2col_transposed(&g, pitch, image, col),
+                            || im2col_transposed(&g, &offsets, pitch, image, col),
                         );
                     } else {
                         backend.im2col(&g, 1, image, col);
