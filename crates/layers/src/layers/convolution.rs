@@ -80,10 +80,12 @@ fn im2col_transposed(
     image: &[f32],
     cols: &mut [f32],
 ) {
-    /// Each row: the `KW`-wide windows at `offsets` from the output position's pixel.
+    /// Each row: the `kw`-wide windows at `offsets` from the output position's pixel. Called
+    /// with LeNet's widths as literals, so that each copy inlines to fixed moves.
     #[inline(always)]
-    fn gather<const KW: usize>(
+    fn gather(
         g: &ConvGeometry,
+        kw: usize,
         offsets: &[usize],
         pitch: usize,
         image: &[f32],
@@ -95,35 +97,18 @@ fn im2col_transposed(
             for ow in 0..out_w {
                 let Some(row) = rows.next() else { return };
                 let base = oh * g.width + ow;
-                let (inputs, padding) = row.split_at_mut(offsets.len() * KW);
-                for (dst, &offset) in inputs.chunks_exact_mut(KW).zip(offsets) {
-                    let src: &[f32; KW] =
-                        image[base + offset..][..KW].try_into().expect("KW inputs");
-                    let dst: &mut [f32; KW] = dst.try_into().expect("KW columns");
-                    *dst = *src;
+                let (inputs, padding) = row.split_at_mut(offsets.len() * kw);
+                for (dst, &offset) in inputs.chunks_exact_mut(kw).zip(offsets) {
+                    dst.copy_from_slice(&image[base + offset..][..kw]);
                 }
                 padding.fill(0.0);
             }
         }
     }
     match g.kernel[1] {
-        5 => gather::<5>(g, offsets, pitch, image, cols),
-        3 => gather::<3>(g, offsets, pitch, image, cols),
-        kw => {
-            let [out_h, out_w] = g.output_size().unwrap_or([0, 0]);
-            let mut rows = cols.chunks_exact_mut(pitch);
-            for oh in 0..out_h {
-                for ow in 0..out_w {
-                    let Some(row) = rows.next() else { return };
-                    let base = oh * g.width + ow;
-                    let (inputs, padding) = row.split_at_mut(offsets.len() * kw);
-                    for (dst, &offset) in inputs.chunks_exact_mut(kw).zip(offsets) {
-                        dst.copy_from_slice(&image[base + offset..][..kw]);
-                    }
-                    padding.fill(0.0);
-                }
-            }
-        }
+        5 => gather(g, 5, offsets, pitch, image, cols),
+        3 => gather(g, 3, offsets, pitch, image, cols),
+        kw => gather(g, kw, offsets, pitch, image, cols),
     }
 }
 
@@ -349,11 +334,7 @@ impl Layer for Convolution {
             Gemm::new(false, true, outputs, k, spatial).accumulate()
         };
         let col_grad = Gemm::new(true, false, k, spatial, outputs);
-        let offsets = if transposed {
-            window_offsets(&g)
-        } else {
-            Vec::new()
-        };
+        let offsets = window_offsets(&g);
         // Task t: images t·per_task.. into its own partial sums (and its images' diffs).
         let task = |t: usize, col: &mut [f32], partial: &mut [f32], diff: Option<&mut [f32]>| {
             as_task(|| {
