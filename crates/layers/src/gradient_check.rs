@@ -65,6 +65,13 @@ impl GradientCheck {
         }
     }
 
+    /// The finite difference's step (default 0.01). For a layer linear in each input the
+    /// objective is quadratic, so central differences are exact at any step, and a larger one
+    /// keeps the tops' rounding from swamping the difference.
+    pub fn step(self, step: f32) -> Self {
+        Self { step, ..self }
+    }
+
     /// The number of tops the layer produces (default 1).
     pub fn tops(self, tops: usize) -> Self {
         Self { tops, ..self }

@@ -5,8 +5,8 @@ mod cpu;
 
 use siamese_net::layer::{conv_output_len, pooled_len};
 
-pub(crate) use cpu::vectorized;
 pub use cpu::{CpuBackend, as_task};
+pub(crate) use cpu::{splits_across_pool, vectorized};
 
 /// Row-major matrix product arguments: `c = alpha * op(a) * op(b) + beta * c`, where `op(a)` is
 /// `m × k`, `op(b)` is `k × n` and `c` is `m × n` (BLAS semantics, `beta = 0` ignores `c`).

@@ -1,5 +1,9 @@
 //! Convolution: per image, im2col then one GEMM with the weights `[num_output, channels, kh,
-//! kw]` (Caffe's layout) straight into the top; images split into tasks across the rayon pool.
+//! kw]` (Caffe's layout) straight into the top, or Winograd's F(4×4, 5×5) for 5×5 unit-stride
+//! layers with several input channels ([`winograd`]); images split into tasks across the pool.
+
+mod lanes;
+mod winograd;
 
 use rayon::prelude::*;
 use siamese_net::LayerKind;
@@ -30,6 +34,9 @@ pub struct Convolution {
     /// Per task: its share of the weight gradient `[num_output, channels·kh·kw]`, then of the
     /// bias gradient `[num_output]`, summed in task order (the same bits on any thread count).
     partials: Vec<f32>,
+    /// The Winograd path's state, for the geometry it [`winograd::applies`] to (then `cols`
+    /// and `partials` stay empty).
+    winograd: Option<winograd::Winograd>,
 }
 
 /// The sum of `values` over 8 interleaved partial sums (vectorised; a plain `sum` is one long
@@ -149,6 +156,11 @@ pub(crate) fn scratch_bytes(
     let Ok((g, top)) = layer.geometry_for(shape) else {
         return Vec::new();
     };
+    if winograd::applies(&g) {
+        let layout =
+            winograd::Layout::new(&g, layer.num_output, shape[0], images_per_task(shape[0]));
+        return winograd::scratch_bytes(&layout, rayon::current_num_threads());
+    }
     let (cols, partials) = scratch_lens(shape[0], &g, layer.num_output, top[2] * top[3]);
     let bytes = |n: usize| (n as u64).saturating_mul(4);
     vec![
@@ -188,7 +200,13 @@ impl Convolution {
             batch: 0,
             cols: Vec::new(),
             partials: Vec::new(),
+            winograd: None,
         })
+    }
+
+    /// The Winograd path's sizes for the current batch.
+    fn winograd_layout(&self, g: &ConvGeometry) -> winograd::Layout {
+        winograd::Layout::new(g, self.num_output, self.batch, images_per_task(self.batch))
     }
 
     /// The geometry and the top shape for a bottom of `shape` (the net's shape rule).
@@ -253,6 +271,10 @@ impl Layer for Convolution {
         self.batch = bottom[0].num();
         self.geometry = Some(g);
         top[0].reshape(&shape)?;
+        if winograd::applies(&g) {
+            let layout = self.winograd_layout(&g);
+            return Ok(self.winograd.get_or_insert_default().reshape(&layout)?);
+        }
         let (cols, partials) = scratch_lens(self.batch, &g, self.num_output, out_h * out_w);
         try_resize(&mut self.cols, cols, 0.0, "im2col columns")?;
         try_resize(
@@ -281,6 +303,11 @@ impl Layer for Convolution {
         let weights = params[0].data.as_slice();
         let bias = self.bias.then(|| params[1].data.as_slice());
         let images = bottom[0].data.as_slice();
+        if let Some(fast) = &mut self.winograd {
+            let layout = winograd::Layout::new(&g, outputs, self.batch, per_task);
+            fast.forward(&layout, images, weights, bias, &mut top[0].data);
+            return Ok(());
+        }
         let product = Gemm::new(false, false, outputs, spatial, k);
         top[0].data[..self.batch * image_out]
             .par_chunks_mut(per_task * image_out)
@@ -316,6 +343,24 @@ impl Layer for Convolution {
         let (k, spatial, outputs) = (g.col_rows(), g.out_spatial(), self.num_output);
         let (image_in, image_out) = (g.channels * g.height * g.width, outputs * spatial);
         if self.batch == 0 || image_out == 0 {
+            return;
+        }
+        if let Some(fast) = &mut self.winograd {
+            let layout =
+                winograd::Layout::new(&g, outputs, self.batch, images_per_task(self.batch));
+            let (weights, bias) = params.split_at_mut(1);
+            let bias_diff = bias
+                .first_mut()
+                .filter(|_| self.bias)
+                .map(|b| b.diff.as_mut_slice());
+            let bottom_diff = propagate_down[0].then_some(bottom[0].diff.as_mut_slice());
+            fast.backward(
+                &layout,
+                top[0].diff.as_slice(),
+                &mut weights[0].diff,
+                bias_diff,
+                bottom_diff,
+            );
             return;
         }
         let per_task = images_per_task(self.batch);
@@ -514,15 +559,21 @@ mod tests {
         assert!(one[1].iter().any(|&g| g != 0.0), "a weight gradient");
     }
 
-    /// A 5×5 unpadded unit-stride convolution (`[n, c, h, w]` bottom) and its gradients, in
-    /// f64 by the definition: top, weight, bias and bottom gradients.
-    fn direct_5x5(bottom: &Blob, weights: &Blob, bias: &Blob, top_diff: &[f32]) -> [Vec<f64>; 4] {
+    /// A 5×5 unit-stride convolution padded by `pad` (`[n, c, h, w]` bottom) and its
+    /// gradients, in f64 by the definition: top, weight, bias and bottom gradients.
+    fn direct_5x5(
+        bottom: &Blob,
+        pad: usize,
+        weights: &Blob,
+        bias: &Blob,
+        top_diff: &[f32],
+    ) -> [Vec<f64>; 4] {
         let &[n, c, h, w] = bottom.shape.as_slice() else {
             unreachable!()
         };
-        let (o, oh, ow) = (weights.shape[0], h - 4, w - 4);
-        let x = |i: usize, ch: usize, y: usize, xx: usize| {
-            bottom.data[((i * c + ch) * h + y) * w + xx] as f64
+        let (o, oh, ow) = (weights.shape[0], h + 2 * pad - 4, w + 2 * pad - 4);
+        let inside = |y: usize, x: usize| {
+            (y >= pad && x >= pad && y - pad < h && x - pad < w).then(|| (y - pad, x - pad))
         };
         let wt = |f: usize, ch: usize, ky: usize, kx: usize| {
             weights.data[((f * c + ch) * 5 + ky) * 5 + kx] as f64
@@ -544,11 +595,14 @@ mod tests {
                         for ch in 0..c {
                             for ky in 0..5 {
                                 for kx in 0..5 {
-                                    top[at] += wt(f, ch, ky, kx) * x(i, ch, y + ky, xx + kx);
-                                    dw[((f * c + ch) * 5 + ky) * 5 + kx] +=
-                                        dy * x(i, ch, y + ky, xx + kx);
-                                    dx[((i * c + ch) * h + y + ky) * w + xx + kx] +=
-                                        dy * wt(f, ch, ky, kx);
+                                    let Some((py, px)) = inside(y + ky, xx + kx) else {
+                                        continue;
+                                    };
+                                    let pixel = ((i * c + ch) * h + py) * w + px;
+                                    let x = bottom.data[pixel] as f64;
+                                    top[at] += wt(f, ch, ky, kx) * x;
+                                    dw[((f * c + ch) * 5 + ky) * 5 + kx] += dy * x;
+                                    dx[pixel] += dy * wt(f, ch, ky, kx);
                                 }
                             }
                         }
@@ -559,13 +613,19 @@ mod tests {
         [top, dw, db, dx]
     }
 
-    /// LeNet's conv1 (28×28, one channel) and conv2 (12×12) geometry, which take the CPU
-    /// backend's fixed-width paths, against the definition.
+    /// 5×5 unit-stride convolutions against the definition: LeNet's conv1 (28×28, one
+    /// channel: im2col with the CPU backend's fixed-width paths) and conv2 (20 channels of
+    /// 12×12: Winograd), and Winograd with partial tiles, padding and a non-square input.
     #[test]
     fn lenet_shapes_match_the_definition() {
-        for (channels, size, outputs) in [(1, 28, 4), (3, 12, 5)] {
-            let mut layer = conv(outputs as u32, 5, 1, 0, true);
-            let mut bottom = [random_blob(&[3, channels, size, size], 7)];
+        for (channels, [h, w], outputs, pad) in [
+            (1, [28, 28], 4, 0),
+            (20, [12, 12], 50, 0),
+            (4, [9, 11], 3, 0),
+            (5, [7, 6], 2, 2),
+        ] {
+            let mut layer = conv(outputs as u32, 5, 1, pad as u32, true);
+            let mut bottom = [random_blob(&[3, channels, h, w], 7)];
             let mut params = [
                 random_blob(&[outputs, channels, 5, 5], 8),
                 random_blob(&[outputs], 9),
@@ -573,12 +633,13 @@ mod tests {
             let mut top = [Blob::default()];
             layer.setup(&bottom, 1).unwrap();
             layer.reshape(&bottom, &mut top).unwrap();
+            assert_eq!(layer.winograd.is_some(), channels >= 4);
             layer
                 .forward(&CpuBackend, &bottom, &params, &mut top)
                 .unwrap();
             top[0].diff = random_blob(&top[0].shape, 10).data;
             layer.backward(&CpuBackend, &top, &mut params, &[true], &mut bottom);
-            let want = direct_5x5(&bottom[0], &params[0], &params[1], &top[0].diff);
+            let want = direct_5x5(&bottom[0], pad, &params[0], &params[1], &top[0].diff);
             let got = [
                 &top[0].data,
                 &params[0].diff,
@@ -590,10 +651,11 @@ mod tests {
                 .zip(got.iter().zip(&want))
             {
                 assert_eq!(got.len(), want.len(), "{name}");
+                let largest = want.iter().fold(0.0f64, |m, w| m.max(w.abs()));
                 for (g, w) in got.iter().zip(want) {
                     assert!(
-                        (*g as f64 - w).abs() < 1e-4 * (1.0 + w.abs()),
-                        "{channels}×{size} {name}: {g} vs {w}"
+                        (*g as f64 - w).abs() < 1e-5 * (1.0 + largest),
+                        "{channels}×{h}×{w} pad {pad} {name}: {g} vs {w}"
                     );
                 }
             }
@@ -606,6 +668,17 @@ mod tests {
             let mut layer = conv(3, kernel, stride, pad, bias);
             let bottom = vec![random_blob(&[2, 2, 5, 6], 1)];
             GradientCheck::new().check(&mut layer, bottom, 2);
+        }
+        // Winograd's path (5×5, unit stride, 4 channels): a partial tile, and padding. Its
+        // tops round 5× coarser than im2col's, hence the larger (exact: linear layer) step.
+        for pad in [0, 1] {
+            let mut layer = conv(2, 5, 1, pad, true);
+            let bottom = vec![random_blob(&[2, 4, 6, 9], 1)];
+            layer.setup(&bottom, 1).unwrap();
+            assert!(winograd::applies(
+                &layer.geometry_for(&bottom[0].shape).unwrap().0
+            ));
+            GradientCheck::new().step(1.0).check(&mut layer, bottom, 2);
         }
     }
 
