@@ -175,10 +175,10 @@ fn slots_for(layout: &Layout, threads: usize) -> usize {
 /// The state of a convolution computed by Winograd's algorithm.
 #[derive(Debug, Default)]
 pub(super) struct Winograd {
-    /// U = G·g·Gᵀ of every filter, an `[outputs][channels]` matrix of blocks, made by each
-    /// forward pass.
+    /// U = G·g·Gᵀ of every filter, an `[outputs][channels]` [`Planes::by_row`] matrix, made
+    /// by each forward pass.
     filters: Vec<f32>,
-    /// ∂U: per block of [`GRAD_OUTPUT_BLOCK`] outputs, an `[outputs][channels]` matrix.
+    /// ∂U, laid out as the filters.
     filter_grad: Vec<f32>,
     /// V = Bᵀ·d·B of every input tile of the batch, per task a `[channels][its tiles]`
     /// matrix: made by the forward pass, read by the filter gradient.
@@ -312,67 +312,72 @@ fn with_slot<R>(slots: &[Mutex<Vec<f32>>], f: impl FnOnce(&mut [f32]) -> R) -> R
     f(&mut slot)
 }
 
-/// U = G·g·Gᵀ of every `[outputs][channels]` 5×5 filter of `weights` into `filters`.
+/// U = G·g·Gᵀ of every `[outputs][channels]` 5×5 filter of `weights` into `filters`, a
+/// [`Planes::by_row`] matrix (each output's blocks together, so outputs are made in parallel).
 fn transform_filters(lay: &Layout, weights: &[f32], filters: &mut [f32]) {
-    let u = Planes::matrix(lay.outputs, lay.channels);
-    let transform = |o: usize| -> Vec<[f32; BLOCK]> {
-        let weights = &weights[o * lay.channels * TAPS..][..lay.channels * TAPS];
-        weights.chunks_exact(TAPS).map(transform_filter).collect()
+    let per_output = lay.channels * BLOCK;
+    let transform = |(u, g): (&mut [f32], &[f32])| {
+        with_lanes!(s => {
+            for (c, g) in g.chunks_exact(TAPS).enumerate() {
+                store_block(s, transform_filter(s, g), u, Planes::by_row(lay.channels), [0, c]);
+            }
+        })
     };
-    // Made per output (in parallel when the pool splits), then laid into the planes.
-    let blocks: Vec<Vec<[f32; BLOCK]>> = if splits_across_pool() {
-        (0..lay.outputs).into_par_iter().map(transform).collect()
+    let (filters, weights) = (
+        &mut filters[..lay.outputs * per_output],
+        &weights[..lay.outputs * lay.channels * TAPS],
+    );
+    if splits_across_pool() {
+        filters
+            .par_chunks_mut(per_output)
+            .zip(weights.par_chunks(lay.channels * TAPS))
+            .for_each(transform);
     } else {
-        (0..lay.outputs).map(transform).collect()
-    };
-    for (o, row) in blocks.iter().enumerate() {
-        for (c, block) in row.iter().enumerate() {
-            for (p, values) in block.chunks_exact(LANES).enumerate() {
-                filters[u.at(p, o, c)..][..LANES].copy_from_slice(values);
-            }
-        }
+        filters
+            .chunks_mut(per_output)
+            .zip(weights.chunks(lay.channels * TAPS))
+            .for_each(transform);
     }
 }
 
-/// U = G·g·Gᵀ of one filter, column by column.
-fn transform_filter(g: &[f32]) -> [f32; BLOCK] {
-    // t = G·g (8 × 5), then U = t·Gᵀ.
-    let mut t = [[0.0f32; 5]; PATCH];
-    for (row, gi) in t.iter_mut().zip(&G) {
-        for (b, v) in row.iter_mut().enumerate() {
-            *v = (0..5).fold(0.0, |s, a| s + gi[a] * g[a * 5 + b]);
-        }
-    }
-    let mut u = [0.0; BLOCK];
-    for (j, gj) in G.iter().enumerate() {
-        for (i, ti) in t.iter().enumerate() {
-            u[j * PATCH + i] = (0..5).fold(0.0, |s, b| s + ti[b] * gj[b]);
-        }
-    }
-    u
+/// U = G·g·Gᵀ of one 5×5 filter, as the columns of its block.
+#[inline(always)]
+fn transform_filter<S: Simd>(s: S, g: &[f32]) -> [S::Wide; 8] {
+    // G·g: rows i, lanes b (3 of them zeros); transposed, rows b; G· that: columns j.
+    let rows: [S::Wide; 5] = std::array::from_fn(|a| {
+        let mut row = [0.0; PATCH];
+        row[..5].copy_from_slice(&g[a * 5..][..5]);
+        s.load8(&row)
+    });
+    let t = s.transpose8(g_rows(rows));
+    g_rows([t[0], t[1], t[2], t[3], t[4]])
 }
 
-/// `weight_diff += Gᵀ·∂U·G` for each filter of a block of outputs (`grad`, an
-/// `[outputs][channels]` matrix of blocks).
+/// `weight_diff += Gᵀ·∂U·G` for each filter of a block of outputs (`grad`, a
+/// [`Planes::by_row`] matrix of blocks).
 fn add_filter_gradients(channels: usize, grad: &[f32], weight_diff: &mut [f32]) {
-    let outputs = weight_diff.len() / (channels * TAPS);
-    let du = Planes::matrix(outputs, channels);
-    for (f, dw) in weight_diff.chunks_exact_mut(TAPS).enumerate() {
-        let (o, c) = (f / channels, f % channels);
-        let block = |j: usize, i: usize| grad[du.at(j / 2, o, c) + (j % 2) * PATCH + i];
-        // s = Gᵀ·∂U (5 × 8), then ∂g = s·G.
-        let mut s = [[0.0f32; PATCH]; 5];
-        for (a, row) in s.iter_mut().enumerate() {
-            for (j, v) in row.iter_mut().enumerate() {
-                *v = (0..PATCH).fold(0.0, |acc, i| acc + G[i][a] * block(j, i));
+    let du = Planes::by_row(channels);
+    with_lanes!(s => {
+        for (f, dw) in weight_diff.chunks_exact_mut(TAPS).enumerate() {
+            let block = load_block(s, grad, du, [f / channels, f % channels]);
+            for (a, row) in filter_gradient_of(s, block).into_iter().enumerate() {
+                let mut values = [0.0; PATCH];
+                s.store8(row, &mut values);
+                for (d, v) in dw[a * 5..][..5].iter_mut().zip(values) {
+                    *d += v;
+                }
             }
         }
-        for (a, row) in s.iter().enumerate() {
-            for b in 0..5 {
-                dw[a * 5 + b] += (0..PATCH).fold(0.0, |acc, j| acc + row[j] * G[j][b]);
-            }
-        }
-    }
+    })
+}
+
+/// Gᵀ·∂U·G of one block (its columns): rows of 5 lanes (and 3 of zeros).
+#[inline(always)]
+fn filter_gradient_of<S: Simd>(s: S, columns: [S::Wide; 8]) -> [S::Wide; 5] {
+    // ∂U·G: rows b, lanes i; transposed, rows i (lanes b); Gᵀ· that: rows a.
+    let v = gt_rows(columns);
+    let zero = S::Wide::splat(0.0);
+    gt_rows(s.transpose8([v[0], v[1], v[2], v[3], v[4], zero, zero, zero]))
 }
 
 /// Every input tile of `images` (one task's) transformed, into `tiles` as a
@@ -415,8 +420,8 @@ fn forward_outputs(
         tuple_product(
             [outputs, task_tiles, lay.channels],
             (
-                &filters[o0 * lay.channels * LANES..],
-                Planes::matrix(lay.outputs, lay.channels),
+                &filters[o0 * lay.channels * BLOCK..],
+                Planes::by_row(lay.channels),
             ),
             (tiles, Planes::matrix(lay.channels, task_tiles)),
             (products, m),
@@ -481,7 +486,7 @@ fn filter_gradient(
             [block_outputs, lay.channels, task_tiles],
             (slot, dm),
             (tiles, Planes::matrix(lay.channels, task_tiles).transposed()),
-            (grad, Planes::matrix(block_outputs, lay.channels)),
+            (grad, Planes::by_row(lay.channels)),
             task > 0,
         );
     }
@@ -547,8 +552,8 @@ fn input_gradient(lay: &Layout, filters: &[f32], dy: &[f32], slot: &mut [f32], d
         tuple_product(
             [lay.channels, task_tiles, block_outputs],
             (
-                &filters[o0 * lay.channels * LANES..],
-                Planes::matrix(lay.outputs, lay.channels).transposed(),
+                &filters[o0 * lay.channels * BLOCK..],
+                Planes::by_row(lay.channels).transposed(),
             ),
             (dm, m),
             (dv, v),
@@ -636,6 +641,54 @@ fn at_rows<L: Lanes>(m: [L; 8]) -> [L; 4] {
         d12.add(d34.scale(2.0)).add(d56.scale(0.5)),
         s12.add(s34.scale(4.0)).add(s56.scale(0.25)),
         d12.add(d34.scale(8.0)).add(d56.scale(0.125)).add(m[7]),
+    ]
+}
+
+/// G·rows: the filter transform's pass (5 rows to 8).
+#[inline(always)]
+fn g_rows<L: Lanes>(g: [L; 5]) -> [L; 8] {
+    let (e1, o1) = (g[0].add(g[2]).add(g[4]), g[1].add(g[3]));
+    let e3 = g[0]
+        .scale(1.0 / 90.0)
+        .add(g[2].scale(2.0 / 45.0))
+        .add(g[4].scale(8.0 / 45.0));
+    let o3 = g[1].scale(1.0 / 45.0).add(g[3].scale(4.0 / 45.0));
+    let e5 = g[0]
+        .scale(32.0 / 45.0)
+        .add(g[2].scale(8.0 / 45.0))
+        .add(g[4].scale(2.0 / 45.0));
+    let o5 = g[1].scale(16.0 / 45.0).add(g[3].scale(4.0 / 45.0));
+    [
+        g[0],
+        e1.add(o1).scale(2.0 / 9.0),
+        e1.sub(o1).scale(2.0 / 9.0),
+        e3.add(o3),
+        e3.sub(o3),
+        e5.add(o5),
+        e5.sub(o5),
+        g[4],
+    ]
+}
+
+/// Gᵀ·rows: the filter gradient's pass (8 rows to 5), the adjoint of [`g_rows`].
+#[inline(always)]
+fn gt_rows<L: Lanes>(u: [L; 8]) -> [L; 5] {
+    let (s12, d12) = (
+        u[1].add(u[2]).scale(2.0 / 9.0),
+        u[1].sub(u[2]).scale(2.0 / 9.0),
+    );
+    let (s34, d34) = (u[3].add(u[4]), u[3].sub(u[4]));
+    let (s56, d56) = (u[5].add(u[6]), u[5].sub(u[6]));
+    [
+        u[0].add(s12)
+            .add(s34.scale(1.0 / 90.0))
+            .add(s56.scale(32.0 / 45.0)),
+        d12.add(d34.scale(1.0 / 45.0)).add(d56.scale(16.0 / 45.0)),
+        s12.add(s34.scale(2.0 / 45.0)).add(s56.scale(8.0 / 45.0)),
+        d12.add(d34.scale(4.0 / 45.0)).add(d56.scale(4.0 / 45.0)),
+        s12.add(s34.scale(8.0 / 45.0))
+            .add(s56.scale(2.0 / 45.0))
+            .add(u[7]),
     ]
 }
 
@@ -811,6 +864,15 @@ impl Planes {
         Self {
             plane: n_rows * n_cols * LANES,
             rows: n_cols,
+            cols: 1,
+        }
+    }
+
+    /// Rows one after another, each row's planes together (`[row][plane][column]`).
+    fn by_row(n_cols: usize) -> Self {
+        Self {
+            plane: n_cols * LANES,
+            rows: PLANES * n_cols,
             cols: 1,
         }
     }
@@ -1038,6 +1100,9 @@ mod tests {
         close(&at_rows(lanes), &apply(4, 8, |r, c| AT[r][c], &v));
         let four: [[f32; 1]; 4] = std::array::from_fn(|i| [v[i]]);
         close(&a_rows(four), &apply(8, 4, |r, c| AT[c][r], &v));
+        let five: [[f32; 1]; 5] = std::array::from_fn(|i| [v[i]]);
+        close(&g_rows(five), &apply(8, 5, |r, c| G[r][c], &v));
+        close(&gt_rows(lanes), &apply(5, 8, |r, c| G[c][r], &v));
     }
 
     /// The transforms compute a 1-D 5-tap correlation: Aᵀ·[(G·g) ⊙ (Bᵀ·d)] = the 4 outputs
