@@ -353,9 +353,11 @@ impl Layer for Convolution {
                 .first_mut()
                 .filter(|_| self.bias)
                 .map(|b| b.diff.as_mut_slice());
-            let bottom_diff = propagate_down[0].then_some(bottom[0].diff.as_mut_slice());
+            let Blob { data, diff, .. } = &mut bottom[0];
+            let bottom_diff = propagate_down[0].then_some(diff.as_mut_slice());
             fast.backward(
                 &layout,
+                data,
                 top[0].diff.as_slice(),
                 &mut weights[0].diff,
                 bias_diff,

@@ -109,17 +109,33 @@ impl Layout {
         self.channels * self.per_task * self.tiles_per_image() * BLOCK
     }
 
-    /// The buffers' lengths in values: filters, their gradient, input tiles, one scratch slot
-    /// (a block of outputs' products, with the input gradient's tiles beside them).
-    fn lens(&self) -> [usize; 4] {
-        let filters = self.outputs * self.channels * BLOCK;
-        let slot = (OUTPUT_BLOCK + self.channels) * self.per_task * self.tiles_per_image();
+    /// The buffers' lengths in values: filters, kept input tiles, one scratch slot.
+    fn lens(&self) -> [usize; 3] {
         [
-            filters,
-            filters,
+            self.outputs * self.channels * BLOCK,
             self.tasks() * self.task_inputs(),
-            slot * BLOCK,
+            self.slot_regions(OUTPUT_BLOCK)
+                .iter()
+                .sum::<usize>()
+                .max(self.filter_gradient_regions().iter().sum()),
         ]
+    }
+
+    /// A slot in the forward pass and the input gradient: a task's input tiles (or their
+    /// gradients), then the products of a block of `outputs`.
+    fn slot_regions(&self, outputs: usize) -> [usize; 2] {
+        let task_tiles = self.per_task * self.tiles_per_image();
+        [
+            self.channels * task_tiles * BLOCK,
+            outputs * task_tiles * BLOCK,
+        ]
+    }
+
+    /// A slot in the filter gradient: a task's input tiles (when not kept), the top
+    /// gradient's tiles of a block of outputs, and their ∂U.
+    fn filter_gradient_regions(&self) -> [usize; 3] {
+        let [tiles, top_tiles] = self.slot_regions(GRAD_OUTPUT_BLOCK);
+        [tiles, top_tiles, GRAD_OUTPUT_BLOCK * self.channels * BLOCK]
     }
 
     /// The upper left pixel of tile `t` of an output plane.
@@ -156,10 +172,10 @@ fn plane([h, w]: [usize; 2]) -> usize {
 /// The bytes a Winograd convolution of `layout` keeps (for the memory plan), with scratch for
 /// `threads` threads.
 pub(super) fn scratch_bytes(layout: &Layout, threads: usize) -> Vec<(&'static str, u64)> {
-    let [filters, filter_grad, inputs, slot] = layout.lens().map(|n| n as u64 * 4);
+    let [filters, inputs, slot] = layout.lens().map(|n| n as u64 * 4);
     vec![
-        ("Winograd filters and their gradient", filters + filter_grad),
-        ("Winograd input tiles", inputs),
+        ("Winograd filters", filters),
+        ("Winograd input tiles (kept for backward)", inputs),
         (
             "Winograd scratch",
             slot.saturating_mul(slots_for(layout, threads) as u64),
@@ -178,11 +194,12 @@ pub(super) struct Winograd {
     /// U = G·g·Gᵀ of every filter, an `[outputs][channels]` [`Planes::by_row`] matrix, made
     /// by each forward pass.
     filters: Vec<f32>,
-    /// ∂U, laid out as the filters.
-    filter_grad: Vec<f32>,
     /// V = Bᵀ·d·B of every input tile of the batch, per task a `[channels][its tiles]`
-    /// matrix: made by the forward pass, read by the filter gradient.
+    /// matrix, for the filter gradient. Allocated by the first backward pass, so that a net
+    /// that only runs forward (a test net, a deploy net) keeps none.
     inputs: Vec<f32>,
+    /// Whether `inputs` holds the tiles of the last forward pass.
+    inputs_kept: bool,
     /// Per-thread scratch (see [`with_slot`]).
     slots: Vec<Mutex<Vec<f32>>>,
 }
@@ -190,15 +207,12 @@ pub(super) struct Winograd {
 impl Winograd {
     /// Sizes the buffers for `layout` (allocating only when one grows).
     pub fn reshape(&mut self, layout: &Layout) -> Result<(), AllocError> {
-        let [filters, filter_grad, inputs, slot] = layout.lens();
+        let [filters, inputs, slot] = layout.lens();
         try_resize(&mut self.filters, filters, 0.0, "Winograd filters")?;
-        try_resize(
-            &mut self.filter_grad,
-            filter_grad,
-            0.0,
-            "Winograd filter gradient",
-        )?;
-        try_resize(&mut self.inputs, inputs, 0.0, "Winograd input tiles")?;
+        if !self.inputs.is_empty() {
+            try_resize(&mut self.inputs, inputs, 0.0, "Winograd input tiles")?;
+        }
+        self.inputs_kept = false;
         let slots = slots_for(layout, rayon::current_num_threads());
         while self.slots.len() < slots {
             self.slots.push(Mutex::new(Vec::new()));
@@ -220,6 +234,7 @@ impl Winograd {
         top: &mut [f32],
     ) {
         let (image_in, image_out) = lay.image_sizes();
+        let keep = self.inputs.len() >= lay.tasks() * lay.task_inputs();
         let Self {
             filters,
             inputs,
@@ -228,55 +243,65 @@ impl Winograd {
         } = self;
         transform_filters(lay, weights, filters);
         let (filters, slots) = (&*filters, &*slots);
-        top[..lay.batch * image_out]
-            .par_chunks_mut(lay.per_task * image_out)
-            .zip(inputs.par_chunks_mut(lay.task_inputs()))
-            .enumerate()
-            .for_each(|(t, (out, tiles))| {
-                as_task(|| {
-                    let count = out.len() / image_out;
-                    let images = &images[t * lay.per_task * image_in..][..count * image_in];
+        let task = |t: usize, out: &mut [f32], kept: Option<&mut [f32]>| {
+            as_task(|| {
+                let count = out.len() / image_out;
+                let images = &images[t * lay.per_task * image_in..][..count * image_in];
+                with_slot(slots, |slot| {
+                    let (tiles, products) = match kept {
+                        Some(tiles) => (tiles, slot),
+                        None => slot.split_at_mut(lay.slot_regions(0)[0]),
+                    };
                     with_lanes!(s => transform_inputs(s, lay, images, tiles));
-                    with_slot(slots, |slot| {
-                        forward_outputs(lay, filters, tiles, bias, slot, out)
-                    });
+                    forward_outputs(lay, filters, tiles, bias, products, out);
                 })
-            });
+            })
+        };
+        let tops = top[..lay.batch * image_out].par_chunks_mut(lay.per_task * image_out);
+        if keep {
+            tops.zip(inputs.par_chunks_mut(lay.task_inputs()))
+                .enumerate()
+                .for_each(|(t, (out, tiles))| task(t, out, Some(tiles)));
+        } else {
+            tops.enumerate().for_each(|(t, out)| task(t, out, None));
+        }
+        self.inputs_kept = keep;
     }
 
     /// Adds the filter and bias gradients of `top_diff` to `weight_diff` and `bias_diff`, and
-    /// overwrites `bottom_diff` (when given) with the input gradient.
+    /// overwrites `bottom_diff` (when given) with the input gradient of `images`.
     pub fn backward(
         &mut self,
         lay: &Layout,
+        images: &[f32],
         top_diff: &[f32],
         weight_diff: &mut [f32],
         bias_diff: Option<&mut [f32]>,
         bottom_diff: Option<&mut [f32]>,
     ) {
+        self.keep_inputs(lay, images);
         let Self {
             filters,
-            filter_grad,
             inputs,
+            inputs_kept,
             slots,
         } = self;
-        let (filters, inputs, slots) = (&*filters, &*inputs, &*slots);
+        let (filters, slots) = (&*filters, &*slots);
+        let kept = inputs_kept.then_some(&inputs[..]);
         let block_filters = GRAD_OUTPUT_BLOCK * lay.channels;
-        let all_filters = lay.outputs * lay.channels;
         // ∂U and ∂g per block of outputs, each summed over the whole batch in order: no
         // partial sums to combine, the same bits on any thread count.
-        let bias_sums: Vec<Vec<f32>> = filter_grad[..all_filters * BLOCK]
-            .par_chunks_mut(block_filters * BLOCK)
-            .zip(weight_diff[..all_filters * TAPS].par_chunks_mut(block_filters * TAPS))
+        let bias_sums: Vec<Vec<f32>> = weight_diff[..lay.outputs * lay.channels * TAPS]
+            .par_chunks_mut(block_filters * TAPS)
             .enumerate()
-            .map(|(b, (grad, weight_diff))| {
+            .map(|(b, weight_diff)| {
                 as_task(|| {
                     let first = b * GRAD_OUTPUT_BLOCK;
                     let outputs = first..lay.outputs.min(first + GRAD_OUTPUT_BLOCK);
+                    let sources = (images, kept, top_diff);
                     with_slot(slots, |slot| {
-                        filter_gradient(lay, outputs.clone(), top_diff, inputs, slot, grad)
+                        filter_gradient(lay, outputs.clone(), sources, slot, weight_diff)
                     });
-                    add_filter_gradients(lay.channels, grad, weight_diff);
                     bias_gradient(lay, outputs, top_diff)
                 })
             })
@@ -300,6 +325,29 @@ impl Winograd {
                     with_slot(slots, |slot| input_gradient(lay, filters, dy, slot, diff));
                 })
             });
+    }
+
+    /// Makes sure `inputs` holds the tiles of `images` for the filter gradient: the first
+    /// backward pass allocates it and transforms them (later forward passes keep theirs).
+    /// Where the allocation fails the filter gradient transforms each task's tiles itself.
+    fn keep_inputs(&mut self, lay: &Layout, images: &[f32]) {
+        let len = lay.tasks() * lay.task_inputs();
+        if self.inputs_kept
+            || try_resize(&mut self.inputs, len, 0.0, "Winograd input tiles").is_err()
+        {
+            return;
+        }
+        let image_in = lay.image_sizes().0;
+        self.inputs[..len]
+            .par_chunks_mut(lay.task_inputs())
+            .enumerate()
+            .for_each(|(t, tiles)| {
+                let first = t * lay.per_task;
+                let count = lay.per_task.min(lay.batch - first);
+                let images = &images[first * image_in..][..count * image_in];
+                as_task(|| with_lanes!(s => transform_inputs(s, lay, images, tiles)));
+            });
+        self.inputs_kept = true;
     }
 }
 
@@ -458,38 +506,46 @@ fn output_tiles<S: Simd>(
     }
 }
 
-/// ∂U of `outputs` (`grad`, an `[outputs][channels]` matrix) over the whole batch, task by
-/// task.
+/// `weight_diff += ∂g` of `outputs`: their ∂U over the whole batch, task by task, from the
+/// kept input tiles (or tiles transformed here from `images`) and the top gradient.
 fn filter_gradient(
     lay: &Layout,
     outputs: Range<usize>,
-    top_diff: &[f32],
-    inputs: &[f32],
+    (images, kept, top_diff): (&[f32], Option<&[f32]>, &[f32]),
     slot: &mut [f32],
-    grad: &mut [f32],
+    weight_diff: &mut [f32],
 ) {
-    let image_out = lay.outputs * plane(lay.output);
+    let (image_in, image_out) = lay.image_sizes();
+    let [tiles_len, top_len, grad_len] = lay.filter_gradient_regions();
+    let (made, rest) = slot.split_at_mut(tiles_len);
+    let (dm, rest) = rest.split_at_mut(top_len);
+    let grad = &mut rest[..grad_len];
     let block_outputs = outputs.len();
-    for (task, tiles) in inputs
-        .chunks_exact(lay.task_inputs())
-        .take(lay.tasks())
-        .enumerate()
-    {
+    for task in 0..lay.tasks() {
         let first = task * lay.per_task;
         let count = lay.per_task.min(lay.batch - first);
         let task_tiles = count * lay.tiles_per_image();
-        let dm = Planes::matrix(block_outputs, task_tiles);
+        let tiles: &[f32] = match kept {
+            Some(kept) => &kept[task * lay.task_inputs()..][..lay.task_inputs()],
+            None => {
+                let images = &images[first * image_in..][..count * image_in];
+                with_lanes!(s => transform_inputs(s, lay, images, made));
+                made
+            }
+        };
+        let top_tiles = Planes::matrix(block_outputs, task_tiles);
         let dy = &top_diff[first * image_out..][..count * image_out];
-        with_lanes!(s => transform_top_diff(s, lay, outputs.clone(), dy, slot, dm));
+        with_lanes!(s => transform_top_diff(s, lay, outputs.clone(), dy, dm, top_tiles));
         // ∂U(o, c) += Σ_t ∂M(o, t) ⊙ V(c, t)
         tuple_product(
             [block_outputs, lay.channels, task_tiles],
-            (slot, dm),
+            (dm, top_tiles),
             (tiles, Planes::matrix(lay.channels, task_tiles).transposed()),
             (grad, Planes::by_row(lay.channels)),
             task > 0,
         );
     }
+    add_filter_gradients(lay.channels, grad, weight_diff);
 }
 
 /// The bias gradient of `outputs`: each output's top gradient summed image by image.
@@ -541,7 +597,7 @@ fn transform_top_diff<S: Simd>(
 fn input_gradient(lay: &Layout, filters: &[f32], dy: &[f32], slot: &mut [f32], diff: &mut [f32]) {
     let count = diff.len() / (lay.channels * plane(lay.input));
     let task_tiles = count * lay.tiles_per_image();
-    let (dm, dv) = slot.split_at_mut(OUTPUT_BLOCK * task_tiles * BLOCK);
+    let (dv, dm) = slot.split_at_mut(lay.slot_regions(0)[0]);
     let v = Planes::matrix(lay.channels, task_tiles);
     for o0 in (0..lay.outputs).step_by(OUTPUT_BLOCK) {
         let outputs = o0..lay.outputs.min(o0 + OUTPUT_BLOCK);
@@ -1055,6 +1111,7 @@ unsafe fn register_block<const W: usize, const BI: usize, const BJ: usize>(
 
 #[cfg(test)]
 mod tests {
+    use super::super::lanes;
     use super::*;
 
     /// Bᵀ and Aᵀ as matrices, for checking the hand-written passes.
@@ -1163,6 +1220,73 @@ mod tests {
             unsafe { product::<8, 2, 2>(&args) };
             assert_eq!(portable, want);
         }
+    }
+
+    fn random(len: usize, seed: f32) -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i as f32 + seed) * 0.618).sin())
+            .collect()
+    }
+
+    /// 3 tasks (the last partial) of 6-channel 9×11 images, 7 outputs, padding 1.
+    fn small_layout() -> Layout {
+        let g = ConvGeometry {
+            channels: 6,
+            height: 9,
+            width: 11,
+            kernel: [5, 5],
+            stride: [1, 1],
+            pad: [1, 1],
+            dilation: [1, 1],
+        };
+        Layout::new(&g, 7, 5, 2)
+    }
+
+    /// A net that only runs forward keeps no input tiles; the first backward pass makes them,
+    /// and later forward passes keep theirs.
+    #[test]
+    fn only_a_backward_pass_keeps_input_tiles() {
+        let lay = small_layout();
+        let (image_in, image_out) = lay.image_sizes();
+        let images = random(lay.batch * image_in, 1.0);
+        let weights = random(lay.outputs * lay.channels * TAPS, 2.0);
+        let mut top = vec![0.0; lay.batch * image_out];
+        let mut w = Winograd::default();
+        w.reshape(&lay).unwrap();
+        w.forward(&lay, &images, &weights, None, &mut top);
+        w.forward(&lay, &images, &weights, None, &mut top);
+        assert!(w.inputs.is_empty() && !w.inputs_kept);
+        let mut dw = vec![0.0; weights.len()];
+        w.backward(&lay, &images, &top, &mut dw, None, None);
+        assert!(w.inputs_kept && w.inputs.len() == lay.tasks() * lay.task_inputs());
+        w.forward(&lay, &images, &weights, None, &mut top);
+        assert!(w.inputs_kept);
+    }
+
+    /// The filter gradient from tiles it transforms itself (when keeping them failed) has the
+    /// bits of the one from kept tiles.
+    #[test]
+    fn the_filter_gradient_without_kept_tiles_is_the_same() {
+        let lay = small_layout();
+        let (image_in, image_out) = lay.image_sizes();
+        let images = random(lay.batch * image_in, 3.0);
+        let top_diff = random(lay.batch * image_out, 4.0);
+        let mut kept = vec![0.0; lay.tasks() * lay.task_inputs()];
+        for (t, tiles) in kept.chunks_mut(lay.task_inputs()).enumerate() {
+            let count = lay.per_task.min(lay.batch - t * lay.per_task);
+            let images = &images[t * lay.per_task * image_in..][..count * image_in];
+            transform_inputs(lanes::Portable, &lay, images, tiles);
+        }
+        let mut slot = vec![0.0; lay.lens()[2]];
+        let outputs = 2..lay.outputs;
+        let mut with_kept = vec![0.5; outputs.len() * lay.channels * TAPS];
+        let mut without = with_kept.clone();
+        let sources = (&images[..], Some(&kept[..]), &top_diff[..]);
+        filter_gradient(&lay, outputs.clone(), sources, &mut slot, &mut with_kept);
+        let sources = (&images[..], None, &top_diff[..]);
+        filter_gradient(&lay, outputs, sources, &mut slot, &mut without);
+        assert_eq!(with_kept, without);
+        assert!(with_kept.iter().any(|&v| v != 0.5));
     }
 
     /// Every (row, column, plane, lane) of an `[ni, nj]` matrix of blocks.
