@@ -321,9 +321,16 @@ impl Layer for Convolution {
                         // The image's [num_output, spatial] product is its top, in Caffe's layout.
                         backend.gemm(product, weights, col, out);
                         if let Some(bias) = bias {
-                            for (row, b) in out.chunks_exact_mut(spatial).zip(bias) {
-                                row.iter_mut().for_each(|v| *v += b);
-                            }
+                            vectorized(
+                                #[inline(always)]
+                                || {
+                                    for (row, b) in out.chunks_exact_mut(spatial).zip(bias) {
+                                        for v in row.iter_mut() {
+                                            *v += b;
+                                        }
+                                    }
+                                },
+                            );
                         }
                     }
                 })
