@@ -1039,11 +1039,10 @@ unsafe fn product<const W: usize, const BI: usize, const BJ: usize>(p: &Product)
     let [ni, nj, _] = p.shape;
     for plane in 0..PLANES {
         for lane in (0..LANES).step_by(W) {
-            // Columns outside, rows inside: a column block's right operands stay in L1 across
-            // the rows, and the left ones (filters, in two of the three products) across
-            // columns.
-            for j0 in (0..nj).step_by(BJ) {
-                for i0 in (0..ni).step_by(BI) {
+            // Rows outside: a row block's left operands stay in L1 across the columns. (Columns
+            // outside measured 2-3% slower on one thread, the same on two: docs/performance.md.)
+            for i0 in (0..ni).step_by(BI) {
+                for j0 in (0..nj).step_by(BJ) {
                     let at = [plane, lane, i0, j0];
                     // SAFETY: (forwarded) every block touched is inside the operands.
                     unsafe {
