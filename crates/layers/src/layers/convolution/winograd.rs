@@ -41,25 +41,6 @@ const OUTPUT_BLOCK: usize = 10;
 /// Outputs per task of the filter gradient (one register block): 10 tasks for LeNet's 50.
 const GRAD_OUTPUT_BLOCK: usize = 5;
 
-/// The filter transform G (8 × 5). Signs of rows 0–2 flipped from Lavin's construction, with
-/// Bᵀ's rows 0–2 (see [`bt_rows`]), so that each row starts positive; the product is unchanged.
-const G: [[f32; 5]; 8] = [
-    [1.0, 0.0, 0.0, 0.0, 0.0],
-    [2.0 / 9.0; 5],
-    [2.0 / 9.0, -2.0 / 9.0, 2.0 / 9.0, -2.0 / 9.0, 2.0 / 9.0],
-    [1.0 / 90.0, 1.0 / 45.0, 2.0 / 45.0, 4.0 / 45.0, 8.0 / 45.0],
-    [1.0 / 90.0, -1.0 / 45.0, 2.0 / 45.0, -4.0 / 45.0, 8.0 / 45.0],
-    [32.0 / 45.0, 16.0 / 45.0, 8.0 / 45.0, 4.0 / 45.0, 2.0 / 45.0],
-    [
-        32.0 / 45.0,
-        -16.0 / 45.0,
-        8.0 / 45.0,
-        -4.0 / 45.0,
-        2.0 / 45.0,
-    ],
-    [0.0, 0.0, 0.0, 0.0, 1.0],
-];
-
 /// Whether a convolution of geometry `g` runs through Winograd's algorithm.
 pub(super) fn applies(g: &ConvGeometry) -> bool {
     g.kernel == [5, 5] && g.stride == [1, 1] && g.dilation == [1, 1] && g.channels >= MIN_CHANNELS
@@ -639,7 +620,8 @@ fn input_tiles<S: Simd>(s: S, lay: &Layout, dv: &[f32], v: Planes, diff: &mut [f
 
 // ---- The transforms' passes, over rows of lanes --------------------------------------------
 
-/// Bᵀ·rows: the input transform's pass (8 rows to 8).
+/// Bᵀ·rows: the input transform's pass (8 rows to 8). The passes are the transform matrices
+/// (the tests' `G`, `BT` and `AT`) written out, sharing the sums of symmetric rows.
 #[inline(always)]
 fn bt_rows<L: Lanes>(d: [L; 8]) -> [L; 8] {
     let p = d[4].scale(4.25).sub(d[2]).sub(d[6]);
@@ -1112,6 +1094,20 @@ unsafe fn register_block<const W: usize, const BI: usize, const BJ: usize>(
 mod tests {
     use super::super::lanes;
     use super::*;
+
+    /// The filter transform G (8 × 5). Signs of rows 0–2 flipped from Lavin's construction, with
+    /// Bᵀ's rows 0–2, so that each row starts positive; the product is unchanged.
+    #[rustfmt::skip]
+    const G: [[f32; 5]; 8] = [
+        [1.0, 0.0, 0.0, 0.0, 0.0],
+        [2.0 / 9.0; 5],
+        [2.0 / 9.0, -2.0 / 9.0, 2.0 / 9.0, -2.0 / 9.0, 2.0 / 9.0],
+        [1.0 / 90.0, 1.0 / 45.0, 2.0 / 45.0, 4.0 / 45.0, 8.0 / 45.0],
+        [1.0 / 90.0, -1.0 / 45.0, 2.0 / 45.0, -4.0 / 45.0, 8.0 / 45.0],
+        [32.0 / 45.0, 16.0 / 45.0, 8.0 / 45.0, 4.0 / 45.0, 2.0 / 45.0],
+        [32.0 / 45.0, -16.0 / 45.0, 8.0 / 45.0, -4.0 / 45.0, 2.0 / 45.0],
+        [0.0, 0.0, 0.0, 0.0, 1.0],
+    ];
 
     /// Bᵀ and Aᵀ as matrices, for checking the hand-written passes.
     const BT: [[f32; 8]; 8] = [
