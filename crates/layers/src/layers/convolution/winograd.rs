@@ -1,13 +1,5 @@
 //! Winograd's F(4×4, 5×5) for 5×5 unit-stride convolutions on the CPU: each 4×4 output tile
 //! is computed from its 8×8 input tile in a transformed space where 400 multiply-adds become 64.
-//!
-//! For a tile `d` and a filter `g`, `Y = Aᵀ·[(G·g·Gᵀ) ⊙ (Bᵀ·d·B)]·A` (Lavin and Gray, 2015, with
-//! the points 0, ±1, ±2, ±½ and ∞). The transformed filters `U`, tiles `V` and products `M`
-//! are blocks of 64 values, a block's 8×8 matrix column by column (`[j·8 + i]` is row `i`,
-//! column `j`: the order the transforms produce without a second transpose). The backward pass
-//! is the exact adjoint of these maps (`∂M = A·∂Y·Aᵀ`, `∂V = U ⊙ ∂M`, `∂d = B·∂V·Bᵀ`,
-//! `∂U = Σ ∂M ⊙ V`, `∂g = Gᵀ·∂U·G`), so the gradients are those of the convolution the forward
-//! pass computes. Error against f64: about 5× that of im2col + GEMM (docs/performance.md).
 
 use std::ops::Range;
 use std::sync::{Mutex, PoisonError};
@@ -170,6 +162,14 @@ fn slots_for(layout: &Layout, threads: usize) -> usize {
 }
 
 /// The state of a convolution computed by Winograd's algorithm.
+///
+/// For a tile `d` and a filter `g`, `Y = Aᵀ·[(G·g·Gᵀ) ⊙ (Bᵀ·d·B)]·A` (Lavin and Gray, 2015, with
+/// the points 0, ±1, ±2, ±½ and ∞). The transformed filters `U`, tiles `V` and products `M`
+/// are blocks of 64 values, a block's 8×8 matrix column by column (`[j·8 + i]` is row `i`,
+/// column `j`: the order the transforms produce without a second transpose). The backward pass
+/// is the exact adjoint of these maps (`∂M = A·∂Y·Aᵀ`, `∂V = U ⊙ ∂M`, `∂d = B·∂V·Bᵀ`,
+/// `∂U = Σ ∂M ⊙ V`, `∂g = Gᵀ·∂U·G`), so the gradients are those of the convolution the forward
+/// pass computes. Error against f64: about 5× that of im2col + GEMM (docs/performance.md).
 #[derive(Debug, Default)]
 pub(super) struct Winograd {
     /// U = G·g·Gᵀ of every filter, an `[outputs][channels]` [`Planes::by_row`] matrix, made
@@ -795,16 +795,16 @@ fn input_patch<S: Simd>(
     }
     std::array::from_fn(|y| {
         let row: [f32; PATCH] = std::array::from_fn(|x| {
-            let (py, px) = (y0 + y as isize, x0 + x as isize);
-            let inside = py >= 0 && px >= 0 && (py as usize) < h && (px as usize) < w;
-            if inside {
-                pixels[py as usize * w + px as usize]
-            } else {
-                0.0
-            }
+            pixel_at([h, w], y0 + y as isize, x0 + x as isize).map_or(0.0, |i| pixels[i])
         });
         s.load8(&row)
     })
+}
+
+/// The index of pixel `(y, x)` in a plane of `[h, w]`, if it lies inside.
+#[inline(always)]
+fn pixel_at([h, w]: [usize; 2], y: isize, x: isize) -> Option<usize> {
+    (y >= 0 && x >= 0 && (y as usize) < h && (x as usize) < w).then(|| y as usize * w + x as usize)
 }
 
 /// Adds the 8×8 `patch` into `pixels` (`[h, w]`) at `origin`, dropping what falls outside.
@@ -829,9 +829,8 @@ fn add_input_patch<S: Simd>(
         let mut values = [0.0; PATCH];
         s.store8(row, &mut values);
         for (x, v) in values.into_iter().enumerate() {
-            let (py, px) = (y0 + y as isize, x0 + x as isize);
-            if py >= 0 && px >= 0 && (py as usize) < h && (px as usize) < w {
-                pixels[py as usize * w + px as usize] += v;
+            if let Some(i) = pixel_at([h, w], y0 + y as isize, x0 + x as isize) {
+                pixels[i] += v;
             }
         }
     }
@@ -850,11 +849,7 @@ fn output_patch<S: Simd>(
     }
     std::array::from_fn(|y| {
         let row: [f32; TILE] = std::array::from_fn(|x| {
-            if y0 + y < h && x0 + x < w {
-                pixels[(y0 + y) * w + x0 + x]
-            } else {
-                0.0
-            }
+            pixel_at([h, w], (y0 + y) as isize, (x0 + x) as isize).map_or(0.0, |i| pixels[i])
         });
         s.load4(&row)
     })
