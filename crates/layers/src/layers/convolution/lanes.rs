@@ -95,7 +95,7 @@ impl Simd for Portable {
 }
 
 #[cfg(target_arch = "x86_64")]
-pub(super) use avx::{Avx, avx2};
+pub(super) use avx::Avx;
 
 #[cfg(target_arch = "x86_64")]
 mod avx {
@@ -104,7 +104,7 @@ mod avx {
     use super::{Lanes, Simd};
 
     /// AVX registers. A value exists only on a CPU with AVX2 and FMA ([`Avx::detect`]), and
-    /// its code runs inside [`avx2`]: that is what makes the intrinsics below sound.
+    /// its code runs compiled for them ([`with_lanes`]): that makes the intrinsics below sound.
     #[derive(Clone, Copy, Debug)]
     pub(in super::super) struct Avx(());
 
@@ -112,15 +112,6 @@ mod avx {
         pub fn detect() -> Option<Avx> {
             (is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")).then_some(Avx(()))
         }
-    }
-
-    /// Runs `f` compiled for AVX2 and FMA (`f` and what it calls `#[inline(always)]`).
-    ///
-    /// # Safety
-    /// The CPU has AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    pub(in super::super) unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
-        f()
     }
 
     // SAFETY (every `unsafe` block below): AVX intrinsics, run on a CPU that has AVX2 (the
@@ -286,36 +277,24 @@ mod avx {
 
 /// Portable lanes on CPUs of other architectures; [`Avx::detect`] finds none there.
 #[cfg(not(target_arch = "x86_64"))]
-pub(super) use portable_only::{Avx, avx2};
+pub(super) type Avx = Portable;
 
 #[cfg(not(target_arch = "x86_64"))]
-mod portable_only {
-    pub(in super::super) type Avx = super::Portable;
-
-    impl super::Portable {
-        pub fn detect() -> Option<Self> {
-            None
-        }
-    }
-
-    /// # Safety
-    /// None needed: no instruction set is enabled.
-    pub(in super::super) unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
-        f()
+impl Portable {
+    pub fn detect() -> Option<Self> {
+        None
     }
 }
 
-/// Runs `$body` with `$s` bound to the best [`Simd`] this CPU has, compiled for it.
+/// Runs `$body` with `$s` bound to the best [`Simd`] this CPU has, compiled for it (through
+/// the backend's `vectorized`, which enables the AVX2 and FMA that `Avx::detect` checked).
 macro_rules! with_lanes {
     ($s:ident => $body:expr) => {
         match $crate::layers::convolution::lanes::Avx::detect() {
-            // SAFETY: `detect` found AVX2 and FMA.
-            Some($s) => unsafe {
-                $crate::layers::convolution::lanes::avx2(
-                    #[inline(always)]
-                    || $body,
-                )
-            },
+            Some($s) => $crate::backend::vectorized(
+                #[inline(always)]
+                || $body,
+            ),
             None => {
                 let $s = $crate::layers::convolution::lanes::Portable;
                 $body
@@ -343,9 +322,9 @@ mod tests {
         let rows = rows8(0.25);
         let flat: Vec<f32> = rows.iter().flatten().copied().collect();
         let check = |got: &[f32], want: &[f32]| assert_eq!(got, want);
-        // SAFETY: `detect` found AVX2.
-        unsafe {
-            avx2(|| {
+        crate::backend::vectorized(
+            #[inline(always)]
+            || {
                 let wide: [_; 8] = std::array::from_fn(|r| avx.load8(&flat[r * 8..]));
                 let mut out = vec![0.0; 64];
                 for (r, v) in avx.transpose8(wide).into_iter().enumerate() {
@@ -373,7 +352,7 @@ mod tests {
                     &out[..8],
                     &x.add(y).sub(x.scale(0.3)).add(Lanes::splat(1.5)),
                 );
-            })
-        }
+            },
+        );
     }
 }

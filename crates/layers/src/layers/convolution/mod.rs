@@ -132,6 +132,11 @@ fn images_per_task(batch: usize) -> usize {
     IMAGES_PER_TASK.min(batch.max(1))
 }
 
+/// The Winograd path's sizes for `batch` images of geometry `g`.
+fn winograd_layout(g: &ConvGeometry, outputs: usize, batch: usize) -> winograd::Layout {
+    winograd::Layout::new(g, outputs, batch, images_per_task(batch))
+}
+
 /// Lengths of `cols` and `partials` for `batch` images of geometry `g` (saturating).
 fn scratch_lens(batch: usize, g: &ConvGeometry, outputs: usize, spatial: usize) -> (usize, usize) {
     let tasks = batch.div_ceil(images_per_task(batch));
@@ -157,8 +162,7 @@ pub(crate) fn scratch_bytes(
         return Vec::new();
     };
     if winograd::applies(&g) {
-        let layout =
-            winograd::Layout::new(&g, layer.num_output, shape[0], images_per_task(shape[0]));
+        let layout = winograd_layout(&g, layer.num_output, shape[0]);
         return winograd::scratch_bytes(&layout, rayon::current_num_threads());
     }
     let (cols, partials) = scratch_lens(shape[0], &g, layer.num_output, top[2] * top[3]);
@@ -202,11 +206,6 @@ impl Convolution {
             partials: Vec::new(),
             winograd: None,
         })
-    }
-
-    /// The Winograd path's sizes for the current batch.
-    fn winograd_layout(&self, g: &ConvGeometry) -> winograd::Layout {
-        winograd::Layout::new(g, self.num_output, self.batch, images_per_task(self.batch))
     }
 
     /// The geometry and the top shape for a bottom of `shape` (the net's shape rule).
@@ -272,7 +271,7 @@ impl Layer for Convolution {
         self.geometry = Some(g);
         top[0].reshape(&shape)?;
         if winograd::applies(&g) {
-            let layout = self.winograd_layout(&g);
+            let layout = winograd_layout(&g, self.num_output, self.batch);
             return Ok(self.winograd.get_or_insert_default().reshape(&layout)?);
         }
         let (cols, partials) = scratch_lens(self.batch, &g, self.num_output, out_h * out_w);
@@ -304,7 +303,7 @@ impl Layer for Convolution {
         let bias = self.bias.then(|| params[1].data.as_slice());
         let images = bottom[0].data.as_slice();
         if let Some(fast) = &mut self.winograd {
-            let layout = winograd::Layout::new(&g, outputs, self.batch, per_task);
+            let layout = winograd_layout(&g, outputs, self.batch);
             fast.forward(&layout, images, weights, bias, &mut top[0].data);
             return Ok(());
         }
@@ -353,8 +352,7 @@ impl Layer for Convolution {
             return;
         }
         if let Some(fast) = &mut self.winograd {
-            let layout =
-                winograd::Layout::new(&g, outputs, self.batch, images_per_task(self.batch));
+            let layout = winograd_layout(&g, outputs, self.batch);
             let (weights, bias) = params.split_at_mut(1);
             let bias_diff = bias
                 .first_mut()

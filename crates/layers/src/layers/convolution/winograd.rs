@@ -77,6 +77,12 @@ impl Layout {
         self.batch.div_ceil(self.per_task)
     }
 
+    /// The images of task `t`.
+    fn task_images(&self, t: usize) -> Range<usize> {
+        let first = t * self.per_task;
+        first..self.batch.min(first + self.per_task)
+    }
+
     /// Values of one full task's transformed input tiles.
     fn task_inputs(&self) -> usize {
         self.channels * self.per_task * self.tiles_per_image() * BLOCK
@@ -226,8 +232,8 @@ impl Winograd {
         let (filters, slots) = (&*filters, &*slots);
         let task = |t: usize, out: &mut [f32], kept: Option<&mut [f32]>| {
             as_task(|| {
-                let count = out.len() / image_out;
-                let images = &images[t * lay.per_task * image_in..][..count * image_in];
+                let n = lay.task_images(t);
+                let images = &images[n.start * image_in..n.end * image_in];
                 with_slot(slots, |slot| {
                     let (tiles, products) = match kept {
                         Some(tiles) => (tiles, slot),
@@ -270,9 +276,11 @@ impl Winograd {
         let (filters, slots) = (&*filters, &*slots);
         let kept = inputs_kept.then_some(&inputs[..]);
         let block_filters = GRAD_OUTPUT_BLOCK * lay.channels;
-        // ∂U and ∂g per block of outputs, each summed over the whole batch in order: no
-        // partial sums to combine, the same bits on any thread count.
-        let bias_sums: Vec<Vec<f32>> = weight_diff[..lay.outputs * lay.channels * TAPS]
+        let with_bias = bias_diff.is_some();
+        // ∂U and ∂g (and the bias gradient) per block of outputs, each summed over the whole
+        // batch in order: no partial sums to combine, the same bits on any thread count.
+        let bias_sums: Vec<[f32; GRAD_OUTPUT_BLOCK]> = weight_diff
+            [..lay.outputs * lay.channels * TAPS]
             .par_chunks_mut(block_filters * TAPS)
             .enumerate()
             .map(|(b, weight_diff)| {
@@ -283,11 +291,16 @@ impl Winograd {
                     with_slot(slots, |slot| {
                         filter_gradient(lay, outputs.clone(), sources, slot, weight_diff)
                     });
-                    bias_gradient(lay, outputs, top_diff)
+                    let mut sums = [0.0; GRAD_OUTPUT_BLOCK];
+                    if with_bias {
+                        bias_gradient(lay, outputs, top_diff, &mut sums);
+                    }
+                    sums
                 })
             })
             .collect();
         if let Some(bias_diff) = bias_diff {
+            // Blocks in order; only the last may be short, so its padding falls off the end.
             for (d, s) in bias_diff.iter_mut().zip(bias_sums.iter().flatten()) {
                 *d += s;
             }
@@ -301,8 +314,8 @@ impl Winograd {
             .enumerate()
             .for_each(|(t, diff)| {
                 as_task(|| {
-                    let count = diff.len() / image_in;
-                    let dy = &top_diff[t * lay.per_task * image_out..][..count * image_out];
+                    let n = lay.task_images(t);
+                    let dy = &top_diff[n.start * image_out..n.end * image_out];
                     with_slot(slots, |slot| input_gradient(lay, filters, dy, slot, diff));
                 })
             });
@@ -323,9 +336,8 @@ impl Winograd {
             .par_chunks_mut(lay.task_inputs())
             .enumerate()
             .for_each(|(t, tiles)| {
-                let first = t * lay.per_task;
-                let count = lay.per_task.min(lay.batch - first);
-                let images = &images[first * image_in..][..count * image_in];
+                let n = lay.task_images(t);
+                let images = &images[n.start * image_in..n.end * image_in];
                 as_task(|| with_lanes!(s => transform_inputs(s, lay, images, tiles)));
             });
         self.inputs_kept = true;
@@ -503,19 +515,18 @@ fn filter_gradient(
     let grad = &mut rest[..grad_len];
     let block_outputs = outputs.len();
     for task in 0..lay.tasks() {
-        let first = task * lay.per_task;
-        let count = lay.per_task.min(lay.batch - first);
-        let task_tiles = count * lay.tiles_per_image();
+        let n = lay.task_images(task);
+        let task_tiles = n.len() * lay.tiles_per_image();
         let tiles: &[f32] = match kept {
             Some(kept) => &kept[task * lay.task_inputs()..][..lay.task_inputs()],
             None => {
-                let images = &images[first * image_in..][..count * image_in];
+                let images = &images[n.start * image_in..n.end * image_in];
                 with_lanes!(s => transform_inputs(s, lay, images, made));
                 made
             }
         };
         let top_tiles = Planes::matrix(block_outputs, task_tiles);
-        let dy = &top_diff[first * image_out..][..count * image_out];
+        let dy = &top_diff[n.start * image_out..n.end * image_out];
         with_lanes!(s => transform_top_diff(s, lay, outputs.clone(), dy, dm, top_tiles));
         // ∂U(o, c) += Σ_t ∂M(o, t) ⊙ V(c, t)
         tuple_product(
@@ -529,23 +540,20 @@ fn filter_gradient(
     add_filter_gradients(lay.channels, grad, weight_diff);
 }
 
-/// The bias gradient of `outputs`: each output's top gradient summed image by image.
-fn bias_gradient(lay: &Layout, outputs: Range<usize>, top_diff: &[f32]) -> Vec<f32> {
+/// The bias gradient of `outputs` into `sums`: each output's top gradient summed image by
+/// image.
+fn bias_gradient(lay: &Layout, outputs: Range<usize>, top_diff: &[f32], sums: &mut [f32]) {
     let out_plane = plane(lay.output);
-    outputs
-        .map(|o| {
-            vectorized(
-                #[inline(always)]
-                || {
-                    (0..lay.batch).fold(0.0, |s, n| {
-                        s + sum_in_lanes(
-                            &top_diff[(n * lay.outputs + o) * out_plane..][..out_plane],
-                        )
-                    })
-                },
-            )
-        })
-        .collect()
+    for (sum, o) in sums.iter_mut().zip(outputs) {
+        *sum = vectorized(
+            #[inline(always)]
+            || {
+                (0..lay.batch).fold(0.0, |s, n| {
+                    s + sum_in_lanes(&top_diff[(n * lay.outputs + o) * out_plane..][..out_plane])
+                })
+            },
+        );
+    }
 }
 
 /// ∂M = A·∂Y·Aᵀ of `outputs` for every tile of `dy` (a task's images) into `dm`, an
@@ -947,24 +955,11 @@ fn tuple_product(
     (out, os): (&mut [f32], Planes),
     accumulate: bool,
 ) {
-    assert!(
-        l.len() >= ls.span(ni, nk) && r.len() >= rs.span(nk, nj) && out.len() >= os.span(ni, nj),
-        "tuple_product: operands shorter than their blocks"
-    );
-    let args = Product {
-        shape: [ni, nj, nk],
-        l: l.as_ptr(),
-        ls,
-        r: r.as_ptr(),
-        rs,
-        out: out.as_mut_ptr(),
-        os,
-        accumulate,
-    };
+    let args = Product::new([ni, nj, nk], (l, ls), (r, rs), (out, os), accumulate);
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F; the operands span their blocks (asserted above).
+            // SAFETY: the CPU has AVX-512F; the operands span their blocks (checked by `Product::new`).
             return unsafe { product_avx512(&args) };
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
@@ -973,7 +968,7 @@ fn tuple_product(
             return unsafe { product_avx2(&args) };
         }
     }
-    // SAFETY: the operands span their blocks (asserted above).
+    // SAFETY: the operands span their blocks (checked by `Product::new`).
     unsafe { product::<8, 2, 2>(&args) }
 }
 
@@ -987,6 +982,34 @@ struct Product {
     out: *mut f32,
     os: Planes,
     accumulate: bool,
+}
+
+impl Product {
+    /// Panics when an operand is shorter than the blocks its layout spans.
+    fn new(
+        [ni, nj, nk]: [usize; 3],
+        (l, ls): (&[f32], Planes),
+        (r, rs): (&[f32], Planes),
+        (out, os): (&mut [f32], Planes),
+        accumulate: bool,
+    ) -> Self {
+        assert!(
+            l.len() >= ls.span(ni, nk)
+                && r.len() >= rs.span(nk, nj)
+                && out.len() >= os.span(ni, nj),
+            "tuple_product: operands shorter than their blocks"
+        );
+        Self {
+            shape: [ni, nj, nk],
+            l: l.as_ptr(),
+            ls,
+            r: r.as_ptr(),
+            rs,
+            out: out.as_mut_ptr(),
+            os,
+            accumulate,
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -1196,17 +1219,14 @@ mod tests {
             tuple_product([ni, nj, nk], (&l, ls), (&r, rs), (&mut got, os), accumulate);
             assert_eq!(got, want);
             let mut portable = start.clone();
-            let args = Product {
-                shape: [ni, nj, nk],
-                l: l.as_ptr(),
-                ls,
-                r: r.as_ptr(),
-                rs,
-                out: portable.as_mut_ptr(),
-                os,
+            let args = Product::new(
+                [ni, nj, nk],
+                (&l, ls),
+                (&r, rs),
+                (&mut portable, os),
                 accumulate,
-            };
-            // SAFETY: the operands are the sizes their layouts describe.
+            );
+            // SAFETY: `Product::new` checked the operands' spans.
             unsafe { product::<8, 2, 2>(&args) };
             assert_eq!(portable, want);
         }
